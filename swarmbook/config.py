@@ -1,0 +1,227 @@
+"""hosts.env: host groups and settings, parsed once into typed, validated :class:`Settings`.
+
+Precedence: task argument > hosts.env (secrets: the environment beats the file) > default.
+Every key is declared in :data:`KEYS`; hosts.env.example documents the same keys (a unit
+test keeps the two in step). Nothing here opens a connection: all errors are raised before
+any host is touched.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+import stat
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
+from .shell import Secret
+
+GROUPS = ("MANAGERS", "WORKERS", "BUILD", "GITLAB", "RUNNERS", "KONG")
+# Group names a task may ask for, beyond the ones above (all lower-case in code).
+DERIVED_GROUPS = {"nodes": ("MANAGERS", "WORKERS"), "all": GROUPS}
+
+
+@dataclass(frozen=True)
+class Key:
+    default: Any
+    kind: str  # hosts | str | int | port | list | secret | path | choice | cidr
+    doc: str
+    choices: tuple[str, ...] = ()
+
+
+KEYS: dict[str, Key] = {
+    **{g: Key((), "hosts", f"{g.lower()} group: comma list of [user@]host[:port]") for g in GROUPS},
+    "SSH_USER": Key("root", "str", "SSH login user when a host entry names none"),
+    "SSH_PORT": Key(22, "port", "SSH port when a host entry names none"),
+    "SSH_KEY": Key("", "path", "private key file for SSH (empty: agent / ~/.ssh defaults)"),
+    "SSH_CONNECT_TIMEOUT": Key(5, "int", "seconds to wait for a host to answer SSH"),
+    "DOCKER_INSTALL_METHOD": Key(
+        "script", "choice", "script (get.docker.com, the runbook's way) or distro packages",
+        ("script", "distro"),
+    ),
+    "DOCKER_MIRRORS": Key((), "list", "registry mirrors for /etc/docker/daemon.json"),
+    "REGISTRY": Key("", "str", "image registry host[:port] that every node logs into"),
+    "REGISTRY_USER": Key("", "str", "registry user name"),
+    "REGISTRY_PASSWORD": Key(Secret(""), "secret", "registry password (environment beats file)"),
+    "REGISTRY_CA": Key("", "path", "CA certificate of a private registry, installed on nodes"),
+    "NETWORK_NAME": Key("default-network", "str", "the shared overlay network"),
+    "NETWORK_SUBNET": Key("10.1.0.0/16", "cidr", "subnet of the shared overlay network"),
+}
+
+_HOSTNAME = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$")
+_USER = re.compile(r"^[a-z_][a-z0-9_.-]{0,31}$")
+
+
+@dataclass(frozen=True)
+class HostSpec:
+    """One SSH target: ``[user@]host[:port]`` with the file's defaults filled in."""
+
+    host: str
+    user: str
+    port: int
+
+    def __str__(self) -> str:
+        return self.host
+
+
+def parse_port(text: str, what: str) -> int:
+    if not re.fullmatch(r"\d{1,5}", text.strip()) or not 1 <= int(text) <= 65535:
+        raise ConfigError(f"{what}: port {text!r} is not a number from 1 to 65535")
+    return int(text)
+
+
+def parse_host(entry: str, *, user: str, port: int, what: str = "host") -> HostSpec:
+    """Parse ``[user@]host[:port]`` (IPv6 as ``[addr]:port``)."""
+    raw = entry.strip()
+    if "@" in raw:
+        user, raw = raw.split("@", 1)
+        if not _USER.match(user):
+            raise ConfigError(f"{what}: bad user name {user!r} in {entry!r}")
+    m = re.fullmatch(r"\[([0-9A-Fa-f:.]+)\](?::(.*))?", raw)
+    if m:
+        host, port_text = m.group(1), m.group(2)
+    elif raw.count(":") == 1:
+        host, port_text = raw.split(":")
+    else:
+        host, port_text = raw, None
+    if port_text is not None:
+        port = parse_port(port_text, f"{what} {entry!r}")
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        if not _HOSTNAME.match(host):
+            raise ConfigError(f"{what}: {entry!r} is not [user@]host[:port]") from None
+    return HostSpec(host=host, user=user, port=port)
+
+
+def _convert(name: str, key: Key, text: str) -> Any:
+    text = text.strip()
+    if key.kind == "port":
+        return parse_port(text, name)
+    if key.kind == "int":
+        if not re.fullmatch(r"\d+", text):
+            raise ConfigError(f"{name}: {text!r} is not a whole number")
+        return int(text)
+    if key.kind == "list":
+        return tuple(x.strip() for x in text.split(",") if x.strip())
+    if key.kind == "secret":
+        return Secret(text)
+    if key.kind == "choice" and text not in key.choices:
+        raise ConfigError(f"{name}: {text!r} is not one of {', '.join(key.choices)}")
+    if key.kind == "cidr":
+        try:
+            ipaddress.ip_network(text, strict=False)
+        except ValueError:
+            raise ConfigError(f"{name}: {text!r} is not a CIDR subnet such as 10.1.0.0/16") from None
+    if key.kind == "path" and text:
+        return str(Path(text).expanduser())
+    return text
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Typed settings; ``values`` maps KEY -> converted value, ``groups`` maps GROUP -> hosts."""
+
+    values: dict[str, Any]
+    groups: dict[str, tuple[HostSpec, ...]]
+    source: str = "(defaults)"
+    warnings: tuple[str, ...] = field(default=())
+
+    def __getitem__(self, key: str) -> Any:
+        return self.values[key]
+
+    def get(self, key: str, override: Any = None) -> Any:
+        """Argument beats file beats default: ``override`` wins when it is not None."""
+        return self.values[key] if override is None else override
+
+    def group(self, name: str) -> tuple[HostSpec, ...]:
+        """Hosts of one group (``managers``, ``nodes``, ``all`` ...), in file order, no repeats."""
+        upper = name.upper()
+        names = DERIVED_GROUPS.get(name.lower()) or ((upper,) if upper in GROUPS else None)
+        if names is None:
+            known = ", ".join([g.lower() for g in GROUPS] + list(DERIVED_GROUPS))
+            raise ConfigError(f"unknown group {name!r} (known: {known})")
+        seen: dict[str, HostSpec] = {}
+        for g in names:
+            for h in self.groups.get(g, ()):
+                seen.setdefault(h.host, h)
+        return tuple(seen.values())
+
+    def secrets(self) -> list[Secret]:
+        return [v for v in self.values.values() if isinstance(v, Secret) and v]
+
+    def spec_for(self, host: str) -> HostSpec:
+        """The group entry for ``host`` (user/port from hosts.env), or one built from defaults."""
+        for specs in self.groups.values():
+            for s in specs:
+                if s.host == host:
+                    return s
+        return parse_host(host, user=self.values["SSH_USER"], port=self.values["SSH_PORT"])
+
+
+def parse(text: str, *, environ: dict[str, str] | None = None, source: str = "hosts.env") -> Settings:
+    """Parse hosts.env text. Raises ConfigError naming the line for any bad line or key."""
+    from dotenv.parser import parse_stream
+    import io
+
+    raw: dict[str, tuple[str, int]] = {}
+    for binding in parse_stream(io.StringIO(text)):
+        original = binding.original.string
+        line = binding.original.line + len(original) - len(original.lstrip("\n"))
+        if binding.error:
+            snippet = binding.original.string.strip().splitlines()[0][:60]
+            raise ConfigError(f"{source} line {line}: cannot parse {snippet!r} (expected KEY=value)")
+        if binding.key is None:
+            continue
+        if binding.key not in KEYS:
+            raise ConfigError(f"{source} line {line}: unknown key {binding.key}")
+        if binding.value is None:
+            raise ConfigError(f"{source} line {line}: {binding.key} has no '=value'")
+        raw[binding.key] = (binding.value, line)
+    environ = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    for name, key in KEYS.items():
+        if key.kind == "secret" and environ.get(name):
+            raw[name] = (environ[name], 0)
+        if name in raw and key.kind != "hosts":
+            text_value, line = raw[name]
+            where = f"{source} line {line}: {name}" if line else f"environment {name}"
+            values[name] = _convert(where, key, text_value)
+        elif key.kind != "hosts":
+            values[name] = key.default
+    groups: dict[str, tuple[HostSpec, ...]] = {}
+    for g in GROUPS:
+        if g in raw:
+            text_value, line = raw[g]
+            entries = [e for e in (x.strip() for x in text_value.split(",")) if e]
+            groups[g] = tuple(
+                parse_host(e, user=values["SSH_USER"], port=values["SSH_PORT"], what=f"{source} line {line}: {g}")
+                for e in entries
+            )
+    return Settings(values=values, groups=groups, source=source)
+
+
+def env_path(explicit: str | None = None, environ: dict[str, str] | None = None) -> Path:
+    """Which hosts file: the task's ``--env-file``, else $SWARMBOOK_ENV, else ./hosts.env."""
+    environ = os.environ if environ is None else environ
+    return Path(explicit or environ.get("SWARMBOOK_ENV") or "hosts.env")
+
+
+def load(explicit: str | None = None, *, required: bool = True) -> Settings:
+    """Read and parse the hosts file; warn when others can read it (it holds secrets)."""
+    path = env_path(explicit)
+    if not path.exists():
+        if required:
+            raise ConfigError(f"hosts file {path} not found (copy hosts.env.example, or set SWARMBOOK_ENV)")
+        return parse("", source=str(path))
+    settings = parse(path.read_text(), source=str(path))
+    warnings = []
+    if path.stat().st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+        warnings.append(f"{path} is readable by group or others; it may hold secrets: chmod 600 {path}")
+    key = settings.values["SSH_KEY"]
+    if key and not os.access(key, os.R_OK):
+        raise ConfigError(f"{path}: SSH_KEY {key} does not exist or is not readable")
+    return Settings(settings.values, settings.groups, settings.source, tuple(warnings))

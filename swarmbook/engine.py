@@ -1,0 +1,167 @@
+"""The execution engine: one task body, many hosts, in parallel, with per-step reports.
+
+A task body gets a :class:`Host` and talks to it through three verbs:
+``probe(*facts)`` (read-only, runs in check mode too, one round trip for all facts),
+``change(step, cmd)`` (skipped in check mode, reported as changed) and ``ok(step)``.
+:class:`Run` fans a body out over hosts, catches per-host failures and closes with a recap.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from . import facts as F
+from .config import HostSpec, Settings
+from .errors import StepFailed, SwarmbookError
+from .report import CHANGED, FAILED, OK, SKIPPED, Event, Reporter
+from .session import POOL, ConnectFailed, Pool, Result
+from .shell import Secret
+
+
+class Host:
+    """One host within one run of one task."""
+
+    def __init__(self, run: "Run", spec: HostSpec, conn: Any):
+        self.run_ = run
+        self.spec = spec
+        self.name = spec.host
+        self.conn = conn
+        self.changed_any = False
+        self.facts_cache: dict[str, Any] = {}
+
+    @property
+    def check(self) -> bool:
+        return self.run_.check
+
+    @property
+    def settings(self) -> Settings:
+        return self.run_.settings
+
+    def _wrap(self, command: str) -> str:
+        if self.spec.user == "root":
+            return command
+        from .shell import quote
+        return f"sudo -n sh -c {quote(command)}"
+
+    def run(self, command: str, *, stdin: str | Secret | None = None, timeout: float | None = 600,
+            step: str = "") -> Result:
+        """Run a command; a non-zero exit raises StepFailed with the command's last error line."""
+        res = self.run_.pool.exec(self.conn, self._wrap(command), stdin=stdin, timeout=timeout)
+        if res.rc != 0:
+            lines = (res.stderr.strip() or res.stdout.strip() or f"exit {res.rc}").splitlines()
+            raise StepFailed(f"{step + ': ' if step else ''}{lines[-1][:300]} (exit {res.rc})")
+        return res
+
+    def try_run(self, command: str, *, stdin: str | Secret | None = None, timeout: float | None = 600) -> Result:
+        """Run a command and return its result whatever the exit code."""
+        return self.run_.pool.exec(self.conn, self._wrap(command), stdin=stdin, timeout=timeout)
+
+    def probe(self, *facts: F.Fact) -> dict[str, Any]:
+        """Gather facts in one round trip; read-only, so it also runs in check mode."""
+        script, token = F.batch(list(facts))
+        res = self.try_run(script)
+        values = F.split(res.stdout, token, list(facts))
+        self.facts_cache.update(values)
+        return values
+
+    def change(self, step: str, command: str | None = None, *, stdin: str | Secret | None = None,
+               reason: str = "", timeout: float | None = 900) -> None:
+        """Make a change (unless check mode) and report it as changed."""
+        if not self.check and command is not None:
+            self.run(command, stdin=stdin, timeout=timeout, step=step)
+        self.changed_any = True
+        self.run_.emit(self.name, step, CHANGED, reason)
+
+    def ok(self, step: str, reason: str = "") -> None:
+        self.run_.emit(self.name, step, OK, reason)
+
+    def skip(self, step: str, reason: str) -> None:
+        self.run_.emit(self.name, step, SKIPPED, reason)
+
+    def fail(self, step: str, reason: str) -> None:
+        raise StepFailed(f"{step}: {reason}")
+
+    def note(self, text: str, level: str = "info") -> None:
+        self.run_.reporter.note(text, host=self.name, level=level)
+
+    def wait(self, what: str, ready: Callable[[], bool], *, timeout: float = 120, interval: float = 1.0) -> None:
+        """Poll ``ready`` until true; print progress every 10 s; StepFailed on timeout."""
+        start = last = time.monotonic()
+        while not ready():
+            now = time.monotonic()
+            if now - start > timeout:
+                raise StepFailed(f"{what}: not ready after {timeout:.0f}s")
+            if now - last >= 10:
+                self.note(f"waiting for {what} ({now - start:.0f}s of {timeout:.0f}s)")
+                last = now
+            time.sleep(interval)
+
+    def reconnect(self) -> None:
+        """New SSH session (e.g. so a new group membership applies)."""
+        self.conn = self.run_.pool.connect(self.spec, key=self.run_.key, timeout=self.run_.timeout, fresh=True)
+
+
+HostBody = Callable[[Host], None]
+
+
+class Run:
+    """One task over a set of hosts: connect in parallel, run the body, record everything."""
+
+    def __init__(self, task: str, settings: Settings, reporter: Reporter, *, check: bool = False,
+                 pool: Pool = POOL, key: str | None = None, timeout: int | None = None):
+        self.task = task
+        self.settings = settings
+        self.reporter = reporter
+        self.check = check
+        self.pool = pool
+        self.key = settings["SSH_KEY"] if key is None else key
+        self.timeout = settings["SSH_CONNECT_TIMEOUT"] if timeout is None else timeout
+        self.started = time.monotonic()
+        for s in settings.secrets():
+            reporter.mask.add(s)
+
+    def emit(self, host: str, step: str, status: str, reason: str = "") -> None:
+        self.reporter.emit(Event(self.task, host, step, status, reason, self.check))
+
+    def open(self, spec: HostSpec) -> Host:
+        return Host(self, spec, self.pool.connect(spec, key=self.key, timeout=self.timeout))
+
+    def one(self, spec: HostSpec, body: HostBody) -> Host | None:
+        """Run ``body`` on one host; a failure is recorded, never raised."""
+        try:
+            host = self.open(spec)
+        except ConnectFailed as exc:
+            self.emit(spec.host, "connect", FAILED, str(exc))
+            return None
+        try:
+            body(host)
+        except StepFailed as exc:
+            self.emit(spec.host, "failed", FAILED, str(exc))
+        except SwarmbookError as exc:
+            self.emit(spec.host, "refused", FAILED, str(exc))
+        except Exception as exc:  # a bug or an SSH drop: still one line per host
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            self.emit(spec.host, "error", FAILED, f"{type(exc).__name__}: {first}")
+        return host
+
+    def each(self, specs: Iterable[HostSpec], body: HostBody) -> list[Host]:
+        """Run ``body`` on every host in parallel; returns the hosts that connected."""
+        specs = list(specs)
+        if not specs:
+            return []
+        with ThreadPoolExecutor(max_workers=min(32, len(specs))) as ex:
+            hosts = list(ex.map(lambda s: self.one(s, body), specs))
+        return [h for h in hosts if h is not None]
+
+    def failed(self) -> list[str]:
+        return self.reporter.failed_hosts(self.task)
+
+    def recap(self) -> None:
+        self.reporter.recap(self.task + (" (check mode: nothing changed)" if self.check else ""),
+                            self.started, self.task)
+
+
+__all__ = ["Host", "Run", "OK", "CHANGED", "FAILED", "SKIPPED"]

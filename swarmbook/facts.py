@@ -1,0 +1,121 @@
+"""Facts: a read-only command plus a parser of its output (pure; tested on captured output).
+
+:func:`batch` joins several facts into one remote script, so a task learns everything it
+needs about a host in one SSH round trip; :func:`split` cuts the output back apart.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from .shell import join, quote
+
+
+@dataclass(frozen=True)
+class Fact:
+    name: str
+    command: str
+    parse: Callable[[str, int], Any]
+
+
+def batch(facts: list[Fact]) -> tuple[str, str]:
+    """One script that runs every fact in a subshell and marks where each output ends."""
+    token = secrets.token_hex(6)
+    parts = []
+    for i, f in enumerate(facts):
+        parts.append(f"#fact {f.name.replace(' ', '_')}\nprintf '%s\\n' '@@{token}:{i}@@'\n( {f.command}\n) 2>/dev/null\n"
+                     f"printf '\\n@@{token}:{i}:rc=%s@@\\n' \"$?\"")
+    return "\n".join(parts), token
+
+
+def split(output: str, token: str, facts: list[Fact]) -> dict[str, Any]:
+    """Cut batched output back into each fact's (stdout, rc) and parse it."""
+    values: dict[str, Any] = {}
+    for i, f in enumerate(facts):
+        start = f"@@{token}:{i}@@\n"
+        end = f"\n@@{token}:{i}:rc="
+        a = output.find(start)
+        b = output.find(end, a)
+        if a < 0 or b < 0:
+            raise ValueError(f"fact {f.name}: output missing (remote shell failed?)")
+        text = output[a + len(start):b]
+        rc_text = output[b + len(end):output.find("@@", b + len(end))]
+        values[f.name] = f.parse(text[:-1] if text.endswith("\n") else text, int(rc_text))
+    return values
+
+
+# --- parsers -------------------------------------------------------------------------
+
+def parse_os_release(text: str, rc: int = 0) -> dict[str, str]:
+    info: dict[str, str] = {}
+    for line in text.splitlines():
+        if "=" in line:
+            k, v = line.split("=", 1)
+            info[k.strip()] = v.strip().strip('"').strip("'")
+    return info
+
+
+def os_family(info: dict[str, str]) -> str:
+    """debian | rhel | unknown, from /etc/os-release's ID and ID_LIKE."""
+    ids = {info.get("ID", "").lower(), *info.get("ID_LIKE", "").lower().split()}
+    if ids & {"debian", "ubuntu"}:
+        return "debian"
+    if ids & {"rhel", "centos", "fedora", "tencentos", "opencloudos", "rocky", "almalinux", "tlinux"}:
+        return "rhel"
+    return "unknown"
+
+
+def _file_state(text: str, rc: int) -> dict[str, Any] | None:
+    """``stat`` line then content; None when the file does not exist."""
+    if rc != 0:
+        return None
+    head, _, content = text.partition("\n")
+    owner, group, mode = head.split()
+    return {"owner": owner, "group": group, "mode": mode, "content": content}
+
+
+# --- facts ---------------------------------------------------------------------------
+
+OS_RELEASE = Fact("os", "cat /etc/os-release", lambda t, rc: parse_os_release(t))
+
+
+def file_state(path: str, name: str | None = None) -> Fact:
+    """Owner, group, octal mode and content of a text file (None when absent)."""
+    q = quote(path)
+    return Fact(name or f"file:{path}",
+                f"test -f {q} && stat -c '%U %G %a' {q} && cat {q}", _file_state)
+
+
+def command_exists(cmd: str) -> Fact:
+    return Fact(f"has:{cmd}", f"command -v {quote(cmd)}", lambda t, rc: rc == 0 and bool(t.strip()))
+
+
+def unit_active(unit: str) -> Fact:
+    return Fact(f"active:{unit}", join(["systemctl", "is-active", unit]),
+                lambda t, rc: t.strip() == "active")
+
+
+def unit_enabled(unit: str) -> Fact:
+    return Fact(f"enabled:{unit}", join(["systemctl", "is-enabled", unit]),
+                lambda t, rc: t.strip() in ("enabled", "static", "alias", "indirect"))
+
+
+def user_groups(user: str) -> Fact:
+    return Fact(f"groups:{user}", join(["id", "-nG", user]),
+                lambda t, rc: set(t.split()) if rc == 0 else None)
+
+
+def docker_info() -> Fact:
+    """``docker info`` as JSON (None when the daemon does not answer)."""
+    def parse(text: str, rc: int) -> dict[str, Any] | None:
+        if rc != 0 or not text.strip():
+            return None
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError:
+            return None
+    return Fact("docker_info", "docker info --format '{{json .}}'", parse)

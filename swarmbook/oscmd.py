@@ -1,0 +1,35 @@
+"""OS differences in one place: package commands per family (debian | rhel)."""
+
+from __future__ import annotations
+
+from .errors import StepFailed
+from .shell import join
+
+DEBIAN_ENV = "DEBIAN_FRONTEND=noninteractive"
+
+
+def installed_query(family: str, packages: list[str]) -> str:
+    """A command that prints one line per installed package among ``packages``."""
+    if family == "debian":
+        return join(["dpkg-query", "-W", "-f", "${Status} ${Package}\\n", *packages]) + " 2>/dev/null | awk '$3==\"installed\"{print $4}'"
+    if family == "rhel":
+        return join(["rpm", "-q", "--qf", "%{NAME}\\n", *packages]) + " 2>/dev/null | grep -v 'is not installed'"
+    raise StepFailed(f"unsupported OS family {family!r}")
+
+
+def install(family: str, packages: list[str]) -> str:
+    """Install packages; on Debian refresh the package lists only when the first try fails."""
+    if family == "debian":
+        get = join(["apt-get", "install", "-y", "-q", "--no-install-recommends", *packages])
+        return f"export {DEBIAN_ENV}; {get} || {{ apt-get update -q && {get}; }}"
+    if family == "rhel":
+        return join(["yum", "install", "-y", *packages])
+    raise StepFailed(f"unsupported OS family {family!r}")
+
+
+def remove(family: str, packages: list[str]) -> str:
+    if family == "debian":
+        return f"export {DEBIAN_ENV}; " + join(["apt-get", "remove", "-y", "-q", *packages])
+    if family == "rhel":
+        return join(["yum", "remove", "-y", *packages])
+    raise StepFailed(f"unsupported OS family {family!r}")

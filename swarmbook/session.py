@@ -1,0 +1,143 @@
+"""SSH connections, one per host, opened once and reused for the whole process.
+
+The pool is the process's one piece of shared state: chained tasks (``inv a b``,
+``bootstrap-all``) reuse connections instead of paying the SSH handshake again, and
+``fab -H a,b`` runs a task once for all hosts (see :func:`claim_fab_call`).
+Commands run on a bare paramiko channel with TCP_NODELAY set: no pty, stdin only when
+given, stdout/stderr read concurrently.
+"""
+
+from __future__ import annotations
+
+import atexit
+import select
+import socket
+import threading
+import time
+from dataclasses import dataclass
+
+from .config import HostSpec
+from .shell import Secret
+
+
+@dataclass
+class Result:
+    stdout: str
+    stderr: str
+    rc: int
+
+    @property
+    def ok(self) -> bool:
+        return self.rc == 0
+
+
+class ConnectFailed(Exception):
+    pass
+
+
+class Pool:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._conns: dict[tuple[str, str, int], object] = {}
+        self._fab_claims: set[tuple[str, str]] = set()
+        self.commands_run = 0  # round trips, for the benchmark
+
+    def connect(self, spec: HostSpec, *, key: str = "", timeout: int = 5, fresh: bool = False):
+        """An open fabric Connection to ``spec`` (cached unless ``fresh``)."""
+        ident = (spec.user, spec.host, spec.port)
+        with self._lock:
+            conn = self._conns.get(ident)
+        if conn is not None and not fresh and conn.is_connected:
+            return conn
+        if conn is not None:
+            conn.close()
+        from fabric import Connection  # lazy: keeps `inv --list` fast
+
+        kwargs = {"banner_timeout": timeout, "auth_timeout": timeout}
+        if key:
+            kwargs.update(key_filename=[key], look_for_keys=False, allow_agent=False)
+        conn = Connection(spec.host, user=spec.user, port=spec.port, connect_timeout=timeout,
+                          connect_kwargs=kwargs)
+        try:
+            conn.open()
+        except Exception as exc:  # paramiko/socket errors vary; one line is what the user needs
+            raise ConnectFailed(_connect_reason(exc, spec)) from None
+        sock = conn.client.get_transport().sock
+        if isinstance(sock, socket.socket):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        conn.client.get_transport().set_keepalive(15)
+        with self._lock:
+            self._conns[ident] = conn
+        return conn
+
+    def exec(self, conn, command: str, *, stdin: str | Secret | None = None,
+             timeout: float | None = None) -> Result:
+        """Run one command on an open connection; returns stdout, stderr and exit code."""
+        with self._lock:
+            self.commands_run += 1
+        chan = conn.client.get_transport().open_session()
+        try:
+            chan.exec_command(command)
+            if stdin is not None:
+                data = stdin.reveal() if isinstance(stdin, Secret) else stdin
+                chan.sendall(data.encode())
+            chan.shutdown_write()
+            out, err = bytearray(), bytearray()
+            deadline = None if timeout is None else time.monotonic() + timeout
+            while True:
+                if chan.recv_ready():
+                    out += chan.recv(65536)
+                    continue
+                if chan.recv_stderr_ready():
+                    err += chan.recv_stderr(65536)
+                    continue
+                if chan.exit_status_ready() and not chan.recv_ready() and not chan.recv_stderr_ready():
+                    break
+                if deadline is not None and time.monotonic() > deadline:
+                    raise TimeoutError(f"command did not finish within {timeout:.0f}s")
+                select.select([chan], [], [], 0.5)
+            # drain what arrived with the exit status
+            while chan.recv_ready():
+                out += chan.recv(65536)
+            while chan.recv_stderr_ready():
+                err += chan.recv_stderr(65536)
+            return Result(out.decode(errors="replace"), err.decode(errors="replace"), chan.recv_exit_status())
+        finally:
+            chan.close()
+
+    def claim_fab_call(self, task: str, hosts: tuple[str, ...]) -> bool:
+        """fab calls a task once per -H host; the first call runs it for all, the rest skip."""
+        with self._lock:
+            ident = (task, ",".join(hosts))
+            if ident in self._fab_claims:
+                return False
+            self._fab_claims.add(ident)
+            return True
+
+    def close(self) -> None:
+        with self._lock:
+            conns, self._conns = list(self._conns.values()), {}
+        for c in conns:
+            try:
+                c.close()
+            except Exception:
+                pass
+
+
+def _connect_reason(exc: Exception, spec: HostSpec) -> str:
+    where = f"{spec.user}@{spec.host}:{spec.port}"
+    name = type(exc).__name__
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else name
+    if isinstance(exc, (TimeoutError, socket.timeout)) or "timed out" in text.lower():
+        return f"cannot connect to {where}: no answer (timed out)"
+    if "Authentication" in name or "auth" in text.lower():
+        return f"cannot log in to {where}: key refused ({text})"
+    if isinstance(exc, (FileNotFoundError, PermissionError)):
+        return f"cannot read SSH key for {where}: {text}"
+    if "key" in text.lower() and ("not a valid" in text.lower() or "encrypted" in text.lower()):
+        return f"SSH key for {where} is not usable: {text}"
+    return f"cannot connect to {where}: {text}"
+
+
+POOL = Pool()
+atexit.register(POOL.close)

@@ -1,0 +1,130 @@
+"""Turn a body into an Invoke task that works under ``inv`` (group from hosts.env) and
+``fab -H a,b`` (the given hosts), with ``--env-file``, ``--check`` and ``--json`` on every task.
+
+Two shapes:
+- :func:`host_task`: ``body(h: Host, **params)`` runs on each host of ``group`` in parallel.
+- :func:`cluster_task`: ``body(run: Run, specs: list[HostSpec], **params)`` orchestrates
+  across hosts itself (init the first manager, then join the rest).
+Bad input raises ConfigError before any connection; failed hosts make the exit code 1.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import os
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from invoke import task
+from invoke.exceptions import Exit
+
+from .errors import ConfigError, SwarmbookError
+
+COMMON_HELP = {
+    "env-file": "hosts file to use (default: $SWARMBOOK_ENV, else ./hosts.env)",
+    "check": "probe only: print what would change and change nothing",
+    "json": "print JSON lines (one per step, then a recap) instead of text",
+}
+
+
+def _fab_hosts(argv: list[str]) -> list[str]:
+    """The -H/--hosts list fab was given (fab runs a task once per host; we run it once)."""
+    hosts: list[str] = []
+    for i, a in enumerate(argv):
+        if a in ("-H", "--hosts") and i + 1 < len(argv):
+            hosts += argv[i + 1].split(",")
+        elif a.startswith("--hosts="):
+            hosts += a.split("=", 1)[1].split(",")
+        elif a.startswith("-H") and len(a) > 2:
+            hosts += a[2:].split(",")
+    return [h for h in hosts if h]
+
+
+def targets(c: Any, group: str, env_file: str | None):
+    """(settings, specs, ssh key, first_call) for this invocation, from fab's -H or hosts.env."""
+    from . import config
+    from .session import POOL
+
+    if hasattr(c, "host") and hasattr(c, "connect_kwargs"):  # fabric Connection: fab -H
+        settings = config.load(env_file, required=bool(env_file or os.environ.get("SWARMBOOK_ENV")))
+        given = _fab_hosts(sys.argv) or [c.original_host]
+        if c.original_host not in given:
+            given = [c.original_host]
+        specs = [config.parse_host(h, user=c.user, port=int(c.port), what="fab -H") if ("@" in h or ":" in h)
+                 else config.HostSpec(h, c.user, int(c.port)) for h in given]
+        keys = c.connect_kwargs.get("key_filename") or []
+        key = (keys[0] if isinstance(keys, list) and keys else keys) or settings["SSH_KEY"]
+        return settings, specs, key, POOL.claim_fab_call(group + ":" + c.original_host, tuple(given))
+    settings = config.load(env_file)
+    return settings, list(settings.group(group)), settings["SSH_KEY"], True
+
+
+def _wrap(body: Callable, *, group: str, cluster: bool, help: dict[str, str], name: str | None,
+          validate: Callable | None):
+    sig = inspect.signature(body)
+    params = list(sig.parameters.values())[1:]
+    extra = [inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY, default=d)
+             for n, d in (("env_file", None), ("check", False), ("json", False))]
+    ctx = inspect.Parameter("c", inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    task_name = name or body.__name__.replace("_", "-")
+
+    @functools.wraps(body)
+    def wrapper(c, *args, env_file=None, check=False, json=False, **kwargs):
+        from .engine import Run
+        from .report import Reporter
+
+        check = check or os.environ.get("SWARMBOOK_CHECK") == "1"
+        json = json or os.environ.get("SWARMBOOK_JSON") == "1"
+        area = body.__module__.rsplit(".", 1)[-1]
+        title = f"{area}.{task_name}"
+        try:
+            settings, specs, key, first = targets(c, group, env_file)
+            if not first:
+                return None  # fab: this host was covered by the first call
+            if validate is not None:
+                validate(settings, *args, **kwargs)  # bad input: refused before any host is touched
+            reporter = Reporter(json_lines=json)
+            for w in settings.warnings:
+                reporter.note(w, level="warning")
+            run = Run(title, settings, reporter, check=check, key=key)
+            if not specs:
+                reporter.note(f"{title}: group {group!r} is empty in {settings.source}; nothing to do")
+            elif cluster:
+                body(run, specs, *args, **kwargs)
+            else:
+                run.each(specs, lambda h: body(h, *args, **kwargs))
+        except SwarmbookError as exc:
+            raise Exit(f"swarmbook: error: {exc}", code=exc.exit_code) from None
+        run.recap()
+        failed = run.failed()
+        if failed:
+            raise Exit(f"swarmbook: {title} failed on {', '.join(failed)}", code=1)
+        return None
+
+    wrapper.__signature__ = sig.replace(parameters=[ctx, *params, *extra])  # type: ignore[attr-defined]
+    missing = [p.name for p in params if p.name.replace("_", "-") not in help and p.name not in help]
+    if missing:
+        raise TypeError(f"task {task_name}: help missing for {missing}")
+    return task(wrapper, name=task_name, help={**COMMON_HELP, **help})
+
+
+def host_task(*, group: str, help: dict[str, str] | None = None, name: str | None = None,
+              validate: Callable | None = None):
+    """Decorate ``body(h, **params)``: runs on every host of ``group`` in parallel.
+
+    ``validate(settings, **params)`` runs first and refuses bad input before any connection.
+    """
+    return lambda body: _wrap(body, group=group, cluster=False, help=help or {}, name=name, validate=validate)
+
+
+def cluster_task(*, group: str, help: dict[str, str] | None = None, name: str | None = None,
+                 validate: Callable | None = None):
+    """Decorate ``body(run, specs, **params)``: the body orchestrates across the hosts itself."""
+    return lambda body: _wrap(body, group=group, cluster=True, help=help or {}, name=name, validate=validate)
+
+
+def refuse(message: str) -> None:
+    """Refuse bad input with one clear line (before any host is touched)."""
+    raise ConfigError(message)

@@ -1,0 +1,16 @@
+"""swarmbook's root namespace, shared by `inv` (this package) and `fab` (fabfile.py)."""
+
+from invoke import Collection
+
+from . import docker
+
+ns = Collection(docker)
+ns.configure({
+    # Tasks print their own per-host lines and recap; keep Invoke's echo off.
+    "run": {"echo": False},
+})
+try:  # the lab collection (local Docker containers as hosts); optional at import time
+    from . import lab
+    ns.add_collection(lab.ns)
+except ImportError:  # pragma: no cover
+    pass

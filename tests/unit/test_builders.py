@@ -1,0 +1,96 @@
+import json
+
+import pytest
+
+from swarmbook import dockercmd, facts as F, files, oscmd
+from swarmbook.ops import file_differs, write_file_cmd
+
+
+def test_with_line_appends_once_and_replaces_by_regexp():
+    assert files.with_line("a\n", "b") == "a\nb\n"
+    assert files.with_line("a\nb\n", "b") == "a\nb\n"
+    assert files.with_line("Port 22\nX\n", "Port 2222", regexp=r"^#?Port ") == "Port 2222\nX\n"
+    assert files.with_line("no-newline", "b") == "no-newline\nb\n"
+
+
+def test_key_value_replaces_active_then_commented_key():
+    toml = 'concurrent = 1\ncheck_interval = 0\n'
+    assert files.with_key_value(toml, "concurrent", "5", sep=" = ") == 'concurrent = 5\ncheck_interval = 0\n'
+    assert files.with_key_value("#Port 22\n", "Port", "2222", sep=" ") == "Port 2222\n"
+    assert files.with_key_value("", "A", "1") == "A=1\n"
+
+
+def test_without_line():
+    assert files.without_line("Port 22\nPort 2222\n", r"^Port 22$") == "Port 2222\n"
+
+
+def test_merged_json_keeps_other_keys_and_is_stable():
+    cur = '{"log-driver": "json-file", "registry-mirrors": ["https://old"]}'
+    new = files.merged_json(cur, {"registry-mirrors": ["https://m1"]})
+    assert json.loads(new) == {"log-driver": "json-file", "registry-mirrors": ["https://m1"]}
+    assert files.merged_json(new, {"registry-mirrors": ["https://m1"]}) == new  # second run: no change
+    assert json.loads(files.merged_json("", {"a": 1})) == {"a": 1}
+
+
+@pytest.mark.parametrize("bad", ['{"a": ', "[1, 2]", "nonsense"])
+def test_merged_json_refuses_what_it_cannot_read(bad):
+    with pytest.raises(files.BadJSON):
+        files.merged_json(bad, {"a": 1})
+
+
+def test_write_file_cmd_is_atomic_and_quoted():
+    cmd = write_file_cmd("/etc/x y.conf", mode="0600", owner="root", group="docker")
+    assert "mktemp '/etc/x y.conf'.XXXXXX" in cmd
+    assert "mv -f \"$tmp\" '/etc/x y.conf'" in cmd
+    assert "chmod 0600" in cmd and "chown root:docker" in cmd
+
+
+def test_file_differs_reasons():
+    st = {"owner": "root", "group": "root", "mode": "644", "content": "x"}
+    assert file_differs(None, "x", mode="0644", owner="root", group="root") == "absent"
+    assert file_differs(st, "y", mode="0644", owner="root", group="root") == "content differs"
+    assert file_differs(st, "x", mode="0600", owner="root", group="root").startswith("owner/mode")
+    assert file_differs(st, "x", mode="0644", owner="root", group="root") == ""
+
+
+def test_os_family_detection():
+    deb = F.parse_os_release('ID=debian\nVERSION_ID="12"\n')
+    ubu = F.parse_os_release('ID=ubuntu\nID_LIKE=debian\n')
+    cent = F.parse_os_release('ID="centos"\nID_LIKE="rhel fedora"\n')
+    tos = F.parse_os_release('ID="tencentos"\nID_LIKE="rhel fedora centos"\n')
+    assert [F.os_family(x) for x in (deb, ubu, cent, tos)] == ["debian", "debian", "rhel", "rhel"]
+    assert F.os_family({"ID": "arch"}) == "unknown"
+
+
+def test_package_commands_per_family():
+    assert oscmd.install("debian", ["docker.io"]).startswith("export DEBIAN_FRONTEND=noninteractive; apt-get install")
+    assert "apt-get update" in oscmd.install("debian", ["docker.io"])
+    assert oscmd.install("rhel", ["docker", "git"]) == "yum install -y docker git"
+    assert oscmd.install("debian", ["a;reboot"]).count("'a;reboot'") == 2
+
+
+def test_fact_batch_roundtrip():
+    fs = [F.file_state("/etc/a"), F.command_exists("docker"), F.user_groups("root")]
+    script, token = F.batch(fs)
+    assert script.count(token) == 6
+    out = (f"@@{token}:0@@\nroot root 644\nline1\nline2\n@@{token}:0:rc=0@@\n"
+           f"@@{token}:1@@\n\n@@{token}:1:rc=1@@\n"
+           f"@@{token}:2@@\nroot docker\n@@{token}:2:rc=0@@\n")
+    v = F.split(out, token, fs)
+    assert v["file:/etc/a"] == {"owner": "root", "group": "root", "mode": "644", "content": "line1\nline2"}
+    assert v["has:docker"] is False
+    assert v["groups:root"] == {"root", "docker"}
+
+
+def test_fact_split_detects_missing_output():
+    fs = [F.command_exists("docker")]
+    with pytest.raises(ValueError, match="output missing"):
+        F.split("garbage", "abc", fs)
+
+
+def test_mirror_validation_and_daemon_json_script():
+    assert dockercmd.bad_mirror("https://registry.lab:5001") == ""
+    assert "not an http(s)" in dockercmd.bad_mirror("registry.lab:5001")
+    assert "not an http(s)" in dockercmd.bad_mirror("https://x;reboot")
+    s = dockercmd.replace_daemon_json()
+    assert "dockerd --validate" in s and "mv -f /etc/docker/daemon.json.bak /etc/docker/daemon.json" in s

@@ -1,0 +1,93 @@
+"""Task flow for docker.*: given facts, exactly which commands are sent (scripted SSH pool)."""
+
+import json
+
+import pytest
+
+import tasks.docker as T
+from swarmbook.errors import ConfigError
+from swarmbook.session import Result
+
+from .fakes import FakePool, make_run
+
+install = T.install.body.__wrapped__
+mirrors = T.mirrors.body.__wrapped__
+
+DEBIAN = ('ID=debian\n', 0)
+PRESENT = {"os": DEBIAN, "has:dockerd": ("/usr/sbin/dockerd", 0), "active:docker": ("active", 0),
+           "enabled:docker": ("enabled", 0), "groups:root": ("root", 0)}
+
+
+def run_body(pool, body, *args, env="MANAGERS=h1\n", check=False, **kw):
+    run, out = make_run(pool, env, check=check, task="docker.x")
+    run.each(run.settings.group("managers"), lambda h: body(h, *args, **kw))
+    return run, out.getvalue()
+
+
+def test_install_is_a_no_op_with_one_round_trip_when_docker_runs():
+    pool = FakePool(PRESENT)
+    run, out = run_body(pool, install, method="distro")
+    assert pool.changes() == [] and pool.commands_run == 1
+    assert run.reporter.counts()["h1"]["changed"] == 0
+
+
+def test_install_distro_installs_starts_and_verifies():
+    pool = FakePool({**PRESENT, "has:dockerd": ("", 1), "active:docker": ("inactive", 3),
+                     "enabled:docker": ("disabled", 1)},
+                    {r"apt-get install": Result("", "", 0), r"systemctl .*enable --now docker": Result("", "", 0),
+                     r"docker version": Result("20.10.24\n", "", 0)})
+    run, out = run_body(pool, install, method="distro")
+    ch = pool.changes()
+    assert "apt-get install -y -q --no-install-recommends docker.io" in ch[0]
+    assert "systemctl enable --now docker" in ch[1]
+    assert "engine 20.10.24" in out and run.failed() == []
+
+
+def test_install_adds_non_root_user_to_docker_group_with_sudo():
+    pool = FakePool({**PRESENT, "groups:ops": ("ops sudo", 0)}, {r"usermod -aG docker ops": Result("", "", 0),
+                                                                  r"docker version": Result("24.0\n", "", 0)})
+    run, out = run_body(pool, install, env="MANAGERS=ops@h1\n", method="distro")
+    assert pool.changes()[0] == "sudo -n sh -c 'usermod -aG docker ops'"
+
+
+def test_install_check_mode_sends_no_change():
+    pool = FakePool({**PRESENT, "has:dockerd": ("", 1)})
+    run, out = run_body(pool, install, method="script", check=True)
+    assert pool.changes() == []
+    assert "would change" in out and "get.docker.com" in out
+
+
+def test_bad_method_is_refused_before_hosts():
+    with pytest.raises(ConfigError, match="--method 'pip'"):
+        T._check_method(make_run(FakePool())[0].settings, method="pip")
+
+
+def test_mirrors_merge_keeps_other_keys_and_restarts_once():
+    daemon = 'root root 644\n{"log-driver": "journald"}'
+    pool = FakePool({"has:dockerd": ("/usr/bin/dockerd", 0), "daemon": (daemon, 0)},
+                    {r"dockerd --validate": Result("", "", 0),
+                     r"docker info": Result('["https://m.lab:5001/"]', "", 0)})
+    run, out = run_body(pool, mirrors, mirrors="https://m.lab:5001")
+    (cmd, stdin), = [(c, s) for c, s in pool.sent if "dockerd --validate" in c]
+    assert json.loads(stdin) == {"log-driver": "journald", "registry-mirrors": ["https://m.lab:5001"]}
+    assert cmd.count("systemctl restart docker") == 2  # once, plus once more only on rollback
+    assert run.failed() == []
+
+
+def test_mirrors_no_change_when_already_set():
+    daemon = 'root root 644\n{\n  "registry-mirrors": [\n    "https://m.lab:5001"\n  ]\n}\n'
+    pool = FakePool({"has:dockerd": ("/usr/bin/dockerd", 0), "daemon": (daemon, 0)})
+    run, out = run_body(pool, mirrors, mirrors="https://m.lab:5001")
+    assert pool.changes() == []
+
+
+def test_mirrors_refuse_to_touch_unreadable_daemon_json():
+    pool = FakePool({"has:dockerd": ("/usr/bin/dockerd", 0), "daemon": ("root root 644\n{broken", 0)})
+    run, out = run_body(pool, mirrors, mirrors="https://m.lab:5001")
+    assert pool.changes() == [] and run.failed() == ["h1"]
+    assert "not valid JSON" in out
+
+
+def test_bad_mirror_refused_before_hosts():
+    with pytest.raises(ConfigError, match="not an http"):
+        T._wanted_mirrors(make_run(FakePool())[0].settings, mirrors="ftp://x")

@@ -1,0 +1,105 @@
+import os
+
+import pytest
+
+from swarmbook import config
+from swarmbook.errors import ConfigError
+from swarmbook.shell import Masker, Secret, join, quote
+
+
+def test_join_quotes_every_argument_including_injection():
+    assert join(["docker", "network", "create", "a b", "x;rm -rf /"]) == \
+        "docker network create 'a b' 'x;rm -rf /'"
+    assert quote("$(reboot)") == "'$(reboot)'"
+
+
+def test_secret_never_renders_and_cannot_be_quoted_into_argv():
+    s = Secret("hunter22")
+    assert "hunter22" not in repr(s) and "hunter22" not in f"{s}"
+    with pytest.raises(TypeError):
+        join(["docker", "login", "-p", s])
+
+
+def test_masker_hides_registered_secrets():
+    m = Masker(["tok-123456"])
+    m.add(Secret("pw-abc"))
+    assert m("join --token tok-123456 pw-abc") == "join --token *** ***"
+
+
+def test_parse_groups_defaults_and_ports():
+    s = config.parse("SSH_USER=ops\nSSH_PORT=2222\nMANAGERS=a, root@b:22\nWORKERS=[fd00::1]:23,c\n", environ={})
+    assert [(h.host, h.user, h.port) for h in s.group("nodes")] == [
+        ("a", "ops", 2222), ("b", "root", 22), ("fd00::1", "ops", 23), ("c", "ops", 2222)]
+    assert s.group("managers")[0].host == "a"
+    assert s["DOCKER_INSTALL_METHOD"] == "script"
+    assert s.get("DOCKER_INSTALL_METHOD", "distro") == "distro"  # argument beats file/default
+
+
+def test_all_group_deduplicates_hosts_across_groups():
+    s = config.parse("MANAGERS=a\nWORKERS=b\nGITLAB=a\nRUNNERS=c\n", environ={})
+    assert [h.host for h in s.group("all")] == ["a", "b", "c"]
+
+
+def test_environment_beats_file_for_secrets_only():
+    s = config.parse("REGISTRY_PASSWORD=file\nREGISTRY_USER=u\n",
+                     environ={"REGISTRY_PASSWORD": "env-pw", "REGISTRY_USER": "ignored"})
+    assert s["REGISTRY_PASSWORD"].reveal() == "env-pw"
+    assert s["REGISTRY_USER"] == "u"
+
+
+@pytest.mark.parametrize("text, message", [
+    ("MANAGERS=a\nFOO=1\n", "line 2: unknown key FOO"),
+    ("MANAGERS=a\n\nthis is not a line\n", "line 3: cannot parse"),
+    ("SSH_PORT=0\n", "SSH_PORT: port '0'"),
+    ("SSH_PORT=abc\n", "SSH_PORT: port 'abc'"),
+    ("MANAGERS=host:99999\n", "port '99999'"),
+    ("MANAGERS=bad_host!\n", "is not [user@]host[:port]"),
+    ("MANAGERS=Bad User@h\n", "bad user name 'Bad User'"),
+    ("NETWORK_SUBNET=10.0.0.0/33\n", "not a CIDR"),
+    ("DOCKER_INSTALL_METHOD=pip\n", "not one of script, distro"),
+    ("SSH_CONNECT_TIMEOUT=soon\n", "not a whole number"),
+    ("MANAGERS\n", "MANAGERS has no '=value'"),
+])
+def test_bad_hosts_env_lines_name_line_and_problem(text, message):
+    with pytest.raises(ConfigError) as exc:
+        config.parse(text, environ={})
+    assert message in str(exc.value)
+    assert "\n" not in str(exc.value)
+
+
+def test_unknown_group_is_refused():
+    with pytest.raises(ConfigError, match="unknown group 'databases'"):
+        config.parse("", environ={}).group("databases")
+
+
+def test_load_missing_file_and_unreadable_key(tmp_path):
+    with pytest.raises(ConfigError, match="not found"):
+        config.load(str(tmp_path / "nope.env"))
+    f = tmp_path / "h.env"
+    f.write_text(f"MANAGERS=a\nSSH_KEY={tmp_path}/missing_key\n")
+    os.chmod(f, 0o600)
+    with pytest.raises(ConfigError, match="SSH_KEY .* does not exist"):
+        config.load(str(f))
+
+
+def test_world_readable_hosts_file_warns(tmp_path):
+    f = tmp_path / "h.env"
+    f.write_text("MANAGERS=a\n")
+    os.chmod(f, 0o644)
+    assert "chmod 600" in config.load(str(f)).warnings[0]
+    os.chmod(f, 0o600)
+    assert config.load(str(f)).warnings == ()
+
+
+def test_env_path_precedence(tmp_path):
+    assert str(config.env_path("x.env", {"SWARMBOOK_ENV": "y.env"})) == "x.env"
+    assert str(config.env_path(None, {"SWARMBOOK_ENV": "y.env"})) == "y.env"
+    assert str(config.env_path(None, {})) == "hosts.env"
+
+
+def test_example_documents_every_key():
+    text = open(os.path.join(os.path.dirname(__file__), "..", "..", "hosts.env.example")).read()
+    documented = {line.split("=", 1)[0].lstrip("# ").strip() for line in text.splitlines() if "=" in line}
+    assert set(config.KEYS) <= documented, set(config.KEYS) - documented
+    # and the example itself parses (commented keys are fine)
+    config.parse(text, environ={})
