@@ -47,6 +47,8 @@ KEYS: dict[str, Key] = {
     "REGISTRY_USER": Key("", "str", "registry user name"),
     "REGISTRY_PASSWORD": Key(Secret(""), "secret", "registry password (environment beats file)"),
     "REGISTRY_CA": Key("", "path", "CA certificate of a private registry, installed on nodes"),
+    "SWARM_ADVERTISE": Key("auto", "str", "auto (the SSH address, or the route source toward the leader) or an interface name"),
+    "NODE_LABELS": Key((), "list", "node labels as host:key=value, comma separated (swarm.init applies them)"),
     "NETWORK_NAME": Key("default-network", "str", "the shared overlay network"),
     "NETWORK_SUBNET": Key("10.1.0.0/16", "cidr", "subnet of the shared overlay network"),
 }

@@ -62,9 +62,9 @@ def targets(c: Any, group: str, env_file: str | None):
 
 
 def _wrap(body: Callable, *, group: str, cluster: bool, help: dict[str, str], name: str | None,
-          validate: Callable | None):
+          validate: Callable | None, positional: list[str] | None = None):
     sig = inspect.signature(body)
-    params = list(sig.parameters.values())[1:]
+    params = list(sig.parameters.values())[2 if cluster else 1:]
     extra = [inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY, default=d)
              for n, d in (("env_file", None), ("check", False), ("json", False))]
     ctx = inspect.Parameter("c", inspect.Parameter.POSITIONAL_OR_KEYWORD)
@@ -104,25 +104,27 @@ def _wrap(body: Callable, *, group: str, cluster: bool, help: dict[str, str], na
         return None
 
     wrapper.__signature__ = sig.replace(parameters=[ctx, *params, *extra])  # type: ignore[attr-defined]
-    missing = [p.name for p in params if p.name.replace("_", "-") not in help and p.name not in help]
+    missing = [p.name for p in params if p.name.strip("_").replace("_", "-") not in help and p.name not in help]
     if missing:
         raise TypeError(f"task {task_name}: help missing for {missing}")
-    return task(wrapper, name=task_name, help={**COMMON_HELP, **help})
+    return task(wrapper, name=task_name, help={**COMMON_HELP, **help}, positional=positional or [])
 
 
 def host_task(*, group: str, help: dict[str, str] | None = None, name: str | None = None,
-              validate: Callable | None = None):
+              validate: Callable | None = None, positional: list[str] | None = None):
     """Decorate ``body(h, **params)``: runs on every host of ``group`` in parallel.
 
     ``validate(settings, **params)`` runs first and refuses bad input before any connection.
     """
-    return lambda body: _wrap(body, group=group, cluster=False, help=help or {}, name=name, validate=validate)
+    return lambda body: _wrap(body, group=group, cluster=False, help=help or {}, name=name,
+                              validate=validate, positional=positional)
 
 
 def cluster_task(*, group: str, help: dict[str, str] | None = None, name: str | None = None,
-                 validate: Callable | None = None):
+                 validate: Callable | None = None, positional: list[str] | None = None):
     """Decorate ``body(run, specs, **params)``: the body orchestrates across the hosts itself."""
-    return lambda body: _wrap(body, group=group, cluster=True, help=help or {}, name=name, validate=validate)
+    return lambda body: _wrap(body, group=group, cluster=True, help=help or {}, name=name,
+                              validate=validate, positional=positional)
 
 
 def refuse(message: str) -> None:

@@ -2,9 +2,9 @@
 
 from invoke import Collection
 
-from . import docker
+from . import docker, net, swarm
 
-ns = Collection(docker)
+ns = Collection(docker, swarm, net)
 ns.configure({
     # Tasks print their own per-host lines and recap; keep Invoke's echo off.
     "run": {"echo": False},

@@ -1,0 +1,109 @@
+"""Pure builders and parsers for swarm membership (init, join, node list).
+
+Joining goes through the engine API on the local socket with the token in a JSON body on
+stdin: ``docker swarm join --token`` would put the token in every process list.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from .facts import Fact
+from .shell import join
+
+SOCKET = "/var/run/docker.sock"
+
+
+@dataclass(frozen=True)
+class SwarmState:
+    state: str          # inactive | pending | active | error | locked | unknown (no docker)
+    node_id: str
+    node_addr: str
+    is_manager: bool
+    cluster_id: str
+    error: str
+
+    @property
+    def active(self) -> bool:
+        return self.state == "active"
+
+
+def parse_swarm(info: dict[str, Any] | None) -> SwarmState:
+    """SwarmState from ``docker info`` JSON (None: docker did not answer)."""
+    if info is None:
+        return SwarmState("unknown", "", "", False, "", "docker does not answer")
+    sw = info.get("Swarm") or {}
+    return SwarmState(
+        state=sw.get("LocalNodeState", "inactive") or "inactive",
+        node_id=sw.get("NodeID", "") or "",
+        node_addr=sw.get("NodeAddr", "") or "",
+        is_manager=bool(sw.get("ControlAvailable")),
+        cluster_id=((sw.get("Cluster") or {}).get("ID") or ""),
+        error=sw.get("Error", "") or "",
+    )
+
+
+def init_cmd(advertise: str, *, default_addr_pool: str | None = None) -> str:
+    argv = ["docker", "swarm", "init", "--advertise-addr", advertise]
+    if default_addr_pool:
+        argv += ["--default-addr-pool", default_addr_pool]
+    return join(argv)
+
+
+def token_cmd(role: str) -> str:
+    return join(["docker", "swarm", "join-token", "-q", role])
+
+
+def join_body(token: str, leader_addr: str, advertise: str) -> str:
+    """JSON for POST /swarm/join (sent on stdin: the token never reaches argv)."""
+    return json.dumps({"ListenAddr": "0.0.0.0:2377", "AdvertiseAddr": advertise,
+                       "RemoteAddrs": [f"{leader_addr}:2377"], "JoinToken": token})
+
+
+def join_cmd() -> str:
+    """Join via the engine API: the body (with the token) arrives on stdin."""
+    return join(["curl", "-sS", "--fail-with-body", "--max-time", "120", "--unix-socket", SOCKET,
+                 "-H", "Content-Type: application/json", "-X", "POST", "--data-binary", "@-",
+                 "http://localhost/swarm/join"])
+
+
+NODES = Fact("nodes", "docker node ls --format '{{json .}}'",
+             lambda t, rc: [json.loads(x) for x in t.splitlines() if x.strip()] if rc == 0 else None)
+
+
+def node_ls_ids(nodes: list[dict[str, Any]] | None) -> set[str]:
+    return {n.get("ID", "").rstrip("*").strip() for n in (nodes or [])}
+
+
+def advertise_fact(target: str) -> Fact:
+    """The source address this host uses to reach ``target`` (its advertise address)."""
+    return Fact("src_addr", join(["ip", "-4", "route", "get", target]) + " | sed -n 's/.* src \\([0-9.]*\\).*/\\1/p'",
+                lambda t, rc: t.strip().splitlines()[0] if rc == 0 and t.strip() else "")
+
+
+SERVICES = Fact("services", "docker service ls --format '{{json .}}'",
+                lambda t, rc: [json.loads(x) for x in t.splitlines() if x.strip()] if rc == 0 else None)
+
+
+def print_status(nodes: list[dict[str, Any]], services: list[dict[str, Any]] | None, *,
+                 json_lines: bool, out) -> None:
+    """Nodes and services as two tables (or JSON lines)."""
+    if json_lines:
+        for n in nodes:
+            out.write(json.dumps({"event": "node", **n}) + "\n")
+        for s in services or []:
+            out.write(json.dumps({"event": "service", **s}) + "\n")
+        return
+    out.write(f"{'HOSTNAME':<14} {'STATUS':<8} {'AVAILABILITY':<13} {'MANAGER':<12} {'ENGINE':<10} ID\n")
+    for n in nodes:
+        out.write(f"{n.get('Hostname', ''):<14} {n.get('Status', ''):<8} {n.get('Availability', ''):<13} "
+                  f"{n.get('ManagerStatus', '') or 'worker':<12} {n.get('EngineVersion', ''):<10} "
+                  f"{n.get('ID', '').rstrip('*').strip()}{' (here)' if n.get('Self') else ''}\n")
+    out.write(f"\n{'SERVICE':<28} {'MODE':<12} {'REPLICAS':<9} {'IMAGE'}\n")
+    for s in services or []:
+        out.write(f"{s.get('Name', ''):<28} {s.get('Mode', ''):<12} {s.get('Replicas', ''):<9} {s.get('Image', '')}\n")
+    if not services:
+        out.write("(no services)\n")
+    out.flush()

@@ -1,0 +1,201 @@
+"""Swarm membership: init the leader, join managers and workers, show the cluster.
+
+Assumes Docker runs on every node (docker.install). The first manager is the leader. Under
+``fab -H a,b,c`` every given host is a manager (the runbook's three-machine appendix)
+unless hosts.env lists it in WORKERS or ``--workers`` names it.
+"""
+
+import ipaddress
+import json as jsonlib
+import threading
+
+from invoke import Collection
+
+from swarmbook import facts as F
+from swarmbook import swarmcmd as S
+from swarmbook.config import HostSpec
+from swarmbook.engine import Host, Run
+from swarmbook.errors import StepFailed
+from swarmbook.shell import quote
+from swarmbook.taskdef import cluster_task, refuse
+
+
+def _is_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+        return True
+    except ValueError:
+        return False
+
+
+def _labels(settings) -> dict[str, dict[str, str]]:
+    out: dict[str, dict[str, str]] = {}
+    for item in settings["NODE_LABELS"]:
+        host, sep, kv = item.partition(":")
+        key, eq, value = kv.partition("=")
+        if not sep or not eq or not key:
+            refuse(f"NODE_LABELS entry {item!r} is not host:key=value")
+        out.setdefault(host, {})[key] = value
+    return out
+
+
+def _roles(settings, specs, workers):
+    names = [w.strip() for w in workers.split(",")] if workers else [h.host for h in settings.group("workers")]
+    managers = [s for s in specs if s.host not in names]
+    return managers, [s for s in specs if s.host in names]
+
+
+def _validate(settings, workers=None):
+    _labels(settings)
+    if workers is not None:
+        for w in workers.split(","):
+            if not w.strip():
+                refuse("--workers has an empty entry")
+
+
+@cluster_task(group="nodes", validate=_validate, help={
+    "workers": "comma list of hosts (among the targets) to join as workers; default WORKERS",
+})
+def init(run: Run, specs: list[HostSpec], workers=None):
+    """Init the swarm on the first manager and join the other managers and the workers."""
+    managers, worker_specs = _roles(run.settings, specs, workers)
+    if not managers:
+        refuse("no manager among the target hosts (every host is listed as a worker)")
+    if len(managers) % 2 == 0:
+        run.reporter.note(f"{len(managers)} managers: an even number adds no fault tolerance "
+                          f"(use {len(managers) - 1} or {len(managers) + 1})", level="warning")
+    leader_spec = managers[0]
+    adv_mode = run.settings["SWARM_ADVERTISE"]
+    states: dict[str, tuple[S.SwarmState, str]] = {}
+    lock = threading.Lock()
+
+    def probe(h: Host) -> None:
+        f = h.probe(F.docker_info(), S.advertise_fact(leader_spec.host))
+        addr = adv_mode if adv_mode != "auto" else (h.name if _is_ip(h.name) else f["src_addr"])
+        with lock:
+            states[h.name] = (S.parse_swarm(f["docker_info"]), addr)
+
+    run.each(specs, probe)
+    leader = _lead(run, leader_spec, states)
+    if leader is None:
+        return
+    run.each([s for s in specs if s is not leader_spec],
+             lambda h: _member(h, leader, states, is_manager=h.spec in managers))
+    if not run.check:
+        _apply_labels(run, leader, _labels(run.settings))
+
+
+class _Leader:
+    def __init__(self, host: Host, addr: str, tokens: dict[str, str], node_ids: set[str]):
+        self.host, self.addr, self.tokens, self.node_ids = host, addr, tokens, node_ids
+        self.lock = threading.Lock()
+
+
+def _lead(run: Run, spec: HostSpec, states) -> _Leader | None:
+    if spec.host not in states:
+        run.reporter.note(f"leader {spec.host} did not answer; nothing joined", level="error")
+        return None
+    st, addr = states[spec.host]
+    result: list[_Leader] = []
+
+    def body(h: Host) -> None:
+        if st.state == "inactive":
+            if not addr:
+                h.fail("swarm init", "no advertise address found (set SWARM_ADVERTISE)")
+            h.change("swarm init", S.init_cmd(addr), reason=f"leader, advertising {addr}")
+            if h.check:
+                result.append(_Leader(h, addr, {}, set()))
+                return
+        elif st.active and st.is_manager:
+            h.ok("swarm leader", f"cluster {st.cluster_id[:12]}")
+        elif st.active:
+            h.fail("swarm leader", "is a worker of a swarm; promote it or list another manager first")
+        else:
+            h.fail("swarm leader", f"swarm state {st.state}: {st.error or 'see docker info'}")
+        tokens = {r: h.run(S.token_cmd(r), step="join token").stdout.strip() for r in ("manager", "worker")}
+        for t in tokens.values():
+            run.reporter.mask.add(t)
+        nodes = h.probe(S.NODES)["nodes"]
+        swarm = S.parse_swarm(h.probe(F.docker_info())["docker_info"])
+        result.append(_Leader(h, swarm.node_addr or addr, tokens, S.node_ls_ids(nodes)))
+
+    run.one(spec, body)
+    return result[0] if result else None
+
+
+def _member(h: Host, leader: _Leader, states, *, is_manager: bool) -> None:
+    st, addr = states.get(h.name, (None, ""))
+    role = "manager" if is_manager else "worker"
+    if st is None:
+        h.fail("swarm join", "not probed")
+    if st.active and st.node_id in leader.node_ids:
+        if is_manager and not st.is_manager:
+            h.change("promote to manager", None, reason="was a worker")
+            if not h.check:
+                leader.host.run(f"docker node promote {quote(st.node_id)}", step="promote")
+        else:
+            h.ok(f"swarm {role}", "already in this swarm")
+        return
+    if st.active:
+        h.fail("swarm join", f"already in another swarm (node {st.node_id[:12]}); "
+                             "run `docker swarm leave` there first if that is intended")
+    if st.state == "unknown":
+        h.fail("swarm join", "docker does not answer (run docker.install first)")
+    if h.check:
+        h.change(f"join as {role}", None, reason=f"leader {leader.addr}")
+        return
+    body = S.join_body(leader.tokens[role], leader.addr, addr)
+    h.change(f"join as {role}", S.join_cmd(), stdin=body, reason=f"leader {leader.addr}")
+
+
+def _apply_labels(run: Run, leader: _Leader, labels: dict[str, dict[str, str]]) -> None:
+    if not labels:
+        return
+    nodes = leader.host.probe(S.NODES)["nodes"] or []
+    by_name = {n.get("Hostname"): n.get("ID", "").rstrip("*").strip() for n in nodes}
+    for host, wanted in labels.items():
+        node_id = by_name.get(host) or _node_by_addr(leader.host, host)
+        if not node_id:
+            run.reporter.note(f"NODE_LABELS: no swarm node {host}", level="warning")
+            continue
+        got = jsonlib.loads(leader.host.run(
+            f"docker node inspect --format '{{{{json .Spec.Labels}}}}' {quote(node_id)}").stdout or "{}") or {}
+        add = {k: v for k, v in wanted.items() if got.get(k) != v}
+        if not add:
+            leader.host.ok(f"labels on {host}")
+            continue
+        args = " ".join(f"--label-add {quote(f'{k}={v}')}" for k, v in add.items())
+        leader.host.change(f"labels on {host}", f"docker node update {args} {quote(node_id)}",
+                           reason=", ".join(f"{k}={v}" for k, v in add.items()))
+
+
+def _node_by_addr(leader: Host, addr: str) -> str:
+    out = leader.try_run("docker node ls -q | xargs docker node inspect --format '{{.ID}} {{.Status.Addr}}'").stdout
+    for line in out.splitlines():
+        node_id, _, node_addr = line.partition(" ")
+        if node_addr.strip() == addr:
+            return node_id
+    return ""
+
+
+@cluster_task(group="managers", help={})
+def status(run: Run, specs: list[HostSpec]):
+    """Show nodes (role, availability, leader, engine) and services, from the first manager that answers."""
+    shown: list[bool] = []
+
+    def body(h: Host) -> None:
+        f = h.probe(S.NODES, S.SERVICES)
+        if f["nodes"] is None:
+            h.fail("swarm status", "not a swarm manager (run swarm.init)")
+        S.print_status(f["nodes"], f["services"], json_lines=run.reporter.json_lines, out=run.reporter.out)
+        h.ok("swarm status", f"{len(f['nodes'])} nodes, {len(f['services'] or [])} services")
+        shown.append(True)
+
+    for spec in specs:
+        run.one(spec, body)
+        if shown:
+            return
+    raise StepFailed("no manager answered")
+
+
+ns = Collection("swarm", init, status)
