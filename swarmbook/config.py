@@ -49,6 +49,12 @@ KEYS: dict[str, Key] = {
     "REGISTRY_CA": Key("", "path", "CA certificate of a private registry, installed on nodes"),
     "SWARM_ADVERTISE": Key("auto", "str", "auto (the SSH address, or the route source toward the leader) or an interface name"),
     "NODE_LABELS": Key((), "list", "node labels as host:key=value, comma separated (swarm.init applies them)"),
+    "PROJECT": Key("demo", "str", "image name under REGISTRY and default stack name"),
+    "IMAGE_TAG": Key("latest", "str", "image tag built, pushed and deployed"),
+    "STACK_REPLICAS": Key(1, "int", "replicas of a stack's app service (publish mode ingress)"),
+    "STACK_PUBLISH_MODE": Key("ingress", "choice", "ingress (routing mesh, needs IPVS) or host "
+                              "(one task per node on its own port; global services)", ("ingress", "host")),
+    "STACK_DIR": Key("/opt/swarmbook/stacks", "str", "where rendered stack files live on the manager"),
     "NETWORK_NAME": Key("default-network", "str", "the shared overlay network"),
     "NETWORK_SUBNET": Key("10.1.0.0/16", "cidr", "subnet of the shared overlay network"),
 }

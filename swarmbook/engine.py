@@ -46,7 +46,7 @@ class Host:
         from .shell import quote
         return f"sudo -n sh -c {quote(command)}"
 
-    def run(self, command: str, *, stdin: str | Secret | None = None, timeout: float | None = 600,
+    def run(self, command: str, *, stdin: str | bytes | Secret | None = None, timeout: float | None = 600,
             step: str = "") -> Result:
         """Run a command; a non-zero exit raises StepFailed with the command's last error line."""
         res = self.run_.pool.exec(self.conn, self._wrap(command), stdin=stdin, timeout=timeout)
@@ -55,7 +55,7 @@ class Host:
             raise StepFailed(f"{step + ': ' if step else ''}{lines[-1][:300]} (exit {res.rc})")
         return res
 
-    def try_run(self, command: str, *, stdin: str | Secret | None = None, timeout: float | None = 600) -> Result:
+    def try_run(self, command: str, *, stdin: str | bytes | Secret | None = None, timeout: float | None = 600) -> Result:
         """Run a command and return its result whatever the exit code."""
         return self.run_.pool.exec(self.conn, self._wrap(command), stdin=stdin, timeout=timeout)
 
@@ -67,7 +67,7 @@ class Host:
         self.facts_cache.update(values)
         return values
 
-    def change(self, step: str, command: str | None = None, *, stdin: str | Secret | None = None,
+    def change(self, step: str, command: str | None = None, *, stdin: str | bytes | Secret | None = None,
                reason: str = "", timeout: float | None = 900) -> None:
         """Make a change (unless check mode) and report it as changed."""
         if not self.check and command is not None:

@@ -70,7 +70,7 @@ class Pool:
             self._conns[ident] = conn
         return conn
 
-    def exec(self, conn, command: str, *, stdin: str | Secret | None = None,
+    def exec(self, conn, command: str, *, stdin: str | bytes | Secret | None = None,
              timeout: float | None = None) -> Result:
         """Run one command on an open connection; returns stdout, stderr and exit code."""
         with self._lock:
@@ -80,7 +80,7 @@ class Pool:
             chan.exec_command(command)
             if stdin is not None:
                 data = stdin.reveal() if isinstance(stdin, Secret) else stdin
-                chan.sendall(data.encode())
+                chan.sendall(data if isinstance(data, bytes) else data.encode())
             chan.shutdown_write()
             out, err = bytearray(), bytearray()
             deadline = None if timeout is None else time.monotonic() + timeout

@@ -15,6 +15,7 @@ import inspect
 import os
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from invoke import task
@@ -61,6 +62,41 @@ def targets(c: Any, group: str, env_file: str | None):
     return settings, list(settings.group(group)), settings["SSH_KEY"], True
 
 
+@dataclass(frozen=True)
+class Spec:
+    """What a task is, apart from Invoke: so bootstrap-all can run tasks in one reporter."""
+
+    title: str
+    body: Callable
+    group: str
+    cluster: bool
+    validate: Callable | None
+
+
+def execute(spec: Spec, run, specs: list, args: tuple = (), kwargs: dict | None = None) -> None:
+    """Run a task body on ``specs`` within an existing Run (no exit handling)."""
+    kwargs = kwargs or {}
+    if not specs:
+        run.reporter.note(f"{spec.title}: group {spec.group!r} is empty in {run.settings.source}; skipped")
+    elif spec.cluster:
+        spec.body(run, specs, *args, **kwargs)
+    else:
+        run.each(specs, lambda h: spec.body(h, *args, **kwargs))
+
+
+def modes(check: bool, json: bool) -> tuple[bool, bool]:
+    """--check / --json, or SWARMBOOK_CHECK=1 / SWARMBOOK_JSON=1."""
+    return (check or os.environ.get("SWARMBOOK_CHECK") == "1", json or os.environ.get("SWARMBOOK_JSON") == "1")
+
+
+def finish(run) -> None:
+    """Recap, then exit non-zero naming the failed hosts."""
+    run.recap()
+    failed = run.failed()
+    if failed:
+        raise Exit(f"swarmbook: {run.task} failed on {', '.join(failed)}", code=1)
+
+
 def _wrap(body: Callable, *, group: str, cluster: bool, help: dict[str, str], name: str | None,
           validate: Callable | None, positional: list[str] | None = None):
     sig = inspect.signature(body)
@@ -69,16 +105,14 @@ def _wrap(body: Callable, *, group: str, cluster: bool, help: dict[str, str], na
              for n, d in (("env_file", None), ("check", False), ("json", False))]
     ctx = inspect.Parameter("c", inspect.Parameter.POSITIONAL_OR_KEYWORD)
     task_name = name or body.__name__.replace("_", "-")
+    spec = Spec(f"{body.__module__.rsplit('.', 1)[-1]}.{task_name}", body, group, cluster, validate)
 
     @functools.wraps(body)
     def wrapper(c, *args, env_file=None, check=False, json=False, **kwargs):
         from .engine import Run
         from .report import Reporter
 
-        check = check or os.environ.get("SWARMBOOK_CHECK") == "1"
-        json = json or os.environ.get("SWARMBOOK_JSON") == "1"
-        area = body.__module__.rsplit(".", 1)[-1]
-        title = f"{area}.{task_name}"
+        check, json = modes(check, json)
         try:
             settings, specs, key, first = targets(c, group, env_file)
             if not first:
@@ -88,22 +122,15 @@ def _wrap(body: Callable, *, group: str, cluster: bool, help: dict[str, str], na
             reporter = Reporter(json_lines=json)
             for w in settings.warnings:
                 reporter.note(w, level="warning")
-            run = Run(title, settings, reporter, check=check, key=key)
-            if not specs:
-                reporter.note(f"{title}: group {group!r} is empty in {settings.source}; nothing to do")
-            elif cluster:
-                body(run, specs, *args, **kwargs)
-            else:
-                run.each(specs, lambda h: body(h, *args, **kwargs))
+            run = Run(spec.title, settings, reporter, check=check, key=key)
+            execute(spec, run, specs, args, kwargs)
         except SwarmbookError as exc:
             raise Exit(f"swarmbook: error: {exc}", code=exc.exit_code) from None
-        run.recap()
-        failed = run.failed()
-        if failed:
-            raise Exit(f"swarmbook: {title} failed on {', '.join(failed)}", code=1)
+        finish(run)
         return None
 
     wrapper.__signature__ = sig.replace(parameters=[ctx, *params, *extra])  # type: ignore[attr-defined]
+    wrapper.swarmbook = spec  # type: ignore[attr-defined]
     missing = [p.name for p in params if p.name.strip("_").replace("_", "-") not in help and p.name not in help]
     if missing:
         raise TypeError(f"task {task_name}: help missing for {missing}")

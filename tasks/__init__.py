@@ -2,9 +2,10 @@
 
 from invoke import Collection
 
-from . import docker, net, swarm
+from . import bootstrap, docker, image, net, registry, stack, swarm
 
-ns = Collection(docker, swarm, net)
+ns = Collection(docker, swarm, net, registry, image, stack)
+ns.add_task(bootstrap.bootstrap_all)
 ns.configure({
     # Tasks print their own per-host lines and recap; keep Invoke's echo off.
     "run": {"echo": False},

@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Everything swarmbook and its lab need on a fresh Debian 12 machine, as root: the outer
+# machine's packages and dockerd (scripts/outer-setup.sh) and swarmbook itself (pip,
+# editable, with the test extras). Idempotent: fast when all is in place.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/outer-setup.sh
+python3 -m pip install -q --disable-pip-version-check --root-user-action=ignore -e '.[test]' 2>&1 \
+    | grep -v "is ignored: it is neither a file nor a directory" || true
+python3 -c 'import swarmbook, fabric, invoke, dotenv, yaml, pytest' # fail loudly if pip did not deliver

@@ -1,0 +1,54 @@
+"""Pure helpers for registry logins: whether a stored login is current, and the login command.
+
+The password only ever travels on stdin (``--password-stdin``); whether a node's stored
+login is current is decided here by comparing the stored ``auth`` with the expected one,
+so a second run sends nothing.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+
+from .facts import Fact
+from .shell import join, quote
+
+
+def expected_auth(user: str, password: str) -> str:
+    return base64.b64encode(f"{user}:{password}".encode()).decode()
+
+
+def login_current(config_json: str | None, registry: str, user: str, password: str) -> bool:
+    """True when ~/.docker/config.json already holds exactly this user/password for ``registry``."""
+    if not config_json:
+        return False
+    try:
+        auths = json.loads(config_json).get("auths", {})
+    except (json.JSONDecodeError, AttributeError):
+        return False
+    for key in (registry, f"https://{registry}", f"http://{registry}"):
+        entry = auths.get(key)
+        if isinstance(entry, dict) and entry.get("auth") == expected_auth(user, password):
+            return True
+    return False
+
+
+def docker_config_fact(user: str) -> Fact:
+    """Content of ``user``'s ~/.docker/config.json ('' when absent; None when the user does not exist)."""
+    home = f"$(getent passwd {quote(user)} | cut -d: -f6)"
+    return Fact(f"dockercfg:{user}", f"getent passwd {quote(user)} >/dev/null || exit 9; "
+                                     f"cat \"{home}/.docker/config.json\" 2>/dev/null || true",
+                lambda t, rc: None if rc == 9 else t)
+
+
+def login_cmd(registry: str, user: str, *, as_user: str = "root") -> str:
+    """``docker login`` reading the password from stdin, run as ``as_user`` (e.g. gitlab-runner)."""
+    cmd = join(["docker", "login", "--username", user, "--password-stdin", registry])
+    if as_user == "root":
+        return cmd + " >/dev/null"
+    return join(["su", "-s", "/bin/sh", "-l", as_user, "-c", cmd]) + " >/dev/null"
+
+
+def ca_path(registry: str) -> str:
+    """Where Docker looks for a private registry's CA."""
+    return f"/etc/docker/certs.d/{registry}/ca.crt"

@@ -1,0 +1,100 @@
+"""Pure helpers for stacks: render a stack file from hosts.env values, name the .env config
+by its content, read service convergence.
+
+A config's name carries the hash of its content (``demo_env_3f2a...``): a changed .env is
+a new config, so the service rolls to it instead of failing with "config is in use".
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import string
+from typing import Any
+
+import yaml
+
+from .errors import ConfigError
+
+
+def config_name(stack: str, content: str) -> str:
+    return f"{stack}_env_{hashlib.sha256(content.encode()).hexdigest()[:12]}"
+
+
+def template_vars(settings, stack: str, env_content: str, **overrides: Any) -> dict[str, str]:
+    """Variables a stack template may use: every hosts.env key, plus IMAGE, STACK, ENV_CONFIG."""
+    values = {k: (",".join(v) if isinstance(v, tuple) else str(v)) for k, v in settings.values.items()
+              if not k.endswith("PASSWORD")}
+    values.update({k: str(v) for k, v in overrides.items() if v is not None})
+    values["STACK"] = stack
+    values["ENV_CONFIG"] = config_name(stack, env_content)
+    registry = values.get("REGISTRY", "")
+    values["IMAGE"] = f"{registry + '/' if registry else ''}{values['PROJECT']}:{values['IMAGE_TAG']}"
+    return values
+
+
+def render(template: str, values: dict[str, str], *, source: str) -> str:
+    """Substitute ${VARS}, parse the YAML, apply the publish mode; errors name the problem."""
+    try:
+        text = string.Template(template).substitute(values)
+    except KeyError as exc:
+        raise ConfigError(f"{source}: unknown variable ${{{exc.args[0]}}}") from None
+    except ValueError as exc:
+        raise ConfigError(f"{source}: bad placeholder ({exc})") from None
+    try:
+        doc = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark else ""
+        raise ConfigError(f"{source}{where}: not valid YAML ({getattr(exc, 'problem', exc)})") from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("services"), dict):
+        raise ConfigError(f"{source}: a stack file needs a 'services:' mapping")
+    if values.get("STACK_PUBLISH_MODE") == "host":
+        for svc in doc["services"].values():
+            _host_mode(svc)
+    return yaml.safe_dump(doc, sort_keys=False)
+
+
+def _host_mode(svc: dict[str, Any]) -> None:
+    """Publish ports on each node's own address and run one task per node (no routing mesh)."""
+    ports = svc.get("ports") or []
+    if not ports:
+        return
+    new = []
+    for p in ports:
+        if isinstance(p, dict):
+            new.append({**p, "mode": "host"})
+        else:
+            m = re.fullmatch(r"(?:(\d+):)?(\d+)(?:/(tcp|udp))?", str(p))
+            if not m:
+                raise ConfigError(f"port {p!r}: use published:target")
+            new.append({"target": int(m.group(2)), "published": int(m.group(1) or m.group(2)),
+                        "protocol": m.group(3) or "tcp", "mode": "host"})
+    svc["ports"] = new
+    deploy = svc.setdefault("deploy", {})
+    deploy["mode"] = "global"
+    deploy.pop("replicas", None)
+    update = deploy.get("update_config") or {}
+    if update.get("order") == "start-first":  # a host port cannot be held twice on one node
+        update["order"] = "stop-first"
+
+
+def published_ports(rendered: str) -> list[int]:
+    doc = yaml.safe_load(rendered)
+    out = []
+    for svc in doc["services"].values():
+        for p in svc.get("ports") or []:
+            out.append(int(p["published"]) if isinstance(p, dict) else int(str(p).split(":")[0]))
+    return out
+
+
+def parse_replicas(text: str) -> dict[str, tuple[int, int]]:
+    """``docker stack services --format '{{.Name}} {{.Replicas}}'`` -> name: (running, wanted)."""
+    out = {}
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) >= 2:
+            m = re.match(r"(\d+)/(\d+)", parts[1])
+            if m:
+                out[parts[0]] = (int(m.group(1)), int(m.group(2)))
+    return out

@@ -1,0 +1,64 @@
+"""bootstrap-all: the whole runbook, in order, from hosts.env; steps whose group is empty or
+whose settings are missing are skipped. One reporter, one recap, one exit code."""
+
+from invoke import task
+from invoke.exceptions import Exit
+
+from swarmbook.errors import SwarmbookError
+from swarmbook.taskdef import COMMON_HELP, execute, modes
+
+from . import docker, image, net, registry, stack, swarm
+
+
+def plan(settings) -> list[tuple[object, dict, str]]:
+    """(task, kwargs, why-skipped or '') in runbook order."""
+    s = settings
+    no_registry = "" if s["REGISTRY"] and s["REGISTRY_USER"] and s["REGISTRY_PASSWORD"] else "REGISTRY/REGISTRY_USER/REGISTRY_PASSWORD not set"
+    return [
+        (docker.install, {}, ""),
+        (docker.mirrors, {}, "" if s["DOCKER_MIRRORS"] else "DOCKER_MIRRORS not set"),
+        (swarm.init, {}, "" if s.group("managers") else "MANAGERS is empty"),
+        (net.create, {}, "" if s.group("managers") else "MANAGERS is empty"),
+        (registry.login, {}, no_registry),
+        (image.build_push, {}, no_registry or ("" if s.group("build") else "BUILD is empty")),
+        (stack.deploy, {"name": s["PROJECT"]}, no_registry),
+    ]
+
+
+@task(name="bootstrap-all", help=COMMON_HELP)
+def bootstrap_all(c, env_file=None, check=False, json=False):
+    """Run the whole runbook against hosts.env in order; a second run reports 0 changed."""
+    from swarmbook import config
+    from swarmbook.engine import Run
+    from swarmbook.report import Reporter
+
+    check, json = modes(check, json)
+    try:
+        settings = config.load(env_file)
+        steps = plan(settings)
+        for t, kwargs, skip in steps:  # validate everything before touching any host
+            spec = t.body.swarmbook
+            if not skip and spec.validate:
+                spec.validate(settings, **kwargs)
+        reporter = Reporter(json_lines=json)
+        for w in settings.warnings:
+            reporter.note(w, level="warning")
+        run = Run("bootstrap-all", settings, reporter, check=check)
+        for t, kwargs, skip in steps:
+            spec = t.body.swarmbook
+            if skip:
+                reporter.note(f"skip {spec.title}: {skip}")
+                continue
+            reporter.note(f"== {spec.title}")
+            stage = Run(spec.title, settings, reporter, check=check)
+            execute(spec, stage, list(settings.group(spec.group)), (), kwargs)
+            if spec.cluster and stage.failed():
+                reporter.note(f"{spec.title} failed on {', '.join(stage.failed())}; stopping (cluster-wide step)",
+                              level="error")
+                break
+    except SwarmbookError as exc:
+        raise Exit(f"swarmbook: error: {exc}", code=exc.exit_code) from None
+    reporter.recap("bootstrap-all" + (" (check mode: nothing changed)" if check else ""), run.started)
+    failed = reporter.failed_hosts()
+    if failed:
+        raise Exit(f"swarmbook: bootstrap-all failed on {', '.join(failed)}", code=1)

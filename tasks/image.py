@@ -1,0 +1,75 @@
+"""Images: build an app image on the build host and push it to the registry.
+
+The build context is a folder on this machine, sent as a tar stream on stdin to
+``docker build -`` on the first BUILD host (the runbook builds on one of the servers).
+"""
+
+import io
+import tarfile
+from pathlib import Path
+
+from invoke import Collection
+
+from swarmbook.config import HostSpec
+from swarmbook.engine import Host, Run
+from swarmbook.shell import join
+from swarmbook.taskdef import cluster_task, refuse
+
+STACKS = Path(__file__).resolve().parent.parent / "stacks"
+
+
+def context_tar(folder: Path) -> bytes:
+    """The build context as a tar (sorted, fixed mtimes: same files give the same bytes)."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for p in sorted(folder.rglob("*")):
+            info = tar.gettarinfo(str(p), arcname=str(p.relative_to(folder)))
+            info.mtime, info.uid, info.gid, info.uname, info.gname = 0, 0, 0, "", ""
+            tar.addfile(info, p.open("rb") if p.is_file() else None)
+    return buf.getvalue()
+
+
+def _folder(settings, context):
+    return Path(context) if context else STACKS / settings["PROJECT"] / "app"
+
+
+def _validate(settings, context=None, tag=None):
+    folder = _folder(settings, context)
+    if not (folder / "Dockerfile").is_file():
+        refuse(f"build context {folder} has no Dockerfile")
+    if not settings["REGISTRY"]:
+        refuse(f"REGISTRY is empty in {settings.source}")
+
+
+@cluster_task(group="build", name="build-push", validate=_validate, help={
+    "context": "build context folder on this machine (default stacks/PROJECT/app)",
+    "tag": "image tag (default IMAGE_TAG)",
+})
+def build_push(run: Run, specs: list[HostSpec], context=None, tag=None):
+    """Build REGISTRY/PROJECT:TAG on the build host and push it (changed only when new layers)."""
+    s = run.settings
+    image = f"{s['REGISTRY']}/{s['PROJECT']}:{s.get('IMAGE_TAG', tag)}"
+    data = context_tar(_folder(s, context))
+
+    def body(h: Host) -> None:
+        inspect = join(["docker", "image", "inspect", "--format", "{{.Id}}", image])
+        before = h.try_run(inspect).stdout.strip()
+        if h.check:
+            h.change(f"build {image}", None, reason="check mode: build not tried")
+            return
+        h.run(join(["docker", "build", "-q", "-t", image, "-"]), stdin=data, timeout=1800, step="docker build")
+        after = h.run(inspect).stdout.strip()
+        if after != before:
+            h.change(f"build {image}", None, reason=f"image {after[7:19]}")
+        else:
+            h.ok(f"build {image}", "unchanged (cache)")
+        out = h.run(join(["docker", "push", image]), timeout=1800, step="docker push").stdout
+        if "Pushed" in out:
+            h.change(f"push {image}", None, reason="new layers pushed")
+        else:
+            h.ok(f"push {image}", "registry already has it")
+
+    run.one(specs[0], body)
+
+
+ns = Collection("image", build_push)

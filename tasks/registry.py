@@ -1,0 +1,77 @@
+"""The image registry: log every node in (and gitlab-runner where it exists), refresh service auth.
+
+Assumes Docker on every node. The password comes from REGISTRY_PASSWORD (environment beats
+hosts.env) and only ever travels on stdin.
+"""
+
+from pathlib import Path
+
+from invoke import Collection
+
+from swarmbook import facts as F
+from swarmbook import ops
+from swarmbook import registrycmd as R
+from swarmbook.config import HostSpec
+from swarmbook.engine import Host, Run
+from swarmbook.shell import join
+from swarmbook.taskdef import cluster_task, host_task, refuse
+
+RUNNER_USER = "gitlab-runner"
+
+
+def _need_registry(settings, **_):
+    for key in ("REGISTRY", "REGISTRY_USER"):
+        if not settings[key]:
+            refuse(f"{key} is empty in {settings.source}")
+    if not settings["REGISTRY_PASSWORD"]:
+        refuse(f"REGISTRY_PASSWORD is empty (set it in the environment or {settings.source})")
+    ca = settings["REGISTRY_CA"]
+    if ca and not Path(ca).is_file():
+        refuse(f"REGISTRY_CA {ca} is not a file")
+
+
+@host_task(group="all", validate=_need_registry, help={})
+def login(h: Host):
+    """Log Docker into REGISTRY on every host (root, and gitlab-runner where present)."""
+    s = h.settings
+    registry, user, password = s["REGISTRY"], s["REGISTRY_USER"], s["REGISTRY_PASSWORD"]
+    facts = h.probe(R.docker_config_fact("root"), R.docker_config_fact(RUNNER_USER),
+                    *([F.file_state(R.ca_path(registry), "ca")] if s["REGISTRY_CA"] else []))
+    if s["REGISTRY_CA"]:
+        ops.put_file(h, R.ca_path(registry), Path(s["REGISTRY_CA"]).read_text(), state=facts["ca"],
+                     step=f"CA for {registry}")
+    for as_user in ("root", RUNNER_USER):
+        cfg = facts[f"dockercfg:{as_user}"]
+        if cfg is None:
+            continue  # no such user on this host
+        if R.login_current(cfg, registry, user, password.reveal()):
+            h.ok(f"login {registry} as {as_user}")
+        else:
+            h.change(f"login {registry} as {as_user}", R.login_cmd(registry, user, as_user=as_user),
+                     stdin=password, reason=f"user {user}")
+
+
+@cluster_task(group="managers", name="refresh-auth", help={
+    "services": "comma list of services (default: every service using an image from REGISTRY)",
+})
+def refresh_auth(run: Run, specs: list[HostSpec], services=None):
+    """Push the current registry login to services (after a password change): update --with-registry-auth."""
+    registry = run.settings["REGISTRY"]
+
+    def body(h: Host) -> None:
+        if services:
+            names = [x.strip() for x in services.split(",") if x.strip()]
+        else:
+            out = h.run("docker service ls --format '{{.Name}} {{.Image}}'").stdout
+            names = [ln.split()[0] for ln in out.splitlines()
+                     if ln.strip() and (not registry or ln.split()[1].startswith(registry + "/"))]
+        if not names:
+            h.ok("registry auth", "no services use the registry")
+        for name in names:
+            h.change(f"refresh auth of {name}", join(["docker", "service", "update", "--detach=false", "--quiet",
+                                                       "--with-registry-auth", name]), timeout=900)
+
+    run.one(specs[0], body)
+
+
+ns = Collection("registry", login, refresh_auth)

@@ -1,0 +1,150 @@
+"""App stacks: render stacks/NAME/deploy.yml from hosts.env, ship the app's .env as a
+content-named swarm config, deploy with --with-registry-auth, wait, verify over HTTP.
+
+Assumes an active swarm, the shared network (net.create) and registry logins
+(registry.login) on the managers.
+"""
+
+import threading
+from pathlib import Path
+
+from invoke import Collection
+
+from swarmbook import facts as F
+from swarmbook import ops
+from swarmbook import stackcmd as K
+from swarmbook.config import HostSpec
+from swarmbook.engine import Host, Run
+from swarmbook.errors import StepFailed
+from swarmbook.shell import join, quote
+from swarmbook.taskdef import cluster_task, refuse
+
+STACKS = Path(__file__).resolve().parent.parent / "stacks"
+
+
+def _sources(name: str, app_env: str | None) -> tuple[Path, Path]:
+    if not name:
+        refuse("stack name missing (e.g. inv stack.deploy demo)")
+    template = STACKS / name / "deploy.yml"
+    if not template.is_file():
+        known = ", ".join(sorted(p.parent.name for p in STACKS.glob("*/deploy.yml")))
+        refuse(f"no stack file {template} (stacks: {known})")
+    env = Path(app_env) if app_env else STACKS / name / "app.env"
+    if not env.is_file():
+        refuse(f"app .env file {env} not found")
+    return template, env
+
+
+def render(settings, name, app_env=None, tag=None) -> tuple[str, str, str]:
+    """(rendered stack file, .env content, config name); raises ConfigError on bad input."""
+    template, env = _sources(name, app_env)
+    content = env.read_text()
+    values = K.template_vars(settings, name, content, IMAGE_TAG=tag)
+    return K.render(template.read_text(), values, source=str(template)), content, values["ENV_CONFIG"]
+
+
+def _validate(settings, name=None, app_env=None, tag=None, timeout=180, **_):
+    render(settings, name, app_env, tag)
+    if int(timeout) <= 0:
+        refuse("--timeout must be a positive number of seconds")
+
+
+HELP = {
+    "name": "stack name: a folder under stacks/ (e.g. demo)",
+    "app-env": "the app's .env file (default stacks/NAME/app.env); becomes a swarm config",
+    "tag": "image tag (default IMAGE_TAG)",
+    "timeout": "seconds to wait for every task to run (default 180)",
+}
+
+
+def _converge(h: Host, name: str, timeout: int) -> None:
+    cmd = join(["docker", "stack", "services", name, "--format", "{{.Name}} {{.Replicas}}"])
+    state: dict = {}
+
+    def ready() -> bool:
+        state.update(reps=K.parse_replicas(h.run(cmd).stdout))
+        updating = h.try_run(f"docker service ls -q --filter label=com.docker.stack.namespace={quote(name)} | "
+                             "xargs -r docker service inspect --format '{{if .UpdateStatus}}{{.UpdateStatus.State}}{{end}}'"
+                             ).stdout.split()
+        return bool(state["reps"]) and all(r == w and w > 0 for r, w in state["reps"].values()) and \
+            not any(u in ("updating", "rollback_started") for u in updating)
+
+    try:
+        h.wait(f"stack {name} to converge", ready, timeout=timeout, interval=2)
+    except StepFailed:
+        why = h.try_run(f"docker stack ps --no-trunc --filter desired-state=running --format "
+                        f"'{{{{.Name}}}} {{{{.CurrentState}}}} {{{{.Error}}}}' {quote(name)} | head -5").stdout
+        raise StepFailed(f"stack {name} not converged after {timeout}s: {state.get('reps')}; "
+                         f"{' | '.join(why.splitlines()) or 'no task info'}") from None
+    h.ok(f"stack {name} running", ", ".join(f"{s} {r}/{w}" for s, (r, w) in state["reps"].items()))
+
+
+def _prune_configs(h: Host, name: str, keep: str) -> None:
+    out = h.run(join(["docker", "config", "ls", "--format", "{{.Name}}", "--filter", f"name={name}_env_"])).stdout
+    for old in sorted(set(out.split()) - {keep}):
+        if h.try_run(join(["docker", "config", "rm", old])).rc == 0 or h.check:
+            h.change(f"remove old config {old}", None, reason="no longer used")
+
+
+def _verify_http(run: Run, specs: list[HostSpec], ports: list[int], timeout: int) -> None:
+    def body(h: Host) -> None:
+        for port in ports:
+            url = f"http://127.0.0.1:{port}/"
+            h.wait(f"HTTP {url}", lambda: h.try_run(join(["curl", "-fsS", "-m", "5", url])).rc == 0,
+                   timeout=timeout, interval=2)
+            h.ok(f"HTTP {port} answers")
+    if not run.check and ports:
+        run.each(specs, body)
+
+
+def _deploy(run: Run, specs, name, app_env, tag, timeout, *, always: bool) -> None:
+    rendered, env_content, cfg = render(run.settings, name, app_env, tag)
+    path = f"{run.settings['STACK_DIR']}/{name}/deploy.yml"
+    done = threading.Event()
+
+    def body(h: Host) -> None:
+        f = h.probe(F.file_state(path, "file"),
+                    F.Fact("config", join(["docker", "config", "inspect", "--format", "{{.ID}}", cfg]),
+                           lambda t, rc: rc == 0),
+                    F.Fact("images", f"docker service ls --filter label=com.docker.stack.namespace={quote(name)} "
+                                     "--format '{{.Name}} {{.Image}}'", lambda t, rc: t.strip()))
+        changed = False
+        if f["config"]:
+            h.ok(f"config {cfg}")
+        else:
+            h.change(f"config {cfg}", join(["docker", "config", "create", cfg, "-"]), stdin=env_content,
+                     reason="new .env content")
+            changed = True
+        changed |= ops.put_file(h, path, rendered, step=f"stack file {path}")
+        if changed or always or not f["images"]:
+            h.change(f"deploy stack {name}", join(["docker", "stack", "deploy", "--with-registry-auth",
+                                                   "--prune", "-c", path, name]), timeout=600)
+        else:
+            h.ok(f"stack {name} deployed")
+        if not h.check:
+            _converge(h, name, timeout)
+            if always:
+                after = h.run(f"docker service ls --filter label=com.docker.stack.namespace={quote(name)} "
+                              "--format '{{.Name}} {{.Image}}'").stdout.strip()
+                h.note(f"images {'changed' if after != f['images'] else 'unchanged'}: {after}")
+        _prune_configs(h, name, cfg)
+        done.set()
+
+    run.one(specs[0], body)
+    if done.is_set():
+        _verify_http(run, specs, K.published_ports(rendered), timeout)
+
+
+@cluster_task(group="nodes", validate=_validate, positional=["name"], help=HELP)
+def deploy(run: Run, specs: list[HostSpec], name=None, app_env=None, tag=None, timeout=180):
+    """Deploy a stack (file + .env config) with --with-registry-auth; wait; verify HTTP on every node."""
+    _deploy(run, specs, name, app_env, tag, int(timeout), always=False)
+
+
+@cluster_task(group="nodes", validate=_validate, positional=["name"], help=HELP)
+def update(run: Run, specs: list[HostSpec], name=None, app_env=None, tag=None, timeout=180):
+    """Redeploy a stack so services pick up a newly pushed image (pull and roll)."""
+    _deploy(run, specs, name, app_env, tag, int(timeout), always=True)
+
+
+ns = Collection("stack", deploy, update)

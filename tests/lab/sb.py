@@ -1,0 +1,62 @@
+"""Run swarmbook's real command lines (inv / fab) against the lab and read their JSON lines."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@dataclass
+class Outcome:
+    rc: int
+    stdout: str
+    stderr: str
+    events: list[dict] = field(default_factory=list)
+
+    def steps(self, status: str | None = None, host: str | None = None) -> list[dict]:
+        return [e for e in self.events if e.get("event") == "step"
+                and (status is None or e["status"] == status) and (host is None or e["host"] == host)]
+
+    @property
+    def changed(self) -> int:
+        return len(self.steps("changed"))
+
+    @property
+    def failed(self) -> list[dict]:
+        return self.steps("failed")
+
+    def recap(self) -> dict:
+        recaps = [e for e in self.events if e.get("event") == "recap"]
+        assert recaps, f"no recap in output:\n{self.stdout}\n{self.stderr}"
+        return recaps[-1]["hosts"]
+
+
+def sb(lab, *args: str, tool: str = "inv", json_lines: bool = True, env: dict | None = None,
+       hosts_env: str | None = None, timeout: int = 900) -> Outcome:
+    """``inv ARGS --json`` (or fab) with SWARMBOOK_ENV pointing at the lab's hosts file."""
+    argv = [tool, *args]
+    if json_lines:
+        argv.append("--json")
+    e = {**os.environ, "SWARMBOOK_ENV": hosts_env or str(lab.hosts_env), **(env or {})}
+    p = subprocess.run(argv, cwd=REPO, env=e, capture_output=True, text=True, timeout=timeout)
+    events = []
+    for line in p.stdout.splitlines():
+        if line.startswith("{"):
+            events.append(json.loads(line))
+    return Outcome(p.returncode, p.stdout, p.stderr, events)
+
+
+def ssh(lab, host, command: str, *, check: bool = True) -> subprocess.CompletedProcess:
+    """A plain OpenSSH login to a lab host (independent of swarmbook's own SSH code)."""
+    addr = host.addr if hasattr(host, "addr") else host
+    argv = ["ssh", "-i", str(lab.key), "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
+            "-o", "LogLevel=ERROR", "-o", "ConnectTimeout=5", f"root@{addr}", command]
+    p = subprocess.run(argv, capture_output=True, text=True, timeout=300)
+    if check and p.returncode != 0:
+        raise AssertionError(f"{addr}: {command!r} failed ({p.returncode}): {p.stderr.strip()}")
+    return p
