@@ -12,6 +12,7 @@ import ipaddress
 import os
 import re
 import stat
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,8 @@ KEYS: dict[str, Key] = {
     "SSH_PORT": Key(22, "port", "SSH port when a host entry names none"),
     "SSH_KEY": Key("", "path", "private key file for SSH (empty: agent / ~/.ssh defaults)"),
     "SSH_CONNECT_TIMEOUT": Key(5, "int", "seconds to wait for a host to answer SSH"),
+    "SSHD_PORT": Key("2222", "str", "port sshd moves to on GITLAB hosts so GitLab can take 22 "
+                                     "(empty: bootstrap-all leaves sshd alone)"),
     "DOCKER_INSTALL_METHOD": Key(
         "script", "choice", "script (get.docker.com, the runbook's way) or distro packages",
         ("script", "distro"),
@@ -60,6 +63,7 @@ KEYS: dict[str, Key] = {
 }
 
 _HOSTNAME = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$")
+_RECORD_LOCK = threading.Lock()
 _USER = re.compile(r"^[a-z_][a-z0-9_.-]{0,31}$")
 
 
@@ -233,3 +237,42 @@ def load(explicit: str | None = None, *, required: bool = True) -> Settings:
     if key and not os.access(key, os.R_OK):
         raise ConfigError(f"{path}: SSH_KEY {key} does not exist or is not readable")
     return Settings(settings.values, settings.groups, settings.source, tuple(warnings))
+
+
+def with_port(text: str, host: str, port: int) -> str:
+    """hosts.env text with every group entry for ``host`` pointing at ``port`` (comments kept)."""
+    out = []
+    for line in text.splitlines(keepends=True):
+        key, eq, value = line.partition("=")
+        if eq and key.strip() in GROUPS:
+            entries = [e.strip() for e in value.strip().split(",")]
+            fixed = []
+            for e in entries:
+                if not e:
+                    continue
+                spec = parse_host(e, user="", port=0)
+                if spec.host == host:
+                    user = e.split("@", 1)[0] + "@" if "@" in e else ""
+                    h = f"[{host}]" if ":" in host else host
+                    e = f"{user}{h}:{port}"
+                fixed.append(e)
+            line = f"{key}={','.join(fixed)}\n"
+        out.append(line)
+    return "".join(out)
+
+
+def record_port(path: str, host: str, port: int) -> bool:
+    """Rewrite the hosts file so later runs reach ``host`` on ``port`` (atomic, mode kept)."""
+    p = Path(path)
+    if not p.is_file():
+        return False
+    with _RECORD_LOCK:
+        text = p.read_text()
+        new = with_port(text, host, port)
+        if new == text:
+            return False
+        tmp = p.with_name(p.name + ".tmp")
+        tmp.write_text(new)
+        os.chmod(tmp, stat.S_IMODE(p.stat().st_mode))
+        os.replace(tmp, p)
+    return True

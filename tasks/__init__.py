@@ -2,9 +2,9 @@
 
 from invoke import Collection
 
-from . import bootstrap, docker, image, net, registry, stack, swarm
+from . import bootstrap, docker, image, net, registry, sshd, stack, swarm
 
-ns = Collection(docker, swarm, net, registry, image, stack)
+ns = Collection(docker, sshd, swarm, net, registry, image, stack)
 ns.add_task(bootstrap.bootstrap_all)
 ns.configure({
     # Tasks print their own per-host lines and recap; keep Invoke's echo off.

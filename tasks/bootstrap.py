@@ -7,7 +7,7 @@ from invoke.exceptions import Exit
 from swarmbook.errors import SwarmbookError
 from swarmbook.taskdef import COMMON_HELP, execute, modes
 
-from . import docker, image, net, registry, stack, swarm
+from . import docker, image, net, registry, sshd, stack, swarm
 
 
 def plan(settings) -> list[tuple[object, dict, str]]:
@@ -17,6 +17,7 @@ def plan(settings) -> list[tuple[object, dict, str]]:
     return [
         (docker.install, {}, ""),
         (docker.mirrors, {}, "" if s["DOCKER_MIRRORS"] else "DOCKER_MIRRORS not set"),
+        (sshd.move_port, {}, "" if s.group("gitlab") and s["SSHD_PORT"] else "GITLAB or SSHD_PORT empty"),
         (swarm.init, {}, "" if s.group("managers") else "MANAGERS is empty"),
         (net.create, {}, "" if s.group("managers") else "MANAGERS is empty"),
         (registry.login, {}, no_registry),
@@ -50,6 +51,7 @@ def bootstrap_all(c, env_file=None, check=False, json=False):
                 reporter.note(f"skip {spec.title}: {skip}")
                 continue
             reporter.note(f"== {spec.title}")
+            settings = config.load(env_file)  # a step may have recorded a new SSH port
             stage = Run(spec.title, settings, reporter, check=check)
             execute(spec, stage, list(settings.group(spec.group)), (), kwargs)
             if spec.cluster and stage.failed():

@@ -51,11 +51,11 @@ def sb(lab, *args: str, tool: str = "inv", json_lines: bool = True, env: dict | 
     return Outcome(p.returncode, p.stdout, p.stderr, events)
 
 
-def ssh(lab, host, command: str, *, check: bool = True) -> subprocess.CompletedProcess:
+def ssh(lab, host, command: str, *, check: bool = True, port: int = 22) -> subprocess.CompletedProcess:
     """A plain OpenSSH login to a lab host (independent of swarmbook's own SSH code)."""
     addr = host.addr if hasattr(host, "addr") else host
     argv = ["ssh", "-i", str(lab.key), "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
-            "-o", "LogLevel=ERROR", "-o", "ConnectTimeout=5", f"root@{addr}", command]
+            "-o", "LogLevel=ERROR", "-o", "ConnectTimeout=5", "-p", str(port), f"root@{addr}", command]
     p = subprocess.run(argv, capture_output=True, text=True, timeout=300)
     if check and p.returncode != 0:
         raise AssertionError(f"{addr}: {command!r} failed ({p.returncode}): {p.stderr.strip()}")

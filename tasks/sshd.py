@@ -1,0 +1,90 @@
+"""sshd: move the SSH port (22 -> 2222 by default) so GitLab can take 22, without a lockout.
+
+Order: listen on both ports, verify a fresh login on the new port from here, only then drop
+the old one. Any failure puts the previous config back and checks the old port still answers.
+The hosts file is updated so later tasks (and runs) connect on the new port.
+"""
+
+from invoke import Collection
+
+from swarmbook import config
+from swarmbook import facts as F
+from swarmbook import sshdcmd as D
+from swarmbook.config import HostSpec, parse_port
+from swarmbook.engine import Host
+from swarmbook.errors import StepFailed
+from swarmbook.session import ConnectFailed
+from swarmbook.shell import quote
+from swarmbook.taskdef import host_task, refuse
+
+
+def _validate(settings, port=None):
+    value = settings.get("SSHD_PORT", port)
+    if not value:
+        refuse("no port: pass --port or set SSHD_PORT")
+    parse_port(str(value), "--port")
+
+
+def _login(h: Host, port: int) -> str:
+    """'' when a fresh SSH login on ``port`` works from this machine, else why not."""
+    spec = HostSpec(h.spec.host, h.spec.user, port)
+    try:
+        conn = h.run_.pool.connect(spec, key=h.run_.key, timeout=h.run_.timeout, fresh=True)
+        res = h.run_.pool.exec(conn, "true", timeout=30)
+        return "" if res.rc == 0 else f"exit {res.rc}"
+    except (ConnectFailed, OSError, TimeoutError) as exc:
+        return str(exc)
+
+
+def _apply(h: Host, content: str, ports: list[int], env: dict) -> None:
+    """Install sshd_config with ``ports`` (validated by sshd -t) and restart sshd once."""
+    steps = [D.install_config_cmd()]
+    if env["socket"]:
+        steps.append(f"mkdir -p \"$(dirname {quote(D.SOCKET_DROPIN)})\" && printf '%s' "
+                     f"{quote(D.socket_dropin(ports))} > {quote(D.SOCKET_DROPIN)}")
+    steps += D.open_port_cmds(max(ports), selinux=env["selinux"], firewalld=env["firewalld"], ufw=env["ufw"])
+    steps.append(D.restart_cmd(env["socket"]))
+    h.run(" && ".join(steps), stdin=D.with_ports(content, ports), step=f"sshd on {ports}")
+
+
+def _rollback(h: Host, content: str, old: int, env: dict, why: str) -> None:
+    h.try_run(f"{D.restore_config_cmd()}; " + (f"printf '%s' {quote(D.socket_dropin([old]))} > "
+                                                 f"{quote(D.SOCKET_DROPIN)}; " if env["socket"] else "")
+              + D.restart_cmd(env["socket"]))
+    back = _login(h, old)
+    raise StepFailed(f"login on the new port failed ({why}); previous sshd config restored, "
+                     + (f"port {old} answers" if not back else f"port {old} ALSO FAILS: {back}"))
+
+
+@host_task(group="gitlab", name="move-port", validate=_validate, help={
+    "port": "the new sshd port (default SSHD_PORT, i.e. 2222, the runbook's choice)",
+})
+def move_port(h: Host, port=None):
+    """Move sshd to another port (default 2222) without lockout; record it in the hosts file."""
+    new, old = int(h.settings.get("SSHD_PORT", port)), h.spec.port
+    f = h.probe(F.file_state(D.CONFIG, "cfg"), D.ENV)
+    if f["cfg"] is None:
+        h.fail("sshd port", f"{D.CONFIG} not found")
+    content, env = f["cfg"]["content"], f["sshd_env"]
+    current = D.ports_in(content)
+    if current == [new]:
+        h.ok(f"sshd on port {new}")
+    elif h.check:
+        h.change(f"sshd port {old} -> {new}", None, reason="listen on both, verify, drop old")
+        return
+    else:
+        _apply(h, content, sorted({old, new}), env)
+        why = _login(h, new)
+        if why:
+            _rollback(h, content, old, env, why)
+        _apply(h, content, [new], env)
+        why = _login(h, new)
+        if why:
+            _rollback(h, content, old, env, why)
+        h.change(f"sshd port {old} -> {new}", None, reason="fresh login on the new port verified")
+    h.spec = HostSpec(h.spec.host, h.spec.user, new)
+    if config.record_port(h.settings.source, h.spec.host, new):
+        h.note(f"{h.settings.source}: {h.spec.host} now uses port {new}")
+
+
+ns = Collection("sshd", move_port)
