@@ -1,0 +1,149 @@
+import json
+
+import pytest
+
+from swarmbook import config, netcheck, registrycmd, sshdcmd, stackcmd, swarmcmd
+from swarmbook.errors import ConfigError
+
+
+# --- swarm -----------------------------------------------------------------------------
+def test_parse_swarm_states():
+    assert swarmcmd.parse_swarm(None).state == "unknown"
+    inactive = swarmcmd.parse_swarm({"Swarm": {"LocalNodeState": "inactive", "NodeID": ""}})
+    assert not inactive.active
+    mgr = swarmcmd.parse_swarm({"Swarm": {"LocalNodeState": "active", "NodeID": "n1", "NodeAddr": "10.0.0.1",
+                                          "ControlAvailable": True, "Cluster": {"ID": "c1"}}})
+    assert mgr.active and mgr.is_manager and mgr.cluster_id == "c1" and mgr.node_addr == "10.0.0.1"
+
+
+def test_join_keeps_token_out_of_argv():
+    cmd = swarmcmd.join_cmd()
+    body = json.loads(swarmcmd.join_body("SWMTKN-1-secret", "172.29.100.11", "172.29.100.12"))
+    assert "SWMTKN" not in cmd and "--data-binary @-" in cmd and "/swarm/join" in cmd
+    assert body == {"ListenAddr": "0.0.0.0:2377", "AdvertiseAddr": "172.29.100.12",
+                    "RemoteAddrs": ["172.29.100.11:2377"], "JoinToken": "SWMTKN-1-secret"}
+
+
+def test_init_cmd_quotes_advertise_address():
+    assert swarmcmd.init_cmd("eth0;reboot") == "docker swarm init --advertise-addr 'eth0;reboot'"
+
+
+def test_node_ids_strip_self_marker():
+    assert swarmcmd.node_ls_ids([{"ID": "abc *"}, {"ID": "def"}]) == {"abc", "def"}
+
+
+# --- networks ----------------------------------------------------------------------------
+def test_normalize_clears_host_bits_and_warns_on_huge_subnets():
+    net, warnings = netcheck.normalize("10.0.0.1/8")
+    assert str(net) == "10.0.0.0/8"
+    assert any("host bits" in w for w in warnings) and any("state New" in w for w in warnings)
+    assert netcheck.normalize("10.1.0.0/16")[1] == []
+
+
+@pytest.mark.parametrize("bad", ["10.0.0.0/33", "banana", "10.0.0", "300.1.1.1/8"])
+def test_normalize_refuses_bad_cidrs(bad):
+    with pytest.raises(ConfigError):
+        netcheck.normalize(bad)
+
+
+def test_overlaps_against_networks_and_routes():
+    nets = [{"name": "ingress", "subnets": ["10.0.0.0/24"]}, {"name": "default-network", "subnets": ["10.1.0.0/16"]}]
+    routes = {"h1": ["172.29.100.11/24", "172.17.0.0/16"]}
+    taken = netcheck.taken_by(nets, routes, skip="default-network")
+    assert netcheck.overlaps(netcheck.normalize("10.0.0.0/8")[0], taken) == ["network ingress (10.0.0.0/24)"]
+    assert netcheck.overlaps(netcheck.normalize("172.29.0.0/16")[0], taken) == ["h1 addresses/routes (172.29.100.0/24)"]
+    assert netcheck.overlaps(netcheck.normalize("10.8.0.0/16")[0], taken) == []
+
+
+def test_parse_routes_from_ip_output():
+    text = ("1: lo    inet 127.0.0.1/8 scope host lo\n2: eth0    inet 172.29.100.11/24 brd 172.29.100.255 scope global eth0\n"
+            "default via 172.29.100.1 dev eth0\n172.17.0.0/16 dev docker0 proto kernel scope link src 172.17.0.1 linkdown\n")
+    assert netcheck.parse_routes(text) == ["127.0.0.1/8", "172.29.100.11/24", "172.17.0.0/16"]
+
+
+# --- registry ----------------------------------------------------------------------------
+def test_login_current_compares_stored_auth():
+    auth = registrycmd.expected_auth("u", "pw")
+    cfg = json.dumps({"auths": {"registry.lab:5000": {"auth": auth}}})
+    assert registrycmd.login_current(cfg, "registry.lab:5000", "u", "pw")
+    assert not registrycmd.login_current(cfg, "registry.lab:5000", "u", "new-pw")
+    assert not registrycmd.login_current("", "registry.lab:5000", "u", "pw")
+    assert not registrycmd.login_current("{broken", "registry.lab:5000", "u", "pw")
+
+
+def test_login_cmd_reads_password_from_stdin_only():
+    assert registrycmd.login_cmd("r:5000", "u") == "docker login --username u --password-stdin r:5000 >/dev/null"
+    runner = registrycmd.login_cmd("r:5000", "u", as_user="gitlab-runner")
+    assert runner.startswith("su -s /bin/sh -l gitlab-runner -c ") and "--password-stdin" in runner
+
+
+# --- sshd ----------------------------------------------------------------------------------
+def test_sshd_ports_rewrite_before_match_blocks():
+    cfg = "#Port 22\nPermitRootLogin yes\nMatch User x\n  Port 99\n"
+    assert sshdcmd.ports_in(cfg) == [22]
+    both = sshdcmd.with_ports(cfg, [22, 2222])
+    assert both.startswith(f"{sshdcmd.MARK}\nPort 22\nPort 2222\n#Port 22\n")
+    assert sshdcmd.ports_in(both) == [22, 2222]
+    assert sshdcmd.with_ports(both, [2222]).count("Port 2222") == 1 and sshdcmd.ports_in(sshdcmd.with_ports(both, [2222])) == [2222]
+
+
+def test_sshd_config_is_validated_before_install():
+    cmd = sshdcmd.install_config_cmd()
+    assert cmd.index("sshd -t -f") < cmd.index("mv -f")
+    assert sshdcmd.socket_dropin([22, 2222]) == "[Socket]\nListenStream=\nListenStream=22\nListenStream=2222\n"
+    assert sshdcmd.open_port_cmds(2222, selinux=True, firewalld=True, ufw=False)[0].startswith("semanage port -a -t ssh_port_t")
+
+
+def test_hosts_file_records_new_port_for_every_entry_of_a_host():
+    text = "# keep me\nMANAGERS=a,ops@b\nGITLAB=b:22\nWORKERS=[fd00::1]\n"
+    out = config.with_port(text, "b", 2222)
+    assert out == "# keep me\nMANAGERS=a,ops@b:2222\nGITLAB=b:2222\nWORKERS=[fd00::1]\n"
+    assert config.with_port(text, "fd00::1", 23).endswith("WORKERS=[fd00::1]:23\n")
+
+
+# --- stacks --------------------------------------------------------------------------------
+DEMO = open(__file__.rsplit("/tests/", 1)[0] + "/stacks/demo/deploy.yml").read()
+
+
+def _values(**kw):
+    s = config.parse("REGISTRY=registry.lab:5000\nREGISTRY_PASSWORD=hunter22\n", environ={})
+    return stackcmd.template_vars(s, "demo", "APP_NAME=demo\n", **kw)
+
+
+def test_config_name_changes_with_content():
+    a, b = stackcmd.config_name("demo", "A=1\n"), stackcmd.config_name("demo", "A=2\n")
+    assert a.startswith("demo_env_") and a != b and a == stackcmd.config_name("demo", "A=1\n")
+
+
+def test_render_demo_ingress_keeps_the_runbook_shape():
+    v = _values()
+    out = stackcmd.yaml.safe_load(stackcmd.render(DEMO, v, source="deploy.yml"))
+    svc = out["services"]["demo"]
+    assert svc["image"] == "registry.lab:5000/demo:latest"
+    assert svc["ports"] == ["9501:9501"] and svc["deploy"]["replicas"] == 1
+    assert svc["configs"] == [{"source": v["ENV_CONFIG"], "target": "/opt/www/.env"}]
+    assert out["configs"] == {v["ENV_CONFIG"]: {"external": True}}
+    assert "PASSWORD" not in str(v) and "hunter22" not in str(v)
+
+
+def test_render_host_mode_runs_one_task_per_node():
+    v = _values(STACK_PUBLISH_MODE="host", IMAGE_TAG="v2")
+    svc = stackcmd.yaml.safe_load(stackcmd.render(DEMO, v, source="x"))["services"]["demo"]
+    assert svc["ports"] == [{"target": 9501, "published": 9501, "protocol": "tcp", "mode": "host"}]
+    assert svc["deploy"]["mode"] == "global" and "replicas" not in svc["deploy"]
+    assert svc["deploy"]["update_config"]["order"] == "stop-first"
+    assert svc["image"].endswith(":v2")
+
+
+@pytest.mark.parametrize("template, message", [
+    ("services:\n  a:\n    image: ${NOPE}\n", "unknown variable ${NOPE}"),
+    ("services: [\n", "not valid YAML"),
+    ("version: '3'\n", "needs a 'services:' mapping"),
+])
+def test_bad_stack_files_are_one_line_errors(template, message):
+    with pytest.raises(ConfigError, match=message.replace("$", r"\$").replace("{", r"\{").replace("}", r"\}")):
+        stackcmd.render(template, _values(), source="x.yml")
+
+
+def test_parse_replicas():
+    assert stackcmd.parse_replicas("demo_demo 3/3\nx_y 0/1 (max 1 per node)\n") == {"demo_demo": (3, 3), "x_y": (0, 1)}
