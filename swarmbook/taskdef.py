@@ -43,21 +43,23 @@ def _fab_hosts(argv: list[str]) -> list[str]:
     return [h for h in hosts if h]
 
 
-def targets(c: Any, group: str, env_file: str | None):
+def targets(c: Any, group: str, env_file: str | None, title: str = ""):
     """(settings, specs, ssh key, first_call) for this invocation, from fab's -H or hosts.env."""
     from . import config
     from .session import POOL
 
     if hasattr(c, "host") and hasattr(c, "connect_kwargs"):  # fabric Connection: fab -H
         settings = config.load(env_file, required=bool(env_file or os.environ.get("SWARMBOOK_ENV")))
-        given = _fab_hosts(sys.argv) or [c.original_host]
+        under_fab = os.path.basename(sys.argv[0]) == "fab"
+        given = (_fab_hosts(sys.argv) if under_fab else []) or [c.original_host]
         if c.original_host not in given:
             given = [c.original_host]
         specs = [config.parse_host(h, user=c.user, port=int(c.port), what="fab -H") if ("@" in h or ":" in h)
                  else config.HostSpec(h, c.user, int(c.port)) for h in given]
         keys = c.connect_kwargs.get("key_filename") or []
         key = (keys[0] if isinstance(keys, list) and keys else keys) or settings["SSH_KEY"]
-        return settings, specs, key, POOL.claim_fab_call(group + ":" + c.original_host, tuple(given))
+        first = POOL.claim_fab_call(title, tuple(given)) if under_fab else True
+        return settings, specs, key, first
     settings = config.load(env_file)
     return settings, list(settings.group(group)), settings["SSH_KEY"], True
 
@@ -114,7 +116,7 @@ def _wrap(body: Callable, *, group: str, cluster: bool, help: dict[str, str], na
 
         check, json = modes(check, json)
         try:
-            settings, specs, key, first = targets(c, group, env_file)
+            settings, specs, key, first = targets(c, group, env_file, spec.title)
             if not first:
                 return None  # fab: this host was covered by the first call
             if validate is not None:
