@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import base64
 import re
 
 from .shell import quote
 
 DAEMON_JSON = "/etc/docker/daemon.json"
+TCP_DROPIN = "/etc/systemd/system/docker.service.d/swarmbook-tcp.conf"
+TLS_DIR = "/etc/docker/tls"
 GET_DOCKER = "curl -fsSL https://get.docker.com -o /tmp/get-docker.sh && sh /tmp/get-docker.sh"
 # Distribution packages per OS family (RHEL/CentOS 7 ships "docker" in extras).
 DISTRO_PACKAGES = {"debian": ["docker.io"], "rhel": ["docker"]}
@@ -22,26 +25,54 @@ def bad_mirror(url: str) -> str:
     return ""
 
 
-def replace_daemon_json(path: str = DAEMON_JSON, unit: str = "docker") -> str:
-    """Script: stdin becomes daemon.json, validated by dockerd when it can, then one restart.
+def replace_engine_files(files: dict[str, str], unit: str = "docker") -> str:
+    """Script: install engine config files (daemon.json, unit drop-ins) and restart once.
 
-    A file dockerd rejects is never installed; if the engine does not come back with the new
-    file, the previous one is put back and the engine restarted, so the host keeps Docker.
+    daemon.json is checked by ``dockerd --validate`` when the engine has it; a file it
+    rejects is never installed. If the engine does not come back, every file is put back as
+    it was (or removed if it was new) and the engine restarted, so the host keeps Docker.
+    Contents travel inline (base64): these files hold no secrets.
     """
-    f, u = quote(path), quote(unit)
-    return "\n".join([
-        "set -e",
-        f"mkdir -p \"$(dirname {f})\"",
-        f"if [ -f {f} ]; then cp -p {f} {f}.bak; else rm -f {f}.bak; fi",
-        f"tmp=$(mktemp {f}.XXXXXX); cat > \"$tmp\"; chmod 0644 \"$tmp\"",
-        "if dockerd --help 2>/dev/null | grep -q -- '--validate'; then",
-        f"  if ! dockerd --validate --config-file \"$tmp\" >/dev/null 2>&1; then rm -f \"$tmp\";"
-        " echo 'new daemon.json rejected by dockerd --validate; nothing changed' >&2; exit 3; fi",
-        "fi",
-        f"mv -f \"$tmp\" {f}",
-        f"if ! systemctl restart {u}; then",
-        f"  if [ -f {f}.bak ]; then mv -f {f}.bak {f}; else rm -f {f}; fi",
-        f"  systemctl reset-failed {u} || true; systemctl restart {u} || true",
-        "  echo 'docker did not start with the new daemon.json; the previous file is back' >&2; exit 4",
-        "fi",
-    ])
+    u = quote(unit)
+    lines = ["set -e"]
+    for path, content in files.items():
+        f = quote(path)
+        b64 = base64.b64encode(content.encode()).decode()
+        lines += [f"mkdir -p \"$(dirname {f})\"",
+                  f"if [ -f {f} ]; then cp -p {f} {f}.swarmbook.bak; else rm -f {f}.swarmbook.bak; fi",
+                  f"printf '%s' {b64} | base64 -d > {f}.swarmbook.tmp; chmod 0644 {f}.swarmbook.tmp"]
+    if DAEMON_JSON in files:
+        f = quote(DAEMON_JSON)
+        lines += ["if dockerd --help 2>/dev/null | grep -q -- '--validate' && "
+                  f"! dockerd --validate --config-file {f}.swarmbook.tmp >/dev/null 2>&1; then",
+                  "  rm -f " + " ".join(f"{quote(p)}.swarmbook.tmp" for p in files),
+                  "  echo 'new daemon.json rejected by dockerd --validate; nothing changed' >&2; exit 3",
+                  "fi"]
+    lines += [f"mv -f {quote(p)}.swarmbook.tmp {quote(p)}" for p in files]
+    restore = "; ".join(f"if [ -f {quote(p)}.swarmbook.bak ]; then mv -f {quote(p)}.swarmbook.bak {quote(p)}; "
+                        f"else rm -f {quote(p)}; fi" for p in files)
+    lines += [f"systemctl daemon-reload; if ! systemctl restart {u}; then",
+              f"  {restore}",
+              f"  systemctl daemon-reload; systemctl reset-failed {u} || true; systemctl restart {u} || true",
+              "  echo 'docker did not start with the new configuration; the previous files are back' >&2; exit 4",
+              "fi",
+              "rm -f " + " ".join(f"{quote(p)}.swarmbook.bak" for p in files)]
+    return "\n".join(lines)
+
+
+def exec_start(unit_text: str) -> str:
+    """The engine's own ExecStart command line from ``systemctl cat docker.service`` output
+    (first unit file only, continuation lines joined), so a drop-in can extend it."""
+    files = re.split(r"(?m)^# /", unit_text)
+    main = files[1] if len(files) > 1 else unit_text
+    joined = re.sub(r"\s*\\\n\s*", " ", main)
+    for line in joined.splitlines():
+        if line.startswith("ExecStart=") and line.strip() != "ExecStart=":
+            return line.split("=", 1)[1].strip()
+    return ""
+
+
+def tcp_dropin(exec_start_line: str, listen: str) -> str:
+    """systemd drop-in that keeps the engine's own flags (``-H fd://``) and adds a TCP listener."""
+    return ("# written by swarmbook docker.tcp\n[Service]\nExecStart=\n"
+            f"ExecStart={exec_start_line} -H {listen}\n")

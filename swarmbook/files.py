@@ -52,10 +52,10 @@ class BadJSON(ValueError):
     pass
 
 
-def merged_json(content: str, updates: dict[str, Any]) -> str:
+def merged_json(content: str, updates: dict[str, Any], drop: tuple[str, ...] = ()) -> str:
     """Merge top-level keys into a JSON object, keeping every other key; stable formatting.
 
-    Empty or whitespace content counts as ``{}``; anything that is not a JSON object raises
+    Keys in ``drop`` are removed. Empty or whitespace content counts as ``{}``; anything that is not a JSON object raises
     BadJSON (the caller refuses: never overwrite a file we cannot read).
     """
     if content.strip():
@@ -67,7 +67,7 @@ def merged_json(content: str, updates: dict[str, Any]) -> str:
             raise BadJSON("not a JSON object")
     else:
         data = {}
-    merged = {**data, **updates}
+    merged = {k: v for k, v in {**data, **updates}.items() if k not in drop or k in updates}
     if merged == data and content.strip():
         return content
     return json.dumps(merged, indent=2, sort_keys=True) + "\n"

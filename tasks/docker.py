@@ -3,11 +3,15 @@
 Assumes systemd hosts of the Debian/Ubuntu or RHEL/CentOS/TencentOS families.
 """
 
+import ipaddress
+from pathlib import Path
+
 from invoke import Collection
 
 from swarmbook import dockercmd as D
 from swarmbook import facts as F
-from swarmbook import files, ops
+from swarmbook import files, ops, tls
+from swarmbook.config import parse_port
 from swarmbook.engine import Host
 from swarmbook.errors import StepFailed
 from swarmbook.taskdef import host_task, refuse
@@ -77,7 +81,7 @@ def mirrors(h: Host, mirrors=None):
     if new == current:
         h.ok("registry mirrors", ", ".join(wanted))
         return
-    h.change("registry mirrors", D.replace_daemon_json(), stdin=new,
+    h.change("registry mirrors", D.replace_engine_files({D.DAEMON_JSON: new}),
              reason=f"{', '.join(wanted) or 'removed'}; docker restarted")
     if not h.check:
         got = h.run("docker info --format '{{json .RegistryConfig.Mirrors}}'", step="verify mirrors").stdout
@@ -86,4 +90,80 @@ def mirrors(h: Host, mirrors=None):
             h.fail("verify mirrors", f"docker info does not list {', '.join(missing)}")
 
 
-ns = Collection("docker", install, mirrors)
+
+
+TLS_KEYS = ("tls", "tlsverify", "tlscacert", "tlscert", "tlskey")
+
+
+def _check_tcp(settings, insecure=False, bind=None, port=None):
+    if insecure and not bind:
+        refuse("--insecure needs --bind ADDRESS: an unauthenticated Docker API must not listen everywhere")
+    if bind:
+        try:
+            ipaddress.ip_address(bind)
+        except ValueError:
+            refuse(f"--bind {bind!r} is not an IP address")
+    if port is not None:
+        parse_port(str(port), "--port")
+
+
+@host_task(group="all", validate=_check_tcp, help={
+    "insecure": "plain TCP without TLS (the runbook's 2375): anyone who reaches it owns the host; needs --bind",
+    "bind": "address the API listens on (default 0.0.0.0 with TLS; required with --insecure)",
+    "port": "port (default 2376 with TLS, 2375 with --insecure)",
+})
+def tcp(h: Host, insecure=False, bind=None, port=None):
+    """Open the Docker API over TCP: TLS with client certificates on 2376 (default), via a drop-in."""
+    port = int(port or (2375 if insecure else 2376))
+    listen = f"tcp://{bind or '0.0.0.0'}:{port}"
+    tls_dir = Path(h.settings["DOCKER_TLS_DIR"])
+    f = h.probe(F.Fact("unit", "systemctl cat docker.service", lambda t, rc: t if rc == 0 else None),
+                F.file_state(D.DAEMON_JSON, "daemon"), F.file_state(D.TCP_DROPIN, "dropin"),
+                *[F.file_state(f"{D.TLS_DIR}/{n}", n) for n in ("ca.pem", "server-cert.pem", "server-key.pem")])
+    if not f["unit"]:
+        h.fail("docker tcp", "docker is not installed (run docker.install first)")
+    restart = False
+    if insecure:
+        h.note(f"WARNING: Docker API without TLS on {listen}: anyone who can reach it controls this host",
+               level="warning")
+        updates, drop = {}, TLS_KEYS
+    else:
+        cert, key = tls.server_cert(tls_dir, h.name, [h.name, "127.0.0.1", "localhost"])
+        ca = (tls_dir / "ca.pem").read_text()
+        for name, content, mode in (("ca.pem", ca, "0644"), ("server-cert.pem", cert, "0644"),
+                                    ("server-key.pem", key, "0600")):
+            restart |= ops.put_file(h, f"{D.TLS_DIR}/{name}", content, mode=mode, state=f[name],
+                                    secret=name.endswith("key.pem"), step=f"TLS {name}")
+        updates = {"tls": True, "tlsverify": True, "tlscacert": f"{D.TLS_DIR}/ca.pem",
+                   "tlscert": f"{D.TLS_DIR}/server-cert.pem", "tlskey": f"{D.TLS_DIR}/server-key.pem"}
+        drop = ()
+    current = f["daemon"]["content"] if f["daemon"] else ""
+    try:
+        daemon = files.merged_json(current, updates, drop=drop) if (updates or current.strip()) else current
+    except files.BadJSON as exc:
+        raise StepFailed(f"{D.DAEMON_JSON} is {exc}; fix it by hand, nothing was changed") from None
+    dropin = D.tcp_dropin(D.exec_start(f["unit"]), listen)
+    if daemon != current or dropin != (f["dropin"] or {}).get("content") or restart:
+        h.change(f"docker API on {listen}", D.replace_engine_files({D.DAEMON_JSON: daemon, D.TCP_DROPIN: dropin}),
+                 reason="TLS, client certificate required" if not insecure else "NO TLS (--insecure)")
+    else:
+        h.ok(f"docker API on {listen}")
+    if h.check:
+        return
+    try:
+        h.wait(f"docker API on {h.name}:{port}", lambda: _answers(h.name, port, None if insecure else tls_dir),
+               timeout=30)
+    except StepFailed:
+        h.fail("verify docker API", f"no answer on {h.name}:{port} from this machine")
+    h.ok("docker API answers", f"{'TLS verified' if not insecure else 'plain TCP'} from this machine")
+
+
+def _answers(host: str, port: int, tls_dir) -> bool:
+    try:
+        tls.api_version(host, port, tls_dir)
+        return True
+    except Exception:  # noqa: BLE001 - still starting, or refused: wait() reports the timeout
+        return False
+
+
+ns = Collection("docker", install, mirrors, tcp)

@@ -92,5 +92,15 @@ def test_mirror_validation_and_daemon_json_script():
     assert dockercmd.bad_mirror("https://registry.lab:5001") == ""
     assert "not an http(s)" in dockercmd.bad_mirror("registry.lab:5001")
     assert "not an http(s)" in dockercmd.bad_mirror("https://x;reboot")
-    s = dockercmd.replace_daemon_json()
-    assert "dockerd --validate" in s and "mv -f /etc/docker/daemon.json.bak /etc/docker/daemon.json" in s
+    s = dockercmd.replace_engine_files({dockercmd.DAEMON_JSON: "{}\n"})
+    assert "dockerd --validate" in s and "mv -f /etc/docker/daemon.json.swarmbook.bak /etc/docker/daemon.json" in s
+    assert s.index("--validate") < s.index("mv -f /etc/docker/daemon.json.swarmbook.tmp")
+
+
+def test_exec_start_and_tcp_dropin_keep_fd_socket():
+    unit = ("# /lib/systemd/system/docker.service\n[Service]\nExecStart=/usr/sbin/dockerd -H fd:// \\\n"
+            "   $DOCKER_OPTS\n# /etc/systemd/system/docker.service.d/x.conf\n[Service]\nExecStart=\nExecStart=/other\n")
+    line = dockercmd.exec_start(unit)
+    assert line == "/usr/sbin/dockerd -H fd:// $DOCKER_OPTS"
+    drop = dockercmd.tcp_dropin(line, "tcp://0.0.0.0:2376")
+    assert "ExecStart=\nExecStart=/usr/sbin/dockerd -H fd:// $DOCKER_OPTS -H tcp://0.0.0.0:2376\n" in drop

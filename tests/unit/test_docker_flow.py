@@ -1,6 +1,8 @@
 """Task flow for docker.*: given facts, exactly which commands are sent (scripted SSH pool)."""
 
+import base64
 import json
+import re
 
 import pytest
 
@@ -69,7 +71,8 @@ def test_mirrors_merge_keeps_other_keys_and_restarts_once():
                      r"docker info": Result('["https://m.lab:5001/"]', "", 0)})
     run, out = run_body(pool, mirrors, mirrors="https://m.lab:5001")
     (cmd, stdin), = [(c, s) for c, s in pool.sent if "dockerd --validate" in c]
-    assert json.loads(stdin) == {"log-driver": "journald", "registry-mirrors": ["https://m.lab:5001"]}
+    b64 = re.search(r"printf '%s' (\S+) \| base64 -d > /etc/docker/daemon.json", cmd).group(1)
+    assert json.loads(base64.b64decode(b64)) == {"log-driver": "journald", "registry-mirrors": ["https://m.lab:5001"]}
     assert cmd.count("systemctl restart docker") == 2  # once, plus once more only on rollback
     assert run.failed() == []
 
