@@ -39,6 +39,7 @@ KEYS: dict[str, Key] = {
     "SSH_PORT": Key(22, "port", "SSH port when a host entry names none"),
     "SSH_KEY": Key("", "path", "private key file for SSH (empty: agent / ~/.ssh defaults)"),
     "SSH_CONNECT_TIMEOUT": Key(5, "int", "seconds to wait for a host to answer SSH"),
+    "LOCK_WAIT": Key(0, "int", "seconds a run waits for another operator's cluster lock (0: fail at once)"),
     "SSHD_PORT": Key("2222", "str", "port sshd moves to on GITLAB hosts so GitLab can take 22 "
                                      "(empty: bootstrap-all leaves sshd alone)"),
     "DOCKER_INSTALL_METHOD": Key(

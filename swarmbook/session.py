@@ -41,6 +41,7 @@ class Pool:
         self._conns: dict[tuple[str, str, int], object] = {}
         self._fab_claims: set[tuple[str, str]] = set()
         self.commands_run = 0  # round trips, for the benchmark
+        self.lock_held = False  # this process holds the cluster lock (nested tasks skip it)
 
     def connect(self, spec: HostSpec, *, key: str = "", timeout: int = 5, fresh: bool = False):
         """An open fabric Connection to ``spec`` (cached unless ``fresh``)."""

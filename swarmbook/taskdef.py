@@ -10,6 +10,7 @@ Bad input raises ConfigError before any connection; failed hosts make the exit c
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
 import os
@@ -91,6 +92,35 @@ def modes(check: bool, json: bool) -> tuple[bool, bool]:
     return (check or os.environ.get("SWARMBOOK_CHECK") == "1", json or os.environ.get("SWARMBOOK_JSON") == "1")
 
 
+@contextlib.contextmanager
+def cluster_lock(run, specs: list, *, enabled: bool = True):
+    """Hold the cluster lock (on the first manager that answers) around a changing run."""
+    from . import lock
+    from .session import ConnectFailed
+
+    if not enabled or run.check or run.pool.lock_held or not specs:
+        yield
+        return
+    holder = None
+    for spec in list(run.settings.group("managers")) or specs[:1]:
+        try:
+            holder = run.open(spec)
+            break
+        except ConnectFailed:
+            continue
+    if holder is None:
+        run.reporter.note("no manager answered: running without the cluster lock", level="warning")
+        yield
+        return
+    lock.acquire(holder, run.task, wait=run.settings["LOCK_WAIT"])
+    run.pool.lock_held = True
+    try:
+        yield
+    finally:
+        run.pool.lock_held = False
+        lock.release(holder)
+
+
 def finish(run) -> None:
     """Recap, then exit non-zero naming the failed hosts."""
     run.recap()
@@ -100,7 +130,7 @@ def finish(run) -> None:
 
 
 def _wrap(body: Callable, *, group: str, cluster: bool, help: dict[str, str], name: str | None,
-          validate: Callable | None, positional: list[str] | None = None):
+          validate: Callable | None, positional: list[str] | None = None, locks: bool = True):
     sig = inspect.signature(body)
     params = list(sig.parameters.values())[2 if cluster else 1:]
     extra = [inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY, default=d)
@@ -125,7 +155,8 @@ def _wrap(body: Callable, *, group: str, cluster: bool, help: dict[str, str], na
             for w in settings.warnings:
                 reporter.note(w, level="warning")
             run = Run(spec.title, settings, reporter, check=check, key=key)
-            execute(spec, run, specs, args, kwargs)
+            with cluster_lock(run, specs, enabled=locks):
+                execute(spec, run, specs, args, kwargs)
         except SwarmbookError as exc:
             raise Exit(f"swarmbook: error: {exc}", code=exc.exit_code) from None
         finish(run)
@@ -140,20 +171,20 @@ def _wrap(body: Callable, *, group: str, cluster: bool, help: dict[str, str], na
 
 
 def host_task(*, group: str, help: dict[str, str] | None = None, name: str | None = None,
-              validate: Callable | None = None, positional: list[str] | None = None):
+              validate: Callable | None = None, positional: list[str] | None = None, locks: bool = True):
     """Decorate ``body(h, **params)``: runs on every host of ``group`` in parallel.
 
     ``validate(settings, **params)`` runs first and refuses bad input before any connection.
     """
     return lambda body: _wrap(body, group=group, cluster=False, help=help or {}, name=name,
-                              validate=validate, positional=positional)
+                              validate=validate, positional=positional, locks=locks)
 
 
 def cluster_task(*, group: str, help: dict[str, str] | None = None, name: str | None = None,
-                 validate: Callable | None = None, positional: list[str] | None = None):
+                 validate: Callable | None = None, positional: list[str] | None = None, locks: bool = True):
     """Decorate ``body(run, specs, **params)``: the body orchestrates across the hosts itself."""
     return lambda body: _wrap(body, group=group, cluster=True, help=help or {}, name=name,
-                              validate=validate, positional=positional)
+                              validate=validate, positional=positional, locks=locks)
 
 
 def refuse(message: str) -> None:

@@ -2,9 +2,9 @@
 
 from invoke import Collection
 
-from . import bootstrap, docker, image, net, registry, sshd, stack, swarm
+from . import bootstrap, docker, image, lock, net, registry, sshd, stack, swarm
 
-ns = Collection(docker, sshd, swarm, net, registry, image, stack)
+ns = Collection(docker, sshd, swarm, net, registry, image, stack, lock)
 ns.add_task(bootstrap.bootstrap_all)
 ns.configure({
     # Tasks print their own per-host lines and recap; keep Invoke's echo off.

@@ -5,7 +5,7 @@ from invoke import task
 from invoke.exceptions import Exit
 
 from swarmbook.errors import SwarmbookError
-from swarmbook.taskdef import COMMON_HELP, execute, modes
+from swarmbook.taskdef import COMMON_HELP, cluster_lock, execute, modes
 
 from . import docker, image, net, registry, sshd, stack, swarm
 
@@ -45,22 +45,30 @@ def bootstrap_all(c, env_file=None, check=False, json=False):
         for w in settings.warnings:
             reporter.note(w, level="warning")
         run = Run("bootstrap-all", settings, reporter, check=check)
-        for t, kwargs, skip in steps:
-            spec = t.body.swarmbook
-            if skip:
-                reporter.note(f"skip {spec.title}: {skip}")
-                continue
-            reporter.note(f"== {spec.title}")
-            settings = config.load(env_file)  # a step may have recorded a new SSH port
-            stage = Run(spec.title, settings, reporter, check=check)
-            execute(spec, stage, list(settings.group(spec.group)), (), kwargs)
-            if spec.cluster and stage.failed():
-                reporter.note(f"{spec.title} failed on {', '.join(stage.failed())}; stopping (cluster-wide step)",
-                              level="error")
-                break
+        with cluster_lock(run, list(settings.group("all"))):
+            _stages(steps, env_file, reporter, check)
     except SwarmbookError as exc:
         raise Exit(f"swarmbook: error: {exc}", code=exc.exit_code) from None
     reporter.recap("bootstrap-all" + (" (check mode: nothing changed)" if check else ""), run.started)
     failed = reporter.failed_hosts()
     if failed:
         raise Exit(f"swarmbook: bootstrap-all failed on {', '.join(failed)}", code=1)
+
+
+def _stages(steps, env_file, reporter, check) -> None:
+    from swarmbook import config
+    from swarmbook.engine import Run
+
+    for t, kwargs, skip in steps:
+        spec = t.body.swarmbook
+        if skip:
+            reporter.note(f"skip {spec.title}: {skip}")
+            continue
+        reporter.note(f"== {spec.title}")
+        settings = config.load(env_file)  # a step may have recorded a new SSH port
+        stage = Run(spec.title, settings, reporter, check=check)
+        execute(spec, stage, list(settings.group(spec.group)), (), kwargs)
+        if spec.cluster and stage.failed():
+            reporter.note(f"{spec.title} failed on {', '.join(stage.failed())}; stopping (cluster-wide step)",
+                          level="error")
+            break

@@ -178,7 +178,7 @@ def _node_by_addr(leader: Host, addr: str) -> str:
     return ""
 
 
-@cluster_task(group="managers", help={})
+@cluster_task(group="managers", locks=False, help={})
 def status(run: Run, specs: list[HostSpec]):
     """Show nodes (role, availability, leader, engine) and services, from the first manager that answers."""
     shown: list[bool] = []

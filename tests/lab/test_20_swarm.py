@@ -150,3 +150,20 @@ def test_migrate_moves_service_to_bigger_network_while_answering(lab):
     assert sb(lab, "net.migrate", "demo_demo", "--to", "big-network", "--from", "default-network").changed == 0
     back = sb(lab, "stack.update", "demo")  # the stack file names default-network: redeploy returns there
     assert back.rc == 0, back.stdout + back.stderr
+
+
+def test_second_operator_fails_clearly_while_the_cluster_is_locked(lab):
+    ssh(lab, leader(lab), "mkdir -p /run/swarmbook.lock && echo 'alice@laptop pid 1 task stack.deploy' "
+                          "> /run/swarmbook.lock/owner")
+    try:
+        out = sb(lab, "stack.deploy", "demo", json_lines=False)
+        assert out.rc == 3 and "cluster locked" in out.stderr and "alice@laptop" in out.stderr, out.stderr
+        assert "Traceback" not in out.stderr
+        st = sb(lab, "lock.status")
+        assert "alice@laptop" in st.steps("ok")[0]["reason"]
+        assert sb(lab, "swarm.status", json_lines=False).rc == 0  # read-only tasks take no lock
+    finally:
+        rel = sb(lab, "lock.release")
+    assert rel.rc == 0 and rel.changed == 1
+    assert sb(lab, "stack.deploy", "demo").rc == 0
+    assert ssh(lab, leader(lab), "test -e /run/swarmbook.lock", check=False).returncode != 0  # released after use

@@ -1,0 +1,42 @@
+"""The cluster lock that keeps two operators from changing one cluster at once.
+
+Every changing run takes it on the first manager that answers; these tasks show or clear it.
+"""
+
+from invoke import Collection
+
+from swarmbook import lock as L
+from swarmbook.config import HostSpec
+from swarmbook.engine import Host, Run
+from swarmbook.shell import quote
+from swarmbook.taskdef import cluster_task
+
+
+def _first(run: Run, specs: list[HostSpec], body) -> None:
+    for spec in specs:
+        if run.one(spec, body) is not None:
+            return
+
+
+@cluster_task(group="managers", locks=False, help={})
+def status(run: Run, specs: list[HostSpec]):
+    """Show who holds the cluster lock, if anyone."""
+    def body(h: Host) -> None:
+        res = h.try_run(f"cat {quote(L.PATH)}/owner 2>/dev/null")
+        h.ok("cluster lock", res.stdout.strip() if res.rc == 0 else "free")
+    _first(run, specs, body)
+
+
+@cluster_task(group="managers", locks=False, help={})
+def release(run: Run, specs: list[HostSpec]):
+    """Clear the cluster lock left by a run that was killed (check with lock.status first)."""
+    def body(h: Host) -> None:
+        res = h.try_run(f"cat {quote(L.PATH)}/owner 2>/dev/null")
+        if res.rc != 0:
+            h.ok("cluster lock", "already free")
+            return
+        h.change("release cluster lock", L.release_cmd(), reason=f"was {res.stdout.strip()}")
+    _first(run, specs, body)
+
+
+ns = Collection("lock", status, release)
