@@ -1,0 +1,11 @@
+"""swarmbook lab: N Debian 12 hosts (systemd + sshd, nested-docker capable) as containers of
+the outer docker engine, plus a TLS registry and a read-only mirror. See docs/lab.md.
+
+Public API: up(hosts=3, state_dir=None) -> LabInfo, status(state_dir=None) -> dict,
+down(state_dir=None) -> None.
+"""
+
+from .control import down, status, up
+from .layout import LabError, LabHost, LabInfo
+
+__all__ = ["up", "status", "down", "LabInfo", "LabHost", "LabError"]

@@ -1,0 +1,260 @@
+"""Pure builders: argv lists and file texts. Nothing here runs a command or touches disk."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from . import layout
+from .layout import LabHost
+
+HOST_PACKAGES = (
+    "systemd", "systemd-sysv", "openssh-server", "iproute2", "ca-certificates", "curl", "cron",
+    "procps", "iptables", "iputils-ping", "sudo", "gnupg", "kmod",
+)
+MIRROR = "http://deb.debian.org/debian"
+SUITE = "bookworm"
+
+
+# -- docker -------------------------------------------------------------------------------
+
+def labels_argv(state: Path) -> list[str]:
+    """Labels that mark a container/network as made by the lab of this state dir."""
+    return ["--label", f"{layout.LABEL}=1",
+            "--label", f"{layout.STATE_LABEL}={layout.state_id(state)}",
+            "--label", f"{layout.DIR_LABEL}={state}"]
+
+
+def network_create_argv(state: Path) -> list[str]:
+    return [
+        "docker", "network", "create", "--driver", "bridge",
+        "--subnet", layout.SUBNET, "--gateway", layout.GATEWAY,
+        "--opt", f"com.docker.network.bridge.name={layout.NETWORK}",
+        *labels_argv(state),
+        layout.NETWORK,
+    ]
+
+
+def host_create_argv(h: LabHost, host_data: Path, state: Path,
+                     image: str = layout.HOST_IMAGE) -> list[str]:
+    """`docker create` for one lab host: systemd as PID 1, nested-docker capable.
+
+    ``--privileged`` is refused on this kernel (no CAP_SYS_RESOURCE in the bounding set),
+    so every other capability, all devices and the host cgroup tree are granted instead.
+    """
+    return [
+        "docker", "create",
+        "--name", h.name, "--hostname", h.hostname,
+        *labels_argv(state),
+        "--cap-add", "ALL", "--cap-drop", "SYS_RESOURCE",
+        "--security-opt", "seccomp=unconfined", "--security-opt", "apparmor=unconfined",
+        "--device-cgroup-rule", "a *:* rwm", "--cgroupns=host",
+        "-v", "/sys/fs/cgroup:/sys/fs/cgroup:rw",
+        "-v", f"{host_data / 'docker'}:/var/lib/docker",
+        "--tmpfs", "/run", "--tmpfs", "/run/lock",
+        "--network", layout.NETWORK, "--ip", h.addr, "--network-alias", h.hostname,
+        "--add-host", f"{layout.REGISTRY_HOST}:{layout.GATEWAY}",
+        "--stop-signal", "SIGRTMIN+3",  # systemd's "halt" signal
+        image, "/sbin/init",
+    ]
+
+
+def import_argv(image: str, changes: tuple[str, ...] = (), source: str = "-") -> list[str]:
+    """`docker import SOURCE IMAGE`; SOURCE "-" reads a tar stream on stdin."""
+    argv = ["docker", "import"]
+    for c in changes:
+        argv += ["--change", c]
+    return argv + [source, image]
+
+
+# -- hosts.env ----------------------------------------------------------------------------
+
+def roles(hs: list[LabHost]) -> dict[str, list[str]]:
+    """Host groups: h1 manager, the rest workers; GITLAB/KONG/BUILD on h1, RUNNERS on h2."""
+    first = hs[0].addr
+    runners = hs[1].addr if len(hs) > 1 else first
+    return {
+        "MANAGERS": [first],
+        "WORKERS": [h.addr for h in hs[1:]],
+        "BUILD": [first],
+        "GITLAB": [first],
+        "RUNNERS": [runners],
+        "KONG": [first],
+    }
+
+
+def hosts_env_text(hs: list[LabHost], key: Path, password: str, ca: Path) -> str:
+    groups = roles(hs)
+    lines = ["# swarmbook lab hosts file, written by `inv lab.up`"]
+    lines += [f"{k}={','.join(v)}" for k, v in groups.items()]
+    lines += [
+        "SSH_USER=root",
+        "SSH_PORT=22",
+        f"SSH_KEY={key}",
+        "DOCKER_INSTALL_METHOD=distro",
+        f"DOCKER_MIRRORS=https://{layout.REGISTRY_HOST}:{layout.MIRROR_PORT}",
+        f"REGISTRY={layout.REGISTRY_HOST}:{layout.REGISTRY_PORT}",
+        f"REGISTRY_USER={layout.REGISTRY_USER}",
+        f"REGISTRY_PASSWORD={password}",
+        f"REGISTRY_CA={ca}",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+# -- registry -----------------------------------------------------------------------------
+
+def registry_config_text(*, port: int, storage: Path, cert: Path, key: Path, secret: str,
+                         htpasswd: Path | None = None, readonly: bool = False) -> str:
+    """distribution 2.8 config. JSON strings are valid YAML scalars, so values are quoted so."""
+    q = json.dumps
+    lines = [
+        "version: 0.1",
+        "log:",
+        "  level: info",
+        "  formatter: text",
+        "storage:",
+        "  filesystem:",
+        f"    rootdirectory: {q(str(storage))}",
+        "  delete:",
+        "    enabled: true",
+    ]
+    if readonly:
+        lines += ["  maintenance:", "    readonly:", "      enabled: true",
+                  "    uploadpurging:", "      enabled: false"]
+    lines += [
+        "http:",
+        f"  addr: {q(f'{layout.GATEWAY}:{port}')}",
+        f"  secret: {q(secret)}",
+        "  tls:",
+        f"    certificate: {q(str(cert))}",
+        f"    key: {q(str(key))}",
+        "  headers:",
+        "    X-Content-Type-Options: [nosniff]",
+    ]
+    if htpasswd is not None:
+        lines += ["auth:", "  htpasswd:", "    realm: swarmbook-lab",
+                  f"    path: {q(str(htpasswd))}"]
+    return "\n".join(lines) + "\n"
+
+
+def registry_argv(config: Path) -> list[str]:
+    return ["docker-registry", "serve", str(config)]
+
+
+# -- PKI (openssl) ------------------------------------------------------------------------
+
+def ca_argv(ca: Path, ca_key: Path, days: int = 3650) -> list[str]:
+    return [
+        "openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+        "-nodes", "-keyout", str(ca_key), "-out", str(ca), "-days", str(days),
+        "-subj", "/CN=swarmbook lab CA",
+        "-addext", "basicConstraints=critical,CA:TRUE",
+        "-addext", "keyUsage=critical,keyCertSign,cRLSign",
+    ]
+
+
+def csr_argv(key: Path, csr: Path) -> list[str]:
+    return [
+        "openssl", "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+        "-nodes", "-keyout", str(key), "-out", str(csr), "-subj", f"/CN={layout.REGISTRY_HOST}",
+    ]
+
+
+def server_ext_text() -> str:
+    return (
+        "basicConstraints=critical,CA:FALSE\n"
+        "keyUsage=critical,digitalSignature,keyEncipherment\n"
+        "extendedKeyUsage=serverAuth\n"
+        f"subjectAltName=DNS:{layout.REGISTRY_HOST},IP:{layout.GATEWAY}\n"
+    )
+
+
+def sign_argv(csr: Path, ca: Path, ca_key: Path, ext: Path, out: Path,
+              days: int = 825) -> list[str]:
+    return [
+        "openssl", "x509", "-req", "-in", str(csr), "-CA", str(ca), "-CAkey", str(ca_key),
+        "-CAcreateserial", "-out", str(out), "-days", str(days), "-sha256", "-extfile", str(ext),
+    ]
+
+
+# -- images -------------------------------------------------------------------------------
+
+def debootstrap_argv(target: Path, include: tuple[str, ...] = HOST_PACKAGES) -> list[str]:
+    argv = ["debootstrap", "--variant=minbase"]
+    if include:
+        argv.append("--include=" + ",".join(include))
+    return argv + [SUITE, str(target), MIRROR]
+
+
+def sources_list_text() -> str:
+    return (
+        f"deb {MIRROR} {SUITE} main\n"
+        f"deb {MIRROR} {SUITE}-updates main\n"
+        f"deb http://deb.debian.org/debian-security {SUITE}-security main\n"
+    )
+
+
+SSHD_CONF = """\
+# swarmbook lab: key-only root login
+PermitRootLogin prohibit-password
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+UseDNS no
+"""
+
+BOOT_UNIT = """\
+[Unit]
+Description=swarmbook lab: per-host SSH host keys and the lab CA in the trust store
+# default dependencies: after sysinit (tmpfiles has cleaned /tmp, update-ca-certificates uses it)
+Before=ssh.service
+
+[Service]
+Type=oneshot
+RemainAfterExit=yes
+ExecStart=/bin/sh -c 'test -s /etc/ssh/ssh_host_ed25519_key || ssh-keygen -A'
+ExecStart=/usr/sbin/update-ca-certificates
+
+[Install]
+WantedBy=multi-user.target ssh.service
+"""
+
+# Units that cannot work (or are pointless) inside a container.
+MASKED_UNITS = (
+    "systemd-remount-fs.service", "systemd-firstboot.service", "getty@tty1.service",
+    "console-getty.service", "sys-kernel-config.mount", "sys-kernel-debug.mount",
+    "sys-kernel-tracing.mount", "systemd-modules-load.service", "e2scrub_reap.service",
+    "apt-daily.timer", "apt-daily-upgrade.timer",
+)
+
+
+def host_image_context(base: str, recipe: str) -> dict[str, str]:
+    """Files of the `docker build` context that turns the debootstrap base into the host image."""
+    dockerfile = f"""\
+FROM {base}
+COPY sshd.conf /etc/ssh/sshd_config.d/swarmbook-lab.conf
+COPY boot.service /etc/systemd/system/swarmbook-lab-boot.service
+RUN set -eux; \\
+    rm -f /etc/ssh/ssh_host_*; \\
+    : > /etc/machine-id; rm -f /var/lib/dbus/machine-id; \\
+    install -d -m 0700 /root/.ssh; \\
+    systemctl enable swarmbook-lab-boot.service; \\
+    systemctl mask {' '.join(MASKED_UNITS)}; \\
+    systemctl set-default multi-user.target
+ENV container=docker
+STOPSIGNAL SIGRTMIN+3
+LABEL {layout.LABEL}.recipe={recipe}
+CMD ["/sbin/init"]
+"""
+    return {"Dockerfile": dockerfile, "sshd.conf": SSHD_CONF, "boot.service": BOOT_UNIT}
+
+
+def busybox_tree(applets: list[str]) -> dict[str, str | None]:
+    """Paths of a busybox image relative to its root: None means 'symlink to busybox'."""
+    tree: dict[str, str | None] = {
+        "etc/passwd": "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n",
+        "etc/group": "root:x:0:\nnogroup:x:65534:\n",
+    }
+    for a in sorted(set(applets)):
+        if a and a != "busybox" and "/" not in a:
+            tree[f"bin/{a}"] = None
+    return tree

@@ -1,0 +1,158 @@
+"""up / status / down: the lab's public operations, each idempotent."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import shutil
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from . import builders, creds, image, layout, registry, sh
+from . import hosts as lab_hosts
+from .layout import LabError, LabInfo, Paths
+
+OUTER_SETUP = layout.REPO_ROOT / "scripts" / "outer-setup.sh"
+
+
+def _outer_ready() -> None:
+    """Packages, outer dockerd and the forward rule for the lab bridge (fast when done)."""
+    if OUTER_SETUP.exists():
+        sh.run(["bash", str(OUTER_SETUP)], timeout=900)
+    elif not sh.ok(["docker", "info"]):
+        raise LabError("the outer docker engine is not running (see scripts/outer-setup.sh)")
+
+
+@contextlib.contextmanager
+def _machine_lock() -> Iterator[None]:
+    """One up/down at a time per machine: names and addresses of the lab are machine-wide."""
+    root = layout.data_root()
+    root.mkdir(parents=True, exist_ok=True)
+    with open(root / ".lock", "w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def up(hosts: int = 3, state_dir: Path | None = None) -> LabInfo:
+    """Bring the lab to `hosts` running hosts plus the registry; only what is missing is made."""
+    layout.hosts(hosts)  # validate before taking the lock
+    with _machine_lock():
+        return _up(hosts, state_dir)
+
+
+def _up(hosts: int, state_dir: Path | None) -> LabInfo:
+    hs = layout.hosts(hosts)
+    t0 = time.monotonic()
+    p = Paths(layout.state_dir(state_dir))
+    sid = layout.state_id(p.state)
+    data = layout.data_dir(p.state)
+    changed: list[str] = []
+    _outer_ready()
+    if creds.ensure_state_dir(p):
+        changed.append(f"state dir {p.state}")
+    if creds.ensure_ssh_key(p):
+        changed.append("ssh key")
+    new_certs = creds.ensure_ca_and_cert(p)
+    changed += new_certs
+    refresh = bool(new_certs) or "ssh key" in changed  # hosts/registries alive with old creds
+    password, made = creds.ensure_password(p)
+    if made:
+        changed.append("registry password")
+    if creds.ensure_htpasswd(p, layout.REGISTRY_USER, password):
+        changed.append("htpasswd")
+    if image.ensure_host_image():
+        changed.append(f"image {layout.HOST_IMAGE}")
+    changed += lab_hosts.clear_foreign(sid)
+    changed += registry.stop_foreign(p)
+    changed += lab_hosts.ensure_network(p.state)
+    if refresh:
+        for port in registry.PORTS:
+            registry.stop(p, port)
+    changed += registry.ensure_running(p, data / "registry", password)
+    changed += lab_hosts.remove_extra(hosts, sid, data)
+    for h in hs:
+        changed += lab_hosts.ensure_host(h, p, data / h.hostname, refresh=refresh)
+    changed += registry.ensure_seeds(p, password)  # while the hosts boot
+    lab_hosts.wait_ssh(p, hs)
+    text = builders.hosts_env_text(hs, p.key, password, p.ca)
+    if creds.write_private(p.hosts_env, text):
+        changed.append(f"wrote {p.hosts_env}")
+    what = "changed: " + "; ".join(changed) if changed else "nothing changed"
+    sh.log(f"up: {len(hs)} hosts, {what} ({time.monotonic() - t0:.1f}s)")
+    return LabInfo(state_dir=p.state, hosts_env=p.hosts_env, key=p.key, hosts=hs,
+                   registry=f"{layout.REGISTRY_HOST}:{layout.REGISTRY_PORT}", ca=p.ca,
+                   changed=changed)
+
+
+def status(state_dir: Path | None = None) -> dict:
+    """What exists of this lab: network, host containers (systemd/sshd), registries, image."""
+    p = Paths(layout.state_dir(state_dir))
+    sid = layout.state_id(p.state)
+    docker_up = sh.ok(["docker", "info"])
+    out: dict = {"state_dir": str(p.state), "docker": docker_up, "image": False,
+                 "network": None, "hosts": [], "registry": {},
+                 "hosts_env": str(p.hosts_env) if p.hosts_env.exists() else None}
+    for port in registry.PORTS:
+        pid = registry.pid_of(p, port)
+        answer = registry.http_status(registry.url(port), p.ca) if pid and p.ca.exists() else None
+        out["registry"][port] = {"pid": pid, "up": answer in (200, 401)}
+    if not docker_up:
+        return out
+    out["image"] = image.image_exists(layout.HOST_IMAGE)
+    net = lab_hosts.network_info()
+    if net:
+        cfg = (net.get("IPAM", {}).get("Config") or [{}])[0]
+        out["network"] = {"name": layout.NETWORK, "subnet": cfg.get("Subnet"),
+                          "ours": lab_hosts.owner(net) == sid}
+    mine = sorted((c["name"] for c in lab_hosts.lab_containers() if c["owner"] == sid),
+                  key=lambda n: int(n.rsplit("h", 1)[1]))
+    for name in mine:
+        i = int(name.rsplit("h", 1)[1])
+        out["hosts"].append(lab_hosts.host_state(layout.host(i)))
+    return out
+
+
+def down(state_dir: Path | None = None) -> None:
+    """Remove this lab's containers, network, registry processes and data; keep the image cache."""
+    with _machine_lock():
+        _down(state_dir)
+
+
+def _down(state_dir: Path | None) -> None:
+    p = Paths(layout.state_dir(state_dir))
+    sid = layout.state_id(p.state)
+    data = layout.data_dir(p.state)
+    removed: list[str] = []
+    if sh.ok(["docker", "info"]):
+        mine = [c["name"] for c in lab_hosts.lab_containers() if c["owner"] == sid]
+        if mine:
+            # a clean systemd shutdown stops nested dockerd and its containers (and cgroups)
+            sh.run(["docker", "stop", "-t", "30", *mine], check=False, timeout=120)
+            sh.run(["docker", "rm", "-f", "-v", *mine])
+            removed += mine
+    for port in registry.PORTS:
+        if registry.stop(p, port):
+            removed.append(f"registry :{port}")
+    if sh.ok(["docker", "info"]):
+        net = lab_hosts.network_info()
+        if net and lab_hosts.owner(net) == sid:
+            sh.run(["docker", "network", "rm", layout.NETWORK])
+            removed.append(f"network {layout.NETWORK}")
+    if data.exists() and data.name == sid:
+        shutil.rmtree(data)
+        removed.append(str(data))
+    if registry.remove_outer_ca():
+        removed.append(f"outer {registry.outer_ca_path()}")
+    if p.hosts_env.exists():
+        p.hosts_env.unlink()
+        removed.append(str(p.hosts_env))
+    if p.docker_config.exists():
+        shutil.rmtree(p.docker_config)
+    sh.log("down: " + (", ".join(removed) if removed else "nothing to remove"))
+
+
+__all__ = ["up", "status", "down"]

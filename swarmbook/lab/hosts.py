@@ -1,0 +1,174 @@
+"""Lab network and host containers in the outer docker engine."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from pathlib import Path
+
+from . import builders, layout, sh
+from .layout import LabError, LabHost, Paths
+
+SSH_OPTS = ["-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no",
+            "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR", "-o", "ConnectTimeout=3"]
+CA_IN_HOST = "/usr/local/share/ca-certificates/swarmbook-lab-ca.crt"
+
+
+def _inspect(kind: str, name: str) -> dict | None:
+    cp = sh.run(["docker", kind, "inspect", name], check=False)
+    if cp.returncode != 0:
+        return None
+    data = json.loads(cp.stdout or "[]")
+    return data[0] if data else None
+
+
+def network_info() -> dict | None:
+    return _inspect("network", layout.NETWORK)
+
+
+def container_info(name: str) -> dict | None:
+    return _inspect("container", name)
+
+
+def owner(info: dict | None) -> str | None:
+    """State id label of a lab container/network inspect result."""
+    if not info:
+        return None
+    labels = info.get("Labels") or (info.get("Config") or {}).get("Labels") or {}
+    return labels.get(layout.STATE_LABEL)
+
+
+def lab_containers() -> list[dict]:
+    """All containers any swarmbook lab made (running or not)."""
+    cp = sh.run(["docker", "ps", "-a", "--filter", f"label={layout.LABEL}=1",
+                 "--format", "{{json .}}"])
+    out = []
+    for line in cp.stdout.splitlines():
+        row = json.loads(line)
+        labels = row.get("Labels", "")
+        out.append({"name": row["Names"], "state": row["State"],
+                    "owner": _label(labels, layout.STATE_LABEL),
+                    "dir": _label(labels, layout.DIR_LABEL)})
+    return out
+
+
+def _label(labels: str, key: str) -> str | None:
+    for kv in labels.split(","):
+        k, _, v = kv.partition("=")
+        if k == key:
+            return v
+    return None
+
+
+def clear_foreign(sid: str) -> list[str]:
+    """Another checkout's lab holds the fixed names/addresses: remove it if stopped, else refuse.
+
+    Returns what was removed; the caller stops that lab's registries (see foreign_dirs).
+    """
+    done = []
+    foreign = [c for c in lab_containers() if c["owner"] != sid]
+    running = [c for c in foreign if c["state"] == "running"]
+    if running:
+        dirs = sorted({c["dir"] or "?" for c in running})
+        raise LabError(
+            f"another swarmbook lab is running ({', '.join(c['name'] for c in running)}; state dir "
+            f"{', '.join(dirs)}): run `SWARMBOOK_LAB_DIR=<that dir> inv lab.down` first")
+    for c in foreign:
+        sh.run(["docker", "rm", "-f", "-v", c["name"]])
+        done.append(f"removed stale {c['name']}")
+    net = network_info()
+    if net and owner(net) != sid:
+        if net.get("Containers"):
+            raise LabError(
+                f"docker network {layout.NETWORK} is in use by containers of another lab")
+        sh.run(["docker", "network", "rm", layout.NETWORK])
+        done.append(f"removed stale network {layout.NETWORK}")
+    return done
+
+
+def ensure_network(state: Path) -> list[str]:
+    if network_info():
+        return []
+    sh.run(builders.network_create_argv(state))
+    return [f"network {layout.NETWORK} created"]
+
+
+def ensure_host(h: LabHost, p: Paths, host_data: Path, refresh: bool = False) -> list[str]:
+    """Create (docker create + cp key/CA + start) or start the host container as needed.
+
+    refresh: the lab key or CA was made anew; put them into an existing host too.
+    """
+    info = container_info(h.name)
+    if info and info["Config"]["Image"] != layout.HOST_IMAGE:
+        info = None  # not ours to keep (clear_foreign already ran); recreate
+        sh.run(["docker", "rm", "-f", h.name])
+    if info is None:
+        shutil.rmtree(host_data, ignore_errors=True)  # no nested docker state from a previous life
+        (host_data / "docker").mkdir(parents=True, exist_ok=True)
+        sh.run(builders.host_create_argv(h, host_data, p.state))
+        _inject(h.name, p)
+        sh.run(["docker", "start", h.name])
+        return [f"{h.hostname} created"]
+    done = []
+    if refresh:
+        _inject(h.name, p)
+        done.append(f"{h.hostname} given the new key/CA")
+    if not info["State"]["Running"]:
+        sh.run(["docker", "start", h.name])  # the boot unit runs update-ca-certificates
+        done.append(f"{h.hostname} started")
+    elif refresh:
+        sh.run(["docker", "exec", h.name, "update-ca-certificates"])
+    return done
+
+
+def _inject(name: str, p: Paths) -> None:
+    """Per-lab files into a created (not yet started) container: root's key and the lab CA."""
+    sh.run(["docker", "cp", str(p.pubkey), f"{name}:/root/.ssh/authorized_keys"])
+    sh.run(["docker", "cp", str(p.ca), f"{name}:{CA_IN_HOST}"])
+
+
+def remove_extra(keep: int, sid: str, data: Path) -> list[str]:
+    """Remove this lab's hosts numbered above ``keep`` (up(hosts=2) after up(hosts=3))."""
+    done = []
+    wanted = {h.name for h in layout.hosts(keep)}
+    for c in lab_containers():
+        if c["owner"] == sid and c["name"] not in wanted:
+            sh.run(["docker", "rm", "-f", "-v", c["name"]])
+            shutil.rmtree(data / c["name"].rsplit("-", 1)[1], ignore_errors=True)
+            done.append(f"removed {c['name']}")
+    return done
+
+
+def ssh_argv(p: Paths, h: LabHost, *cmd: str) -> list[str]:
+    return ["ssh", "-i", str(p.key), *SSH_OPTS, f"root@{h.addr}", *cmd]
+
+
+def wait_ssh(p: Paths, hs: list[LabHost], timeout: float = 90) -> None:
+    """Bounded wait until every host's sshd accepts the lab key."""
+    deadline = time.monotonic() + timeout
+    pending = list(hs)
+    while pending:
+        pending = [h for h in pending if not sh.ok(ssh_argv(p, h, "true"), timeout=15)]
+        if not pending:
+            return
+        if time.monotonic() > deadline:
+            names = ", ".join(f"{h.hostname} ({h.addr})" for h in pending)
+            raise LabError(
+                f"sshd did not accept the lab key within {timeout:.0f}s on: {names}; see "
+                f"`docker exec {pending[0].name} journalctl -u ssh`; a broken host is "
+                f"recreated by `docker rm -f {pending[0].name}` and `inv lab.up`")
+        time.sleep(1)
+
+
+def host_state(h: LabHost) -> dict:
+    info = container_info(h.name)
+    st: dict = {"name": h.name, "hostname": h.hostname, "addr": h.addr,
+                "container": info["State"]["Status"] if info else "missing",
+                "systemd": None, "sshd": None}
+    if info and info["State"]["Running"]:
+        sysd = sh.run(["docker", "exec", h.name, "systemctl", "is-system-running"], check=False)
+        st["systemd"] = sysd.stdout.strip() or sysd.stderr.strip()
+        ssh = sh.run(["docker", "exec", h.name, "systemctl", "is-active", "ssh"], check=False)
+        st["sshd"] = ssh.stdout.strip()
+    return st

@@ -1,0 +1,141 @@
+"""Names, addresses and paths of the lab: constants and pure functions only."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+NETWORK = "swarmbook-lab"  # docker network name and its bridge interface name
+SUBNET = "172.29.100.0/24"
+GATEWAY = "172.29.100.1"  # outer side of the bridge: the registries listen here
+REGISTRY_HOST = "registry.lab"
+REGISTRY_PORT = 5000
+MIRROR_PORT = 5001
+REGISTRY_USER = "swarmbook"
+LABEL = "swarmbook.lab"  # every container/network the lab makes has LABEL=1
+STATE_LABEL = "swarmbook.lab.state"  # ... and the id of the state dir it belongs to
+DIR_LABEL = "swarmbook.lab.dir"  # ... and that state dir's path (for messages and cleanup)
+HOST_IMAGE = "swarmbook-lab-host:bookworm"
+MAX_HOSTS = 200
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_CACHE = Path("/var/cache/swarmbook-lab")
+DEFAULT_DATA = Path("/var/lib/swarmbook-lab")
+
+
+class LabError(Exception):
+    """The lab could not be brought to the wanted state; the message says where."""
+
+
+@dataclass(frozen=True)
+class LabHost:
+    name: str  # container name, e.g. swarmbook-lab-h1
+    hostname: str  # e.g. h1
+    addr: str  # e.g. 172.29.100.11
+
+
+@dataclass
+class LabInfo:
+    state_dir: Path
+    hosts_env: Path
+    key: Path
+    hosts: list[LabHost]
+    registry: str  # host:port, e.g. registry.lab:5000
+    ca: Path
+    changed: list[str] = field(default_factory=list)  # what up() did; empty: nothing changed
+
+
+def host(i: int) -> LabHost:
+    """Host number ``i`` (1-based)."""
+    if not 1 <= i <= MAX_HOSTS:
+        raise ValueError(f"host number must be 1..{MAX_HOSTS}, got {i}")
+    return LabHost(name=f"{NETWORK}-h{i}", hostname=f"h{i}", addr=f"172.29.100.{10 + i}")
+
+
+def hosts(n: int) -> list[LabHost]:
+    if not 1 <= n <= MAX_HOSTS:
+        raise ValueError(f"hosts must be 1..{MAX_HOSTS}, got {n}")
+    return [host(i) for i in range(1, n + 1)]
+
+
+def state_dir(explicit: Path | str | None = None) -> Path:
+    """The per-checkout state dir: argument > $SWARMBOOK_LAB_DIR > <repo>/.lab."""
+    raw = explicit or os.environ.get("SWARMBOOK_LAB_DIR") or REPO_ROOT / ".lab"
+    return Path(raw).expanduser().resolve()
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("SWARMBOOK_LAB_CACHE") or DEFAULT_CACHE)
+
+
+def state_id(state: Path) -> str:
+    """Short stable id of a state dir, used for labels and data dir names."""
+    return hashlib.sha256(str(state).encode()).hexdigest()[:12]
+
+
+def data_root() -> Path:
+    return Path(os.environ.get("SWARMBOOK_LAB_DATA") or DEFAULT_DATA)
+
+
+def data_dir(state: Path) -> Path:
+    """Per-lab data on a real file system: host /var/lib/docker dirs, registry storage."""
+    return data_root() / state_id(state)
+
+
+@dataclass(frozen=True)
+class Paths:
+    """Files of one lab's state dir."""
+
+    state: Path
+
+    @property
+    def key(self) -> Path:
+        return self.state / "id_ed25519"
+
+    @property
+    def pubkey(self) -> Path:
+        return self.state / "id_ed25519.pub"
+
+    @property
+    def hosts_env(self) -> Path:
+        return self.state / "hosts.env"
+
+    @property
+    def ca(self) -> Path:
+        return self.state / "ca.crt"
+
+    @property
+    def ca_key(self) -> Path:
+        return self.state / "ca.key"
+
+    @property
+    def cert(self) -> Path:
+        return self.state / "registry.crt"
+
+    @property
+    def cert_key(self) -> Path:
+        return self.state / "registry.key"
+
+    @property
+    def htpasswd(self) -> Path:
+        return self.state / "htpasswd"
+
+    @property
+    def password(self) -> Path:
+        return self.state / "registry.password"
+
+    @property
+    def docker_config(self) -> Path:
+        """DOCKER_CONFIG for the outer client's registry login (keeps ~/.docker untouched)."""
+        return self.state / "docker-client"
+
+    def registry_config(self, port: int) -> Path:
+        return self.state / f"registry-{port}.yml"
+
+    def registry_pid(self, port: int) -> Path:
+        return self.state / f"registry-{port}.pid"
+
+    def registry_log(self, port: int) -> Path:
+        return self.state / f"registry-{port}.log"

@@ -1,0 +1,212 @@
+"""The lab registry (auth, :5000) and its read-only mirror (:5001): Debian's docker-registry
+run as background processes on the outer side of the lab bridge, plus the seed images."""
+
+from __future__ import annotations
+
+import base64
+import os
+import signal
+import ssl
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from . import builders, image, layout, sh
+from .creds import write_private
+from .layout import LabError, Paths
+
+PORTS = (layout.REGISTRY_PORT, layout.MIRROR_PORT)
+OUTER_CERTS_D = Path("/etc/docker/certs.d")
+SEEDS = {  # registry repo:tag -> local seed image
+    "library/busybox:latest": image.SEED_BUSYBOX,
+    "library/debian:bookworm": image.SEED_DEBIAN,
+}
+
+
+def pid_of(p: Paths, port: int) -> int | None:
+    """PID of this lab's registry on port, if that process is alive (checked via cmdline)."""
+    try:
+        pid = int(p.registry_pid(port).read_text().strip())
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except (OSError, ValueError):
+        return None
+    return pid if str(p.registry_config(port)).encode() in cmdline else None
+
+
+def _alive(pid: int) -> bool:
+    """Running (a zombie has an empty cmdline)."""
+    try:
+        return bool(Path(f"/proc/{pid}/cmdline").read_bytes())
+    except OSError:
+        return False
+
+
+def http_status(url: str, ca: Path, auth: tuple[str, str] | None = None, method: str = "GET",
+                headers: dict[str, str] | None = None, timeout: float = 3) -> int | None:
+    """HTTP status of an HTTPS request verified against the lab CA; None if no answer."""
+    req = urllib.request.Request(url, method=method, headers=headers or {})
+    if auth:
+        token = base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
+        req.add_header("Authorization", f"Basic {token}")
+    ctx = ssl.create_default_context(cafile=str(ca))
+    try:
+        with urllib.request.urlopen(req, context=ctx, timeout=timeout) as r:
+            return r.status
+    except urllib.error.HTTPError as e:
+        return e.code
+    except (urllib.error.URLError, OSError):
+        return None
+
+
+def url(port: int, path: str = "/v2/") -> str:
+    return f"https://{layout.GATEWAY}:{port}{path}"
+
+
+def ensure_running(p: Paths, storage: Path, password: str) -> list[str]:
+    """Write configs and start whichever registry process is not running."""
+    done = []
+    storage.mkdir(parents=True, exist_ok=True)
+    secret_file = p.state / "registry.secret"
+    if not secret_file.exists():
+        write_private(secret_file, os.urandom(24).hex() + "\n")
+    secret = secret_file.read_text().strip()
+    for port in PORTS:
+        main = port == layout.REGISTRY_PORT
+        text = builders.registry_config_text(
+            port=port, storage=storage, cert=p.cert, key=p.cert_key, secret=secret,
+            htpasswd=p.htpasswd if main else None, readonly=not main)
+        rewritten = write_private(p.registry_config(port), text)
+        pid = pid_of(p, port)
+        if pid and rewritten:
+            stop(p, port)
+            pid = None
+        if pid is None:
+            _start(p, port)
+            done.append(f"registry :{port} started")
+    for port in PORTS:
+        _wait_answering(p, port)
+    return done
+
+
+def _start(p: Paths, port: int) -> None:
+    # setsid -f detaches the server from us; the tiny sh records its own PID, then execs it.
+    argv = ["setsid", "-f", "sh", "-c", 'echo $$ >"$0"; exec "$@"', str(p.registry_pid(port)),
+            *builders.registry_argv(p.registry_config(port))]
+    p.registry_pid(port).unlink(missing_ok=True)
+    with open(p.registry_log(port), "ab") as logf:
+        subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=logf, stderr=logf, check=True)
+    for _ in range(50):
+        if pid_of(p, port):
+            return
+        time.sleep(0.1)
+    raise LabError(f"registry :{port} did not start; see {p.registry_log(port)}")
+
+
+def _wait_answering(p: Paths, port: int, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if http_status(url(port), p.ca) in (200, 401):
+            return
+        if pid_of(p, port) is None:
+            break
+        time.sleep(0.2)
+    raise LabError(f"registry :{port} does not answer on {url(port)}; see {p.registry_log(port)}")
+
+
+def stop(p: Paths, port: int) -> bool:
+    pid = pid_of(p, port)
+    if pid is not None:
+        os.kill(pid, signal.SIGTERM)
+        for _ in range(50):
+            if not _alive(pid):
+                break
+            time.sleep(0.1)
+        else:
+            os.kill(pid, signal.SIGKILL)
+    p.registry_pid(port).unlink(missing_ok=True)
+    return pid is not None
+
+
+def foreign_pids(own: Paths) -> list[tuple[int, str]]:
+    """Registry processes of other lab state dirs (their addresses would clash with ours)."""
+    names = {own.registry_config(port).name for port in PORTS}
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            argv = [a.decode() for a in (proc / "cmdline").read_bytes().split(b"\0") if a]
+        except OSError:
+            continue
+        if (len(argv) == 3 and argv[0].endswith("docker-registry") and argv[1] == "serve"
+                and Path(argv[2]).name in names
+                and Path(argv[2]).parent != own.state):
+            found.append((int(proc.name), argv[2]))
+    return found
+
+
+def stop_foreign(own: Paths) -> list[str]:
+    done = []
+    for pid, config in foreign_pids(own):
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            continue
+        for _ in range(50):
+            if not _alive(pid):
+                break
+            time.sleep(0.1)
+        done.append(f"stopped stale registry {config}")
+    return done
+
+
+def has_tag(p: Paths, password: str, repo_tag: str) -> bool:
+    repo, tag = repo_tag.rsplit(":", 1)
+    accept = ("application/vnd.docker.distribution.manifest.v2+json,"
+              "application/vnd.oci.image.manifest.v1+json")
+    return http_status(url(layout.REGISTRY_PORT, f"/v2/{repo}/manifests/{tag}"), p.ca,
+                       auth=(layout.REGISTRY_USER, password), method="HEAD",
+                       headers={"Accept": accept}) == 200
+
+
+def outer_ca_path() -> Path:
+    """Where the outer docker engine looks for the CA of the lab registry (for pushes)."""
+    return OUTER_CERTS_D / f"{layout.GATEWAY}:{layout.REGISTRY_PORT}" / "ca.crt"
+
+
+def remove_outer_ca() -> bool:
+    """Remove the outer certs.d entry of the lab registry's fixed address (only the lab uses it)."""
+    ca = outer_ca_path()
+    if not ca.exists():
+        return False
+    ca.unlink()
+    try:
+        ca.parent.rmdir()
+    except OSError:
+        pass
+    return True
+
+
+def ensure_seeds(p: Paths, password: str) -> list[str]:
+    """Push the seed images unless the registry already has each tag."""
+    missing = [rt for rt in SEEDS if not has_tag(p, password, rt)]
+    if not missing:
+        return []
+    endpoint = f"{layout.GATEWAY}:{layout.REGISTRY_PORT}"
+    outer_ca = outer_ca_path()
+    outer_ca.parent.mkdir(parents=True, exist_ok=True)
+    ca_text = p.ca.read_text()
+    if not outer_ca.exists() or outer_ca.read_text() != ca_text:
+        outer_ca.write_text(ca_text)
+    env = {"DOCKER_CONFIG": str(p.docker_config)}
+    p.docker_config.mkdir(mode=0o700, exist_ok=True)
+    sh.run(["docker", "login", endpoint, "-u", layout.REGISTRY_USER, "--password-stdin"],
+           input=password + "\n", env=env)
+    image.ensure_seed_images()
+    for rt in missing:
+        target = f"{endpoint}/{rt}"
+        sh.run(["docker", "tag", SEEDS[rt], target])
+        sh.run(["docker", "push", target], env=env, timeout=900)
+    return [f"pushed {rt}" for rt in missing]

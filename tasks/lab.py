@@ -1,0 +1,63 @@
+"""Lab tasks: local Debian 12 hosts (containers with systemd + sshd) and a TLS registry.
+
+swarmbook.lab is imported inside each task so that `inv --list` stays fast.
+"""
+
+from __future__ import annotations
+
+import json
+
+from invoke import Collection, Exit, task
+
+
+def _lab():
+    from swarmbook import lab
+
+    return lab
+
+
+@task(help={"hosts": "number of lab hosts to run (h1 manager, the rest workers; default 3)"})
+def up(c, hosts=3):
+    """Create the lab hosts, registry and .lab/hosts.env (idempotent)."""
+    lab = _lab()
+    try:
+        info = lab.up(hosts=int(hosts))
+    except lab.LabError as e:
+        raise Exit(f"lab.up: {e}", code=1) from None
+    for h in info.hosts:
+        print(f"{h.hostname:4} {h.addr:15} {h.name}")
+    print(f"registry  {info.registry} (mirror :5001), CA {info.ca}")
+    print(f"hosts.env {info.hosts_env}")
+    print("changed: " + ("; ".join(info.changed) if info.changed else "nothing"))
+
+
+@task(help={"as_json": "print the full status as JSON"})
+def status(c, as_json=False):
+    """Show which lab containers, services, registries and network exist."""
+    st = _lab().status()
+    if as_json:
+        print(json.dumps(st, indent=2, default=str))
+        return
+    print(f"state dir {st['state_dir']}  docker={'up' if st['docker'] else 'DOWN'}  "
+          f"image={'yes' if st['image'] else 'no'}")
+    net = st["network"]
+    print(f"network   {net['name']} {net['subnet']}" if net else "network   none")
+    for port, r in st["registry"].items():
+        print(f"registry  :{port} {'up' if r['up'] else 'down'}")
+    for h in st["hosts"]:
+        print(f"{h['hostname']:4} {h['addr']:15} container={h['container']} "
+              f"systemd={h['systemd']} sshd={h['sshd']}")
+    if not st["hosts"]:
+        print("hosts     none")
+
+
+@task
+def down(c):
+    """Remove the lab's containers, network, registry and data (keeps the image cache)."""
+    _lab().down()
+
+
+ns = Collection("lab")
+ns.add_task(up)
+ns.add_task(status)
+ns.add_task(down)

@@ -1,0 +1,164 @@
+"""Unit tests for the lab's pure builders (no docker, no network)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from swarmbook.lab import builders, layout
+
+
+def test_host_numbering_and_addresses():
+    h = layout.host(1)
+    assert (h.name, h.hostname, h.addr) == ("swarmbook-lab-h1", "h1", "172.29.100.11")
+    assert [x.addr for x in layout.hosts(3)] == ["172.29.100.11", "172.29.100.12", "172.29.100.13"]
+    with pytest.raises(ValueError):
+        layout.hosts(0)
+    with pytest.raises(ValueError):
+        layout.host(layout.MAX_HOSTS + 1)
+
+
+def test_host_create_argv_has_lab_flags_and_no_privileged():
+    h = layout.host(2)
+    state = Path("/abs/.lab")
+    sid = layout.state_id(state)
+    argv = builders.host_create_argv(h, Path("/var/lib/swarmbook-lab/abc/h2"), state)
+    assert argv[:2] == ["docker", "create"]
+    assert "--privileged" not in argv
+    pairs = list(zip(argv, argv[1:]))
+    for flag in [("--name", "swarmbook-lab-h2"), ("--hostname", "h2"), ("--ip", "172.29.100.12"),
+                 ("--network", "swarmbook-lab"), ("--cap-add", "ALL"),
+                 ("--cap-drop", "SYS_RESOURCE"), ("--security-opt", "seccomp=unconfined"),
+                 ("--security-opt", "apparmor=unconfined"), ("--device-cgroup-rule", "a *:* rwm"),
+                 ("-v", "/sys/fs/cgroup:/sys/fs/cgroup:rw"),
+                 ("-v", "/var/lib/swarmbook-lab/abc/h2/docker:/var/lib/docker"),
+                 ("--tmpfs", "/run"), ("--tmpfs", "/run/lock"),
+                 ("--add-host", "registry.lab:172.29.100.1"),
+                 ("--label", "swarmbook.lab=1"), ("--label", f"swarmbook.lab.state={sid}"),
+                 ("--label", "swarmbook.lab.dir=/abs/.lab")]:
+        assert flag in pairs, flag
+    assert "--cgroupns=host" in argv
+    assert argv[-2:] == [layout.HOST_IMAGE, "/sbin/init"]
+
+
+def test_network_create_argv():
+    argv = builders.network_create_argv(Path("/abs/.lab"))
+    assert argv[-1] == "swarmbook-lab"
+    assert ("--subnet", "172.29.100.0/24") in zip(argv, argv[1:])
+    assert ("--gateway", "172.29.100.1") in zip(argv, argv[1:])
+    assert "com.docker.network.bridge.name=swarmbook-lab" in argv
+    assert f"swarmbook.lab.state={layout.state_id(Path('/abs/.lab'))}" in argv
+
+
+def test_hosts_env_text_three_hosts_exact():
+    text = builders.hosts_env_text(layout.hosts(3), Path("/abs/.lab/id_ed25519"), "s3cret",
+                                   Path("/abs/.lab/ca.crt"))
+    assert text == (
+        "# swarmbook lab hosts file, written by `inv lab.up`\n"
+        "MANAGERS=172.29.100.11\n"
+        "WORKERS=172.29.100.12,172.29.100.13\n"
+        "BUILD=172.29.100.11\n"
+        "GITLAB=172.29.100.11\n"
+        "RUNNERS=172.29.100.12\n"
+        "KONG=172.29.100.11\n"
+        "SSH_USER=root\n"
+        "SSH_PORT=22\n"
+        "SSH_KEY=/abs/.lab/id_ed25519\n"
+        "DOCKER_INSTALL_METHOD=distro\n"
+        "DOCKER_MIRRORS=https://registry.lab:5001\n"
+        "REGISTRY=registry.lab:5000\n"
+        "REGISTRY_USER=swarmbook\n"
+        "REGISTRY_PASSWORD=s3cret\n"
+        "REGISTRY_CA=/abs/.lab/ca.crt\n"
+    )
+
+
+def test_hosts_env_single_host_and_five_hosts():
+    one = builders.roles(layout.hosts(1))
+    assert one["MANAGERS"] == ["172.29.100.11"] and one["WORKERS"] == []
+    assert one["RUNNERS"] == ["172.29.100.11"]
+    five = builders.roles(layout.hosts(5))
+    assert five["WORKERS"] == [f"172.29.100.{i}" for i in (12, 13, 14, 15)]
+    assert five["RUNNERS"] == ["172.29.100.12"]
+
+
+def test_hosts_env_parses_with_dotenv():
+    dotenv = pytest.importorskip("dotenv")
+    import io
+
+    text = builders.hosts_env_text(layout.hosts(2), Path("/k"), "p#w=x", Path("/ca"))
+    values = dotenv.dotenv_values(stream=io.StringIO(text))
+    assert values["WORKERS"] == "172.29.100.12"
+    assert values["REGISTRY_PASSWORD"] == "p#w=x"
+
+
+def test_registry_config_main_and_mirror():
+    main = builders.registry_config_text(port=5000, storage=Path("/s"), cert=Path("/c"),
+                                         key=Path("/k"), secret="x", htpasswd=Path("/h"))
+    assert 'addr: "172.29.100.1:5000"' in main
+    assert "htpasswd:" in main and 'path: "/h"' in main
+    assert "readonly" not in main
+    mirror = builders.registry_config_text(port=5001, storage=Path("/s"), cert=Path("/c"),
+                                           key=Path("/k"), secret="x", readonly=True)
+    assert 'addr: "172.29.100.1:5001"' in mirror
+    assert "auth:" not in mirror
+    assert "readonly:\n      enabled: true" in mirror
+    assert 'rootdirectory: "/s"' in mirror
+
+
+def test_registry_config_is_valid_yaml_if_available():
+    yaml = pytest.importorskip("yaml")
+    cfg = yaml.safe_load(builders.registry_config_text(
+        port=5001, storage=Path("/s"), cert=Path("/c"), key=Path("/k"), secret="x", readonly=True))
+    assert cfg["storage"]["maintenance"]["readonly"]["enabled"] is True
+    assert cfg["http"]["tls"]["certificate"] == "/c"
+
+
+def test_server_cert_sans():
+    ext = builders.server_ext_text()
+    assert "subjectAltName=DNS:registry.lab,IP:172.29.100.1" in ext
+    assert "serverAuth" in ext
+
+
+def test_debootstrap_argv():
+    argv = builders.debootstrap_argv(Path("/t"))
+    assert argv[:2] == ["debootstrap", "--variant=minbase"]
+    assert "openssh-server" in argv[2] and "systemd-sysv" in argv[2]
+    assert argv[-3:] == ["bookworm", "/t", "http://deb.debian.org/debian"]
+    assert not any(a.startswith("--include") for a in builders.debootstrap_argv(Path("/t"), ()))
+
+
+def test_host_image_context():
+    ctx = builders.host_image_context("base:1", "r1")
+    df = ctx["Dockerfile"]
+    assert df.startswith("FROM base:1\n")
+    assert "rm -f /etc/ssh/ssh_host_*" in df and ": > /etc/machine-id" in df
+    assert "LABEL swarmbook.lab.recipe=r1" in df
+    assert "PermitRootLogin prohibit-password" in ctx["sshd.conf"]
+    assert "PasswordAuthentication no" in ctx["sshd.conf"]
+    assert "Before=ssh.service" in ctx["boot.service"]
+    assert "ssh-keygen -A" in ctx["boot.service"]
+
+
+def test_busybox_tree():
+    tree = builders.busybox_tree(["sh", "ls", "busybox", "ls", ""])
+    assert tree["bin/sh"] is None and tree["bin/ls"] is None
+    assert "bin/busybox" not in tree
+    assert tree["etc/passwd"].startswith("root:x:0:0:")
+
+
+def test_import_argv():
+    assert builders.import_argv("img", ('CMD ["sh"]',)) == [
+        "docker", "import", "--change", 'CMD ["sh"]', "-", "img"]
+    assert builders.import_argv("img", source="/t.tar")[-2:] == ["/t.tar", "img"]
+
+
+def test_state_dir_env_override(monkeypatch, tmp_path):
+    monkeypatch.setenv("SWARMBOOK_LAB_DIR", str(tmp_path / "x"))
+    assert layout.state_dir() == (tmp_path / "x").resolve()
+    monkeypatch.delenv("SWARMBOOK_LAB_DIR")
+    assert layout.state_dir() == layout.REPO_ROOT / ".lab"
+    assert layout.state_dir(tmp_path) == tmp_path.resolve()
+    assert len(layout.state_id(tmp_path)) == 12
+    assert layout.data_dir(tmp_path).name == layout.state_id(tmp_path)
