@@ -97,8 +97,25 @@ def hosts_env_text(hs: list[LabHost], key: Path, password: str, ca: Path) -> str
         f"REGISTRY_USER={layout.REGISTRY_USER}",
         f"REGISTRY_PASSWORD={password}",
         f"REGISTRY_CA={ca}",
+        f"DOCKER_TLS_DIR={key.parent / 'tls'}",
+        "# no IPVS in this kernel: no routing mesh; every node runs one task on its own address",
+        "STACK_PUBLISH_MODE=host",
     ]
     return "\n".join(lines) + "\n"
+
+
+def carry_ports(old_text: str, new_text: str) -> str:
+    """Keep SSH ports recorded in an existing lab hosts file (sshd.move-port writes host:port)."""
+    from swarmbook.config import GROUPS, parse_host, with_port
+
+    for line in old_text.splitlines():
+        key, eq, value = line.partition("=")
+        if eq and key.strip() in GROUPS:
+            for entry in filter(None, (e.strip() for e in value.split(","))):
+                spec = parse_host(entry, user="root", port=0)
+                if spec.port:
+                    new_text = with_port(new_text, spec.host, spec.port)
+    return new_text
 
 
 # -- registry -----------------------------------------------------------------------------

@@ -79,6 +79,8 @@ def _up(hosts: int, state_dir: Path | None) -> LabInfo:
     changed += registry.ensure_seeds(p, password)  # while the hosts boot
     lab_hosts.wait_ssh(p, hs)
     text = builders.hosts_env_text(hs, p.key, password, p.ca)
+    if p.hosts_env.exists():
+        text = builders.carry_ports(p.hosts_env.read_text(), text)
     if creds.write_private(p.hosts_env, text):
         changed.append(f"wrote {p.hosts_env}")
     what = "changed: " + "; ".join(changed) if changed else "nothing changed"

@@ -71,7 +71,12 @@ def test_hosts_env_text_three_hosts_exact():
         "REGISTRY_USER=swarmbook\n"
         "REGISTRY_PASSWORD=s3cret\n"
         "REGISTRY_CA=/abs/.lab/ca.crt\n"
+        "DOCKER_TLS_DIR=/abs/.lab/tls\n"
+        "# no IPVS in this kernel: no routing mesh; every node runs one task on its own address\n"
+        "STACK_PUBLISH_MODE=host\n"
     )
+    from swarmbook import config
+    config.parse(text, environ={})  # every key the lab writes is one swarmbook knows
 
 
 def test_hosts_env_single_host_and_five_hosts():
@@ -162,3 +167,11 @@ def test_state_dir_env_override(monkeypatch, tmp_path):
     assert layout.state_dir(tmp_path) == tmp_path.resolve()
     assert len(layout.state_id(tmp_path)) == 12
     assert layout.data_dir(tmp_path).name == layout.state_id(tmp_path)
+
+
+def test_hosts_env_keeps_recorded_ssh_ports():
+    from swarmbook.lab import builders
+    old = "MANAGERS=172.29.100.11:2222\nGITLAB=172.29.100.11:2222\nWORKERS=172.29.100.12\n"
+    new = "MANAGERS=172.29.100.11\nGITLAB=172.29.100.11\nWORKERS=172.29.100.12\nSSH_PORT=22\n"
+    assert builders.carry_ports(old, new) == \
+        "MANAGERS=172.29.100.11:2222\nGITLAB=172.29.100.11:2222\nWORKERS=172.29.100.12\nSSH_PORT=22\n"
