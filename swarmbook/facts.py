@@ -44,7 +44,7 @@ def split(output: str, token: str, facts: list[Fact]) -> dict[str, Any]:
             raise ValueError(f"fact {f.name}: output missing (remote shell failed?)")
         text = output[a + len(start):b]
         rc_text = output[b + len(end):output.find("@@", b + len(end))]
-        values[f.name] = f.parse(text[:-1] if text.endswith("\n") else text, int(rc_text))
+        values[f.name] = f.parse(text, int(rc_text))
     return values
 
 

@@ -104,3 +104,15 @@ def test_exec_start_and_tcp_dropin_keep_fd_socket():
     assert line == "/usr/sbin/dockerd -H fd:// $DOCKER_OPTS"
     drop = dockercmd.tcp_dropin(line, "tcp://0.0.0.0:2376")
     assert "ExecStart=\nExecStart=/usr/sbin/dockerd -H fd:// $DOCKER_OPTS -H tcp://0.0.0.0:2376\n" in drop
+
+
+def test_fact_batch_runs_in_a_real_shell_and_keeps_exact_content(tmp_path):
+    import subprocess
+    f = tmp_path / "x y.conf"
+    f.write_text("line\n\n")
+    fs = [F.file_state(str(f), "f"), F.command_exists("sh"), F.file_state(str(tmp_path / "none"), "none")]
+    script, token = F.batch(fs)
+    out = subprocess.run(["sh", "-c", script], capture_output=True, text=True).stdout
+    v = F.split(out, token, fs)
+    assert v["f"]["content"] == "line\n\n"
+    assert v["has:sh"] is True and v["none"] is None
