@@ -4,6 +4,7 @@ The build context is a folder on this machine, sent as a tar stream on stdin to
 ``docker build -`` on the first BUILD host (the runbook builds on one of the servers).
 """
 
+import hashlib
 import io
 import tarfile
 from pathlib import Path
@@ -44,25 +45,29 @@ def _validate(settings, context=None, tag=None):
 @cluster_task(group="build", name="build-push", validate=_validate, help={
     "context": "build context folder on this machine (default stacks/PROJECT/app)",
     "tag": "image tag (default IMAGE_TAG)",
+    "rebuild": "build even when the context is unchanged (e.g. to pick up a newer base image)",
 })
-def build_push(run: Run, specs: list[HostSpec], context=None, tag=None):
+def build_push(run: Run, specs: list[HostSpec], context=None, tag=None, rebuild=False):
     """Build REGISTRY/PROJECT:TAG on the build host and push it (changed only when new layers)."""
     s = run.settings
     image = f"{s['REGISTRY']}/{s['PROJECT']}:{s.get('IMAGE_TAG', tag)}"
     data = context_tar(_folder(s, context))
+    digest = hashlib.sha256(data).hexdigest()[:32]
 
     def body(h: Host) -> None:
-        inspect = join(["docker", "image", "inspect", "--format", "{{.Id}}", image])
-        before = h.try_run(inspect).stdout.strip()
-        if h.check:
-            h.change(f"build {image}", None, reason="check mode: build not tried")
+        label = h.try_run(join(["docker", "image", "inspect", "--format",
+                                "{{index .Config.Labels \"swarmbook.context\"}}", image])).stdout.strip()
+        if label == digest and not rebuild:
+            h.ok(f"build {image}", "context unchanged")
+        elif h.check:
+            h.change(f"build {image}", None, reason="context changed" if label else "no such image here")
             return
-        h.run(join(["docker", "build", "-q", "-t", image, "-"]), stdin=data, timeout=1800, step="docker build")
-        after = h.run(inspect).stdout.strip()
-        if after != before:
-            h.change(f"build {image}", None, reason=f"image {after[7:19]}")
         else:
-            h.ok(f"build {image}", "unchanged (cache)")
+            h.run(join(["docker", "build", "-q", "--label", f"swarmbook.context={digest}", "-t", image, "-"]),
+                  stdin=data, timeout=1800, step="docker build")
+            h.change(f"build {image}", None, reason=f"context {digest[:12]}")
+        if h.check:
+            return
         out = h.run(join(["docker", "push", image]), timeout=1800, step="docker push").stdout
         if "Pushed" in out:
             h.change(f"push {image}", None, reason="new layers pushed")

@@ -104,17 +104,27 @@ def hosts_env_text(hs: list[LabHost], key: Path, password: str, ca: Path) -> str
     return "\n".join(lines) + "\n"
 
 
-def carry_ports(old_text: str, new_text: str) -> str:
-    """Keep SSH ports recorded in an existing lab hosts file (sshd.move-port writes host:port)."""
-    from swarmbook.config import GROUPS, parse_host, with_port
+def recorded_ports(text: str) -> dict[str, int]:
+    """host -> SSH port recorded in a lab hosts file (sshd.move-port writes host:port)."""
+    from swarmbook.config import GROUPS, parse_host
 
-    for line in old_text.splitlines():
+    ports: dict[str, int] = {}
+    for line in text.splitlines():
         key, eq, value = line.partition("=")
         if eq and key.strip() in GROUPS:
             for entry in filter(None, (e.strip() for e in value.split(","))):
                 spec = parse_host(entry, user="root", port=0)
                 if spec.port:
-                    new_text = with_port(new_text, spec.host, spec.port)
+                    ports[spec.host] = spec.port
+    return ports
+
+
+def carry_ports(old_text: str, new_text: str) -> str:
+    """Keep SSH ports recorded in an existing lab hosts file."""
+    from swarmbook.config import with_port
+
+    for host, port in recorded_ports(old_text).items():
+        new_text = with_port(new_text, host, port)
     return new_text
 
 

@@ -77,10 +77,10 @@ def _up(hosts: int, state_dir: Path | None) -> LabInfo:
     for h in hs:
         changed += lab_hosts.ensure_host(h, p, data / h.hostname, refresh=refresh)
     changed += registry.ensure_seeds(p, password)  # while the hosts boot
-    lab_hosts.wait_ssh(p, hs)
+    old_env = p.hosts_env.read_text() if p.hosts_env.exists() else ""
+    lab_hosts.wait_ssh(p, hs, ports=builders.recorded_ports(old_env))
     text = builders.hosts_env_text(hs, p.key, password, p.ca)
-    if p.hosts_env.exists():
-        text = builders.carry_ports(p.hosts_env.read_text(), text)
+    text = builders.carry_ports(old_env, text)
     if creds.write_private(p.hosts_env, text):
         changed.append(f"wrote {p.hosts_env}")
     what = "changed: " + "; ".join(changed) if changed else "nothing changed"

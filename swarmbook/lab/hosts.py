@@ -140,16 +140,17 @@ def remove_extra(keep: int, sid: str, data: Path) -> list[str]:
     return done
 
 
-def ssh_argv(p: Paths, h: LabHost, *cmd: str) -> list[str]:
-    return ["ssh", "-i", str(p.key), *SSH_OPTS, f"root@{h.addr}", *cmd]
+def ssh_argv(p: Paths, h: LabHost, *cmd: str, port: int = 22) -> list[str]:
+    return ["ssh", "-i", str(p.key), *SSH_OPTS, "-p", str(port), f"root@{h.addr}", *cmd]
 
 
-def wait_ssh(p: Paths, hs: list[LabHost], timeout: float = 90) -> None:
-    """Bounded wait until every host's sshd accepts the lab key."""
+def wait_ssh(p: Paths, hs: list[LabHost], timeout: float = 90, ports: dict[str, int] | None = None) -> None:
+    """Bounded wait until every host's sshd accepts the lab key (on its recorded port)."""
+    ports = ports or {}
     deadline = time.monotonic() + timeout
     pending = list(hs)
     while pending:
-        pending = [h for h in pending if not sh.ok(ssh_argv(p, h, "true"), timeout=15)]
+        pending = [h for h in pending if not sh.ok(ssh_argv(p, h, "true", port=ports.get(h.addr, 22)), timeout=15)]
         if not pending:
             return
         if time.monotonic() > deadline:
