@@ -1,8 +1,14 @@
 """swarmbook's root namespace, shared by `inv` (this package) and `fab` (fabfile.py)."""
 
-from invoke import Collection
+import sys
+from pathlib import Path
 
-from . import bootstrap, docker, image, lock, net, registry, sshd, stack, swarm
+# The tasks and the library of this checkout belong together, whatever else pip installed.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from invoke import Collection  # noqa: E402
+
+from . import bootstrap, docker, image, lock, net, registry, sshd, stack, swarm  # noqa: E402
 
 ns = Collection(docker, sshd, swarm, net, registry, image, stack, lock)
 ns.add_task(bootstrap.bootstrap_all)
