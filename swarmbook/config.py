@@ -59,6 +59,8 @@ KEYS: dict[str, Key] = {
     "STACK_REPLICAS": Key(1, "int", "replicas of a stack's app service (publish mode ingress)"),
     "STACK_PUBLISH_MODE": Key("ingress", "choice", "ingress (routing mesh, needs IPVS) or host "
                               "(one task per node on its own port; global services)", ("ingress", "host")),
+    "STACKS_PATH": Key("", "path", "folder of stack templates NAME/deploy.yml, NAME/app.env, NAME/app/ "
+                                   "(default: stacks/ of this checkout)"),
     "STACK_DIR": Key("/opt/swarmbook/stacks", "str", "where rendered stack files live on the manager"),
     "NETWORK_NAME": Key("default-network", "str", "the shared overlay network"),
     "NETWORK_SUBNET": Key("10.1.0.0/16", "cidr", "subnet of the shared overlay network"),
@@ -239,6 +241,11 @@ def load(explicit: str | None = None, *, required: bool = True) -> Settings:
     if key and not os.access(key, os.R_OK):
         raise ConfigError(f"{path}: SSH_KEY {key} does not exist or is not readable")
     return Settings(settings.values, settings.groups, settings.source, tuple(warnings))
+
+
+def stacks_path(settings: "Settings") -> Path:
+    """Where stack templates live: STACKS_PATH, else stacks/ beside this package."""
+    return Path(settings["STACKS_PATH"]) if settings["STACKS_PATH"] else Path(__file__).resolve().parent.parent / "stacks"
 
 
 def with_port(text: str, host: str, port: int) -> str:

@@ -159,6 +159,11 @@ def _wrap(body: Callable, *, group: str, cluster: bool, help: dict[str, str], na
                 execute(spec, run, specs, args, kwargs)
         except SwarmbookError as exc:
             raise Exit(f"swarmbook: error: {exc}", code=exc.exit_code) from None
+        except Exception as exc:  # a bug: one line by default, the traceback on request
+            if os.environ.get("SWARMBOOK_DEBUG") == "1":
+                raise
+            raise Exit(f"swarmbook: internal error in {spec.title}: {type(exc).__name__}: {exc} "
+                       "(SWARMBOOK_DEBUG=1 shows the traceback)", code=1) from None
         finish(run)
         return None
 

@@ -11,13 +11,10 @@ from pathlib import Path
 
 from invoke import Collection
 
-from swarmbook.config import HostSpec
+from swarmbook.config import HostSpec, stacks_path
 from swarmbook.engine import Host, Run
 from swarmbook.shell import join
 from swarmbook.taskdef import cluster_task, refuse
-
-STACKS = Path(__file__).resolve().parent.parent / "stacks"
-
 
 def context_tar(folder: Path) -> bytes:
     """The build context as a tar (sorted, fixed mtimes: same files give the same bytes)."""
@@ -31,10 +28,10 @@ def context_tar(folder: Path) -> bytes:
 
 
 def _folder(settings, context):
-    return Path(context) if context else STACKS / settings["PROJECT"] / "app"
+    return Path(context) if context else stacks_path(settings) / settings["PROJECT"] / "app"
 
 
-def _validate(settings, context=None, tag=None):
+def _validate(settings, context=None, tag=None, **_):
     folder = _folder(settings, context)
     if not (folder / "Dockerfile").is_file():
         refuse(f"build context {folder} has no Dockerfile")

@@ -13,23 +13,20 @@ from invoke import Collection
 from swarmbook import facts as F
 from swarmbook import ops
 from swarmbook import stackcmd as K
-from swarmbook.config import HostSpec
+from swarmbook.config import HostSpec, stacks_path
 from swarmbook.engine import Host, Run
 from swarmbook.errors import StepFailed
 from swarmbook.shell import join, quote
 from swarmbook.taskdef import cluster_task, refuse
 
-STACKS = Path(__file__).resolve().parent.parent / "stacks"
-
-
-def _sources(name: str, app_env: str | None) -> tuple[Path, Path]:
+def _sources(stacks: Path, name: str, app_env: str | None) -> tuple[Path, Path]:
     if not name:
         refuse("stack name missing (e.g. inv stack.deploy demo)")
-    template = STACKS / name / "deploy.yml"
+    template = stacks / name / "deploy.yml"
     if not template.is_file():
-        known = ", ".join(sorted(p.parent.name for p in STACKS.glob("*/deploy.yml")))
-        refuse(f"no stack file {template} (stacks: {known})")
-    env = Path(app_env) if app_env else STACKS / name / "app.env"
+        known = ", ".join(sorted(p.parent.name for p in stacks.glob("*/deploy.yml")))
+        refuse(f"no stack file {template} (stacks: {known or 'none'})")
+    env = Path(app_env) if app_env else stacks / name / "app.env"
     if not env.is_file():
         refuse(f"app .env file {env} not found")
     return template, env
@@ -37,7 +34,7 @@ def _sources(name: str, app_env: str | None) -> tuple[Path, Path]:
 
 def render(settings, name, app_env=None, tag=None) -> tuple[str, str, str]:
     """(rendered stack file, .env content, config name); raises ConfigError on bad input."""
-    template, env = _sources(name, app_env)
+    template, env = _sources(stacks_path(settings), name, app_env)
     content = env.read_text()
     values = K.template_vars(settings, name, content, IMAGE_TAG=tag)
     return K.render(template.read_text(), values, source=str(template)), content, values["ENV_CONFIG"]
