@@ -49,7 +49,8 @@ class Host:
     def run(self, command: str, *, stdin: str | bytes | Secret | None = None, timeout: float | None = 600,
             step: str = "") -> Result:
         """Run a command; a non-zero exit raises StepFailed with the command's last error line."""
-        res = self.run_.pool.exec(self.conn, self._wrap(command), stdin=stdin, timeout=timeout)
+        res = self.run_.pool.exec(self.conn, self._wrap(command), stdin=stdin, timeout=timeout,
+                                  label=self.run_.task)
         if res.rc != 0:
             lines = (res.stderr.strip() or res.stdout.strip() or f"exit {res.rc}").splitlines()
             raise StepFailed(f"{step + ': ' if step else ''}{lines[-1][:300]} (exit {res.rc})")
@@ -57,7 +58,8 @@ class Host:
 
     def try_run(self, command: str, *, stdin: str | bytes | Secret | None = None, timeout: float | None = 600) -> Result:
         """Run a command and return its result whatever the exit code."""
-        return self.run_.pool.exec(self.conn, self._wrap(command), stdin=stdin, timeout=timeout)
+        return self.run_.pool.exec(self.conn, self._wrap(command), stdin=stdin, timeout=timeout,
+                                   label=self.run_.task)
 
     def probe(self, *facts: F.Fact) -> dict[str, Any]:
         """Gather facts in one round trip; read-only, so it also runs in check mode."""

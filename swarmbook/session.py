@@ -10,6 +10,8 @@ given, stdout/stderr read concurrently.
 from __future__ import annotations
 
 import atexit
+import json
+import os
 import select
 import socket
 import threading
@@ -42,6 +44,8 @@ class Pool:
         self._fab_claims: set[tuple[str, str]] = set()
         self.commands_run = 0  # round trips, for the benchmark
         self.lock_held = False  # this process holds the cluster lock (nested tasks skip it)
+        # (kind, host, task, start, end) of every remote command and SSH connect, for bench/
+        self.timeline: list[tuple[str, str, str, float, float]] = []
 
     def connect(self, spec: HostSpec, *, key: str = "", timeout: int = 5, fresh: bool = False):
         """An open fabric Connection to ``spec`` (cached unless ``fresh``)."""
@@ -59,10 +63,13 @@ class Pool:
             kwargs.update(key_filename=[key], look_for_keys=False, allow_agent=False)
         conn = Connection(spec.host, user=spec.user, port=spec.port, connect_timeout=timeout,
                           connect_kwargs=kwargs)
+        t0 = time.monotonic()
         try:
             conn.open()
         except Exception as exc:  # paramiko/socket errors vary; one line is what the user needs
             raise ConnectFailed(_connect_reason(exc, spec)) from None
+        finally:
+            self.timeline.append(("connect", spec.host, "", t0, time.monotonic()))
         sock = conn.client.get_transport().sock
         if isinstance(sock, socket.socket):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -72,10 +79,11 @@ class Pool:
         return conn
 
     def exec(self, conn, command: str, *, stdin: str | bytes | Secret | None = None,
-             timeout: float | None = None) -> Result:
+             timeout: float | None = None, label: str = "") -> Result:
         """Run one command on an open connection; returns stdout, stderr and exit code."""
         with self._lock:
             self.commands_run += 1
+        t0 = time.monotonic()
         chan = conn.client.get_transport().open_session()
         try:
             chan.exec_command(command)
@@ -105,6 +113,7 @@ class Pool:
             return Result(out.decode(errors="replace"), err.decode(errors="replace"), chan.recv_exit_status())
         finally:
             chan.close()
+            self.timeline.append(("exec", conn.host, label, t0, time.monotonic()))
 
     def claim_fab_call(self, task: str, hosts: tuple[str, ...]) -> bool:
         """fab calls a task once per -H host; the first call runs it for all, the rest skip."""
@@ -140,5 +149,15 @@ def _connect_reason(exc: Exception, spec: HostSpec) -> str:
     return f"cannot connect to {where}: {text}"
 
 
+def _write_stats(pool: Pool) -> None:
+    """SWARMBOOK_STATS=FILE: dump the timeline as JSON at exit (bench/ reads it)."""
+    path = os.environ.get("SWARMBOOK_STATS")
+    if path:
+        with open(path, "w") as f:
+            json.dump({"started": _STARTED, "ended": time.monotonic(), "timeline": pool.timeline}, f)
+
+
+_STARTED = time.monotonic()
 POOL = Pool()
 atexit.register(POOL.close)
+atexit.register(_write_stats, POOL)

@@ -169,6 +169,8 @@ def _wrap(body: Callable, *, group: str, cluster: bool, help: dict[str, str], na
 
     wrapper.__signature__ = sig.replace(parameters=[ctx, *params, *extra])  # type: ignore[attr-defined]
     wrapper.swarmbook = spec  # type: ignore[attr-defined]
+    if validate is not None:  # the validator must accept every parameter of the task
+        inspect.signature(validate).bind(None, **{p.name: p.default for p in params})
     missing = [p.name for p in params if p.name.strip("_").replace("_", "-") not in help and p.name not in help]
     if missing:
         raise TypeError(f"task {task_name}: help missing for {missing}")

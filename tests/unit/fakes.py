@@ -25,7 +25,7 @@ class FakePool:
     def connect(self, spec, **kw):
         return object()
 
-    def exec(self, conn, command, *, stdin=None, timeout=None):
+    def exec(self, conn, command, *, stdin=None, timeout=None, label=""):
         self.commands_run += 1
         data = stdin.reveal() if hasattr(stdin, "reveal") else stdin
         self.sent.append((command, data))

@@ -1,0 +1,147 @@
+#!/usr/bin/env python3
+"""swarmbook benchmark: first converge, no-op re-run, fan-out to 3 and 20 hosts, round trips,
+start-up and peak memory, measured on the local lab. Prints a table, writes bench/results/.
+
+Usage: python3 bench/run.py [--runs 5] [--skip-20]
+Needs root and the lab (it brings it up and takes it down itself). Takes ~10 minutes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+
+def measure(argv: list[str], env: dict | None = None) -> dict:
+    """Run a command; wall seconds, peak RSS (KiB) of that process, exit code, swarmbook stats."""
+    stats = tempfile.NamedTemporaryFile(suffix=".json", delete=False).name
+    e = {**os.environ, **(env or {}), "SWARMBOOK_STATS": stats}
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        t0 = time.monotonic()
+        p = subprocess.Popen(argv, cwd=REPO, env=e, stdout=out, stderr=err, text=True)
+        _, status, usage = os.wait4(p.pid, 0)
+        wall = time.monotonic() - t0
+        p.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        stdout, stderr = out.read(), err.read()
+    path = Path(stats)
+    data = json.loads(path.read_text()) if path.stat().st_size else {"timeline": []}
+    path.unlink()
+    return {"wall": wall, "rss_kib": usage.ru_maxrss, "rc": p.returncode, "stdout": stdout, "stderr": stderr,
+            "stats": data}
+
+
+def remote_seconds(timeline: list) -> float:
+    """Seconds during which at least one remote command or SSH connect was running."""
+    spans = sorted((t0, t1) for _, _, _, t0, t1 in timeline)
+    total, cur_start, cur_end = 0.0, None, None
+    for a, b in spans:
+        if cur_end is None or a > cur_end:
+            if cur_end is not None:
+                total += cur_end - cur_start
+            cur_start, cur_end = a, b
+        else:
+            cur_end = max(cur_end, b)
+    if cur_end is not None:
+        total += cur_end - cur_start
+    return total
+
+
+def round_trips(timeline: list) -> dict[str, dict[str, int]]:
+    """task -> host -> number of remote commands (SSH round trips)."""
+    out: dict[str, dict[str, int]] = {}
+    for kind, host, task, _, _ in timeline:
+        if kind == "exec":
+            out.setdefault(task or "(lock)", {}).setdefault(host, 0)
+            out[task or "(lock)"][host] += 1
+    return out
+
+
+def med(values: list[float]) -> str:
+    if len(values) == 1:
+        return f"{values[0]:.2f}s"
+    return f"{statistics.median(values):.2f}s (min {min(values):.2f}, max {max(values):.2f}, n={len(values)})"
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--skip-20", action="store_true", help="skip the 20-host fan-out")
+    args = ap.parse_args()
+    from swarmbook import lab
+
+    results: dict = {"date": time.strftime("%Y-%m-%d %H:%M"), "machine": f"{os.cpu_count()} cores"}
+    rows: list[tuple[str, str]] = []
+
+    # 5. start-up
+    for tool in ("inv", "fab"):
+        runs = [measure([tool, "--list"]) for _ in range(max(args.runs, 5))]
+        results[f"{tool}_list"] = [r["wall"] for r in runs]
+        rows.append((f"`{tool} --list`", med(results[f"{tool}_list"])))
+
+    # 1. first converge on 3 fresh hosts
+    lab.down()
+    info = lab.up(hosts=3)
+    env = {"SWARMBOOK_ENV": str(info.hosts_env)}
+    first = measure(["inv", "bootstrap-all", "--json"], env)
+    assert first["rc"] == 0, first["stdout"][-2000:] + first["stderr"][-2000:]
+    remote = remote_seconds(first["stats"]["timeline"])
+    results["first_converge"] = {"wall": first["wall"], "remote": remote, "rss_kib": first["rss_kib"]}
+    rows.append(("first converge, bootstrap-all, 3 hosts", f"{first['wall']:.1f}s wall"))
+    rows.append(("  of which remote commands / SSH (union of spans)", f"{remote:.1f}s"))
+    over = first["wall"] - remote
+    rows.append(("  swarmbook's own overhead", f"{over:.1f}s ({100 * over / first['wall']:.1f}%)"))
+
+    # 2 + 4. no-op re-run and round trips
+    noop = [measure(["inv", "bootstrap-all", "--json"], env) for _ in range(args.runs)]
+    assert all(r["rc"] == 0 for r in noop)
+    changed = sum(1 for r in noop for ln in r["stdout"].splitlines() if '"status": "changed"' in ln)
+    results["noop"] = {"wall": [r["wall"] for r in noop], "changed": changed,
+                       "rss_kib": max(r["rss_kib"] for r in noop)}
+    rows.append(("no-op re-run, bootstrap-all, 3 hosts", med(results["noop"]["wall"]) + f", {changed} changed"))
+    trips = round_trips(noop[-1]["stats"]["timeline"])
+    results["round_trips"] = trips
+    worst = max((n, t, h) for t, hosts in trips.items() for h, n in hosts.items())
+    rows.append(("  SSH round trips per host per task (max)", f"{worst[0]} ({worst[1]} on {worst[2]})"))
+    rows.append(("  SSH round trips, whole no-op run", str(sum(sum(h.values()) for h in trips.values()))))
+
+    # 3. fan-out: no-op check of host-level tasks on 3 and 20 hosts
+    check3 = [measure(["inv", "docker.install", "--check", "--json"], env) for _ in range(args.runs)]
+    results["fanout_3"] = [r["wall"] for r in check3]
+    rows.append(("docker.install --check, 3 hosts", med(results["fanout_3"])))
+    if not args.skip_20:
+        lab.down()
+        info20 = lab.up(hosts=20)
+        env20 = {"SWARMBOOK_ENV": str(info20.hosts_env)}
+        check20 = [measure(["inv", "docker.install", "--check", "--json"], env20) for _ in range(args.runs)]
+        results["fanout_20"] = [r["wall"] for r in check20]
+        results["fanout_20_rss_kib"] = max(r["rss_kib"] for r in check20)
+        ratio = statistics.median(results["fanout_20"]) / statistics.median(results["fanout_3"])
+        rows.append(("docker.install --check, 20 hosts", med(results["fanout_20"]) + f" ({ratio:.2f}x the 3-host time)"))
+    # 6. memory
+    peak = max([first["rss_kib"], results["noop"]["rss_kib"], results.get("fanout_20_rss_kib", 0)])
+    rows.append(("peak RSS of the swarmbook process (1-3)", f"{peak / 1024:.0f} MiB"))
+    lab.down()
+
+    out_dir = REPO / "bench" / "results"
+    out_dir.mkdir(exist_ok=True)
+    (out_dir / "latest.json").write_text(json.dumps(results, indent=2))
+    table = "| measure | result |\n|---|---|\n" + "".join(f"| {a} | {b} |\n" for a, b in rows)
+    (out_dir / "latest.md").write_text(table)
+    print(table)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
