@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import getpass
 import os
+import re
 import socket
 import time
 
@@ -37,14 +38,39 @@ def release_cmd() -> str:
     return f"rm -rf {quote(PATH)}"
 
 
+def stale(owner: str, *, here: str | None = None, alive=None) -> bool:
+    """A lock taken from this machine by a process that no longer exists (a killed run)."""
+    m = re.match(r"^\S+@(\S+) pid (\d+) ", owner)
+    if not m or m.group(1) != (here or socket.gethostname()):
+        return False
+    pid = int(m.group(2))
+    if alive is not None:
+        return not alive(pid)
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
 def acquire(h: Host, task: str, *, wait: float) -> str:
-    """Take the lock on ``h`` or raise Locked naming the holder. Returns the owner line."""
+    """Take the lock on ``h`` or raise Locked naming the holder. Returns the owner line.
+
+    A lock left by a killed run of this same machine is taken over (with a note); any
+    other holder makes the run wait up to ``wait`` seconds, then fail.
+    """
     owner = owner_line(task)
     deadline = time.monotonic() + wait
     while True:
         out = h.try_run(acquire_cmd(owner)).stdout.strip()
         if out == "TAKEN":
             return owner
+        if stale(out):
+            h.note(f"taking over the cluster lock left by a run that is gone: {out}", level="warning")
+            release(h)
+            continue
         if time.monotonic() >= deadline:
             raise Locked(f"cluster locked on {h.name} by {out}; wait, or if that run is gone: "
                          f"inv lock.release")

@@ -67,8 +67,9 @@ def _stages(steps, env_file, reporter, check) -> None:
         reporter.note(f"== {spec.title}")
         settings = config.load(env_file)  # a step may have recorded a new SSH port
         stage = Run(spec.title, settings, reporter, check=check)
-        execute(spec, stage, list(settings.group(spec.group)), (), kwargs)
-        if spec.cluster and stage.failed():
-            reporter.note(f"{spec.title} failed on {', '.join(stage.failed())}; stopping (cluster-wide step)",
+        targets = list(settings.group(spec.group))
+        execute(spec, stage, targets, (), kwargs)
+        if spec.cluster and targets and targets[0].host in stage.failed():
+            reporter.note(f"{spec.title} failed on {targets[0].host}, which leads that step; stopping",
                           level="error")
             break

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+# Instance 0 (the default) uses exactly these; instance k > 0 (SWARMBOOK_LAB_INSTANCE=k) uses
+# network swarmbook-lab{k}, 172.29.(100+k).0/24 and state dir .lab{k}: see the functions below.
 NETWORK = "swarmbook-lab"  # docker network name and its bridge interface name
 SUBNET = "172.29.100.0/24"
 GATEWAY = "172.29.100.1"  # outer side of the bridge: the registries listen here
+MAX_INSTANCE = 99  # 172.29.199.0/24 at most; bridge names stay under 15 characters
 REGISTRY_HOST = "registry.lab"
 REGISTRY_PORT = 5000
 MIRROR_PORT = 5001
@@ -47,22 +51,59 @@ class LabInfo:
     changed: list[str] = field(default_factory=list)  # what up() did; empty: nothing changed
 
 
-def host(i: int) -> LabHost:
-    """Host number ``i`` (1-based)."""
+def instance(explicit: int | str | None = None) -> int:
+    """Which lab of this machine: argument > $SWARMBOOK_LAB_INSTANCE > 0."""
+    raw = explicit if explicit is not None else (os.environ.get("SWARMBOOK_LAB_INSTANCE") or "0")
+    try:
+        k = int(str(raw).strip())
+    except ValueError:
+        raise LabError(f"SWARMBOOK_LAB_INSTANCE {raw!r} is not a number 0..{MAX_INSTANCE}") from None
+    if not 0 <= k <= MAX_INSTANCE:
+        raise LabError(f"SWARMBOOK_LAB_INSTANCE {k} is not a number 0..{MAX_INSTANCE}")
+    return k
+
+
+def network(k: int | None = None) -> str:
+    """Docker network (and bridge interface) name of instance ``k``."""
+    k = instance(k)
+    return NETWORK if k == 0 else f"{NETWORK}{k}"
+
+
+def _prefix(k: int | None) -> str:
+    return f"172.29.{100 + instance(k)}"
+
+
+def subnet(k: int | None = None) -> str:
+    return SUBNET if instance(k) == 0 else f"{_prefix(k)}.0/24"
+
+
+def gateway(k: int | None = None) -> str:
+    """Outer side of instance ``k``'s bridge: its registries listen here (registry.lab)."""
+    return GATEWAY if instance(k) == 0 else f"{_prefix(k)}.1"
+
+
+def host(i: int, k: int | None = None) -> LabHost:
+    """Host number ``i`` (1-based) of instance ``k``."""
     if not 1 <= i <= MAX_HOSTS:
         raise ValueError(f"host number must be 1..{MAX_HOSTS}, got {i}")
-    return LabHost(name=f"{NETWORK}-h{i}", hostname=f"h{i}", addr=f"172.29.100.{10 + i}")
+    return LabHost(name=f"{network(k)}-h{i}", hostname=f"h{i}", addr=f"{_prefix(k)}.{10 + i}")
 
 
-def hosts(n: int) -> list[LabHost]:
+def hosts(n: int, k: int | None = None) -> list[LabHost]:
     if not 1 <= n <= MAX_HOSTS:
         raise ValueError(f"hosts must be 1..{MAX_HOSTS}, got {n}")
-    return [host(i) for i in range(1, n + 1)]
+    return [host(i, k) for i in range(1, n + 1)]
+
+
+def is_host_name(name: str, k: int | None = None) -> bool:
+    """True for a host container name of instance ``k`` (swarmbook-lab-h3, swarmbook-lab1-h2)."""
+    return bool(re.fullmatch(rf"{re.escape(network(k))}-h\d+", name))
 
 
 def state_dir(explicit: Path | str | None = None) -> Path:
-    """The per-checkout state dir: argument > $SWARMBOOK_LAB_DIR > <repo>/.lab."""
-    raw = explicit or os.environ.get("SWARMBOOK_LAB_DIR") or REPO_ROOT / ".lab"
+    """The per-checkout state dir: argument > $SWARMBOOK_LAB_DIR > <repo>/.lab (.lab{k} for instance k)."""
+    k = instance()
+    raw = explicit or os.environ.get("SWARMBOOK_LAB_DIR") or REPO_ROOT / (".lab" if k == 0 else f".lab{k}")
     return Path(raw).expanduser().resolve()
 
 

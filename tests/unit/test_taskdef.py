@@ -57,3 +57,12 @@ def test_unknown_group_or_bad_argument_is_refused_before_connecting(tmp_path, mo
     with pytest.raises(Exit) as exc:
         docker.install(Context(), env_file=str(env), method="pip")
     assert exc.value.code == 2 and "--method 'pip'" in exc.value.message
+
+
+def test_stale_lock_only_when_same_machine_and_process_gone():
+    from swarmbook import lock
+    line = "root@ops-laptop pid 4242 task bootstrap-all since 2026-11-26T10:00:00+0000"
+    assert lock.stale(line, here="ops-laptop", alive=lambda pid: False)
+    assert not lock.stale(line, here="ops-laptop", alive=lambda pid: True)
+    assert not lock.stale(line, here="other-machine", alive=lambda pid: False)
+    assert not lock.stale("unknown", here="ops-laptop", alive=lambda pid: False)
