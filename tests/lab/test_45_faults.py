@@ -41,7 +41,7 @@ def test_host_stops_answering_mid_bootstrap_others_finish_then_rerun_converges(l
     for line in p.stdout:
         lines.append(line)
         if not killed and '"task": "registry.login"' in line:
-            subprocess.run(["docker", "kill", f"swarmbook-lab-h{victim.hostname[1:]}"], check=True,
+            subprocess.run(["docker", "kill", victim.name], check=True,
                            capture_output=True)
             killed = True
     p.wait(timeout=900)
@@ -56,7 +56,7 @@ def test_host_stops_answering_mid_bootstrap_others_finish_then_rerun_converges(l
             assert "registry.lab:5000" in ssh(lab, h, "cat /root/.docker/config.json", port=_port(lab, h)).stdout
         assert f"failed on {victim.addr}" in err
     finally:
-        subprocess.run(["docker", "start", f"swarmbook-lab-h{victim.hostname[1:]}"], check=True, capture_output=True)
+        subprocess.run(["docker", "start", victim.name], check=True, capture_output=True)
         _wait_ssh(lab, victim)
     again = sb(lab, "bootstrap-all", timeout=1200)
     assert again.rc == 0, again.stdout[-2000:] + again.stderr[-2000:]
@@ -92,7 +92,7 @@ def test_lost_manager_keeps_quorum_and_rejoins(lab):
     if sum(1 for n in managers if n["ManagerStatus"]) < 3:
         pytest.skip("needs the three-manager swarm of test_30 (run the lab tests in order)")
     lost = lab.hosts[1]
-    name = f"swarmbook-lab-h{lost.hostname[1:]}"
+    name = lost.name  # its container
     subprocess.run(["docker", "kill", name], check=True, capture_output=True)
     try:
         deadline = time.monotonic() + 90
