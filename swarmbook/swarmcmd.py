@@ -56,6 +56,15 @@ def token_cmd(role: str) -> str:
     return join(["docker", "swarm", "join-token", "-q", role])
 
 
+def _parse_tokens(text: str, rc: int) -> dict[str, str] | None:
+    words = text.split()
+    return {"manager": words[0], "worker": words[1]} if rc == 0 and len(words) == 2 else None
+
+
+# Both join tokens (secrets: the engine masks them from every line it prints).
+TOKENS = Fact("tokens", f"{token_cmd('manager')} && {token_cmd('worker')}", _parse_tokens)
+
+
 def join_body(token: str, leader_addr: str, advertise: str) -> str:
     """JSON for POST /swarm/join (sent on stdin: the token never reaches argv)."""
     return json.dumps({"ListenAddr": "0.0.0.0:2377", "AdvertiseAddr": advertise,

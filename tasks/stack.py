@@ -54,33 +54,48 @@ HELP = {
 }
 
 
+def _state_facts(name: str) -> list[F.Fact]:
+    """Replicas and rolling-update state of a stack's services (read in one round trip)."""
+    ns = quote(f"label=com.docker.stack.namespace={name}")
+    return [
+        F.Fact("replicas", join(["docker", "stack", "services", name, "--format", "{{.Name}} {{.Replicas}}"]),
+               lambda t, rc: K.parse_replicas(t) if rc == 0 else {}),
+        F.Fact("updating", f"docker service ls -q --filter {ns} | xargs -r docker service inspect --format "
+                           "'{{if .UpdateStatus}}{{.UpdateStatus.State}}{{end}}'",
+               lambda t, rc: [u for u in t.split() if u in ("updating", "rollback_started")]),
+    ]
+
+
+def converged(f: dict) -> bool:
+    reps = f["replicas"]
+    return bool(reps) and all(r == w and w > 0 for r, w in reps.values()) and not f["updating"]
+
+
 def _converge(h: Host, name: str, timeout: int) -> None:
-    cmd = join(["docker", "stack", "services", name, "--format", "{{.Name}} {{.Replicas}}"])
     state: dict = {}
 
     def ready() -> bool:
-        state.update(reps=K.parse_replicas(h.run(cmd).stdout))
-        updating = h.try_run(f"docker service ls -q --filter label=com.docker.stack.namespace={quote(name)} | "
-                             "xargs -r docker service inspect --format '{{if .UpdateStatus}}{{.UpdateStatus.State}}{{end}}'"
-                             ).stdout.split()
-        return bool(state["reps"]) and all(r == w and w > 0 for r, w in state["reps"].values()) and \
-            not any(u in ("updating", "rollback_started") for u in updating)
+        state.update(h.probe(*_state_facts(name)))
+        return converged(state)
 
     try:
         h.wait(f"stack {name} to converge", ready, timeout=timeout, interval=2)
     except StepFailed:
         why = h.try_run(f"docker stack ps --no-trunc --filter desired-state=running --format "
                         f"'{{{{.Name}}}} {{{{.CurrentState}}}} {{{{.Error}}}}' {quote(name)} | head -5").stdout
-        raise StepFailed(f"stack {name} not converged after {timeout}s: {state.get('reps')}; "
+        raise StepFailed(f"stack {name} not converged after {timeout}s: {state.get('replicas')}; "
                          f"{' | '.join(why.splitlines()) or 'no task info'}") from None
-    h.ok(f"stack {name} running", ", ".join(f"{s} {r}/{w}" for s, (r, w) in state["reps"].items()))
+    _report_running(h, name, state)
 
 
-def _prune_configs(h: Host, name: str, keep: str) -> None:
-    out = h.run(join(["docker", "config", "ls", "--format", "{{.Name}}", "--filter", f"name={name}_env_"])).stdout
-    for old in sorted(set(out.split()) - {keep}):
-        if h.try_run(join(["docker", "config", "rm", old])).rc == 0 or h.check:
-            h.change(f"remove old config {old}", None, reason="no longer used")
+def _report_running(h: Host, name: str, state: dict) -> None:
+    h.ok(f"stack {name} running", ", ".join(f"{s} {r}/{w}" for s, (r, w) in state["replicas"].items()))
+
+
+def _prune_configs(h: Host, old: set[str]) -> None:
+    for cfg in sorted(old):
+        if h.check or h.try_run(join(["docker", "config", "rm", cfg])).rc == 0:
+            h.change(f"remove old config {cfg}", None, reason="no longer used")
 
 
 def _verify_http(run: Run, specs: list[HostSpec], ports: list[int], timeout: int) -> None:
@@ -101,30 +116,35 @@ def _deploy(run: Run, specs, name, app_env, tag, timeout, *, always: bool) -> No
 
     def body(h: Host) -> None:
         f = h.probe(F.file_state(path, "file"),
-                    F.Fact("config", join(["docker", "config", "inspect", "--format", "{{.ID}}", cfg]),
-                           lambda t, rc: rc == 0),
+                    F.Fact("configs", join(["docker", "config", "ls", "--format", "{{.Name}}",
+                                            "--filter", f"name={name}_env_"]), lambda t, rc: set(t.split())),
                     F.Fact("images", f"docker service ls --filter label=com.docker.stack.namespace={quote(name)} "
-                                     "--format '{{.Name}} {{.Image}}'", lambda t, rc: t.strip()))
+                                     "--format '{{.Name}} {{.Image}}'", lambda t, rc: t.strip()),
+                    *_state_facts(name))
         changed = False
-        if f["config"]:
+        if cfg in f["configs"]:
             h.ok(f"config {cfg}")
         else:
             h.change(f"config {cfg}", join(["docker", "config", "create", cfg, "-"]), stdin=env_content,
                      reason="new .env content")
             changed = True
-        changed |= ops.put_file(h, path, rendered, step=f"stack file {path}")
+        changed |= ops.put_file(h, path, rendered, state=f["file"], step=f"stack file {path}")
         if changed or always or not f["images"]:
             h.change(f"deploy stack {name}", join(["docker", "stack", "deploy", "--with-registry-auth",
                                                    "--prune", "-c", path, name]), timeout=600)
+            changed = True
         else:
             h.ok(f"stack {name} deployed")
         if not h.check:
-            _converge(h, name, timeout)
+            if changed or not converged(f):
+                _converge(h, name, timeout)
+            else:
+                _report_running(h, name, f)
             if always:
                 after = h.run(f"docker service ls --filter label=com.docker.stack.namespace={quote(name)} "
                               "--format '{{.Name}} {{.Image}}'").stdout.strip()
                 h.note(f"images {'changed' if after != f['images'] else 'unchanged'}: {after}")
-        _prune_configs(h, name, cfg)
+        _prune_configs(h, f["configs"] - {cfg})
         done.set()
 
     run.one(specs[0], body)

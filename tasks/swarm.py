@@ -71,9 +71,15 @@ def init(run: Run, specs: list[HostSpec], workers=None):
 
     def probe(h: Host) -> None:
         f = h.probe(F.docker_info(), S.advertise_fact(leader_spec.host))
+        st = S.parse_swarm(f["docker_info"])
+        if st.state == "pending":  # e.g. a node that just restarted and is reconnecting
+            h.wait("swarm membership to settle (pending)",
+                   lambda: S.parse_swarm(h.probe(F.docker_info())["docker_info"]).state != "pending",
+                   timeout=90, interval=2)
+            st = S.parse_swarm(h.facts_cache["docker_info"])
         addr = adv_mode if adv_mode != "auto" else (h.name if _is_ip(h.name) else f["src_addr"])
         with lock:
-            states[h.name] = (S.parse_swarm(f["docker_info"]), addr)
+            states[h.name] = (st, addr)
 
     run.each(specs, probe)
     leader = _lead(run, leader_spec, states)
@@ -112,12 +118,13 @@ def _lead(run: Run, spec: HostSpec, states) -> _Leader | None:
             h.fail("swarm leader", "is a worker of a swarm; promote it or list another manager first")
         else:
             h.fail("swarm leader", f"swarm state {st.state}: {st.error or 'see docker info'}")
-        tokens = {r: h.run(S.token_cmd(r), step="join token").stdout.strip() for r in ("manager", "worker")}
-        for t in tokens.values():
+        f = h.probe(S.TOKENS, S.NODES, F.docker_info())  # one round trip
+        if not f["tokens"]:
+            h.fail("join token", "docker swarm join-token failed on the leader")
+        for t in f["tokens"].values():
             run.reporter.mask.add(t)
-        nodes = h.probe(S.NODES)["nodes"]
-        swarm = S.parse_swarm(h.probe(F.docker_info())["docker_info"])
-        result.append(_Leader(h, swarm.node_addr or addr, tokens, S.node_ls_ids(nodes)))
+        swarm = S.parse_swarm(f["docker_info"])
+        result.append(_Leader(h, swarm.node_addr or addr, f["tokens"], S.node_ls_ids(f["nodes"])))
 
     run.one(spec, body)
     return result[0] if result else None
@@ -141,6 +148,9 @@ def _member(h: Host, leader: _Leader, states, *, is_manager: bool) -> None:
                              "run `docker swarm leave` there first if that is intended")
     if st.state == "unknown":
         h.fail("swarm join", "docker does not answer (run docker.install first)")
+    if st.state != "inactive":  # error / locked / still pending: joining again would make a second node
+        h.fail("swarm join", f"swarm state {st.state}{': ' + st.error if st.error else ''}; "
+                             "fix or `docker swarm leave --force` there first")
     if h.check:
         h.change(f"join as {role}", None, reason=f"leader {leader.addr}")
         return

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,9 +52,16 @@ def sb(lab, *args: str, tool: str = "inv", json_lines: bool = True, env: dict | 
     return Outcome(p.returncode, p.stdout, p.stderr, events)
 
 
-def ssh(lab, host, command: str, *, check: bool = True, port: int = 22) -> subprocess.CompletedProcess:
+def recorded_port(lab, addr: str) -> int:
+    """The SSH port the lab's hosts file records for ``addr`` (sshd.move-port may have moved it)."""
+    m = re.search(rf"(?<![0-9.]){re.escape(addr)}:(\d+)", lab.hosts_env.read_text())
+    return int(m.group(1)) if m else 22
+
+
+def ssh(lab, host, command: str, *, check: bool = True, port: int | None = None) -> subprocess.CompletedProcess:
     """A plain OpenSSH login to a lab host (independent of swarmbook's own SSH code)."""
     addr = host.addr if hasattr(host, "addr") else host
+    port = recorded_port(lab, addr) if port is None else port
     argv = ["ssh", "-i", str(lab.key), "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
             "-o", "LogLevel=ERROR", "-o", "ConnectTimeout=5", "-p", str(port), f"root@{addr}", command]
     p = subprocess.run(argv, capture_output=True, text=True, timeout=300)

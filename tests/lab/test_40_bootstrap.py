@@ -19,16 +19,14 @@ def test_bootstrap_all_converges_then_reports_zero_changed(lab):
     assert all(row["failed"] == 0 for row in hosts.values())
 
     # secrets: the registry password and both join tokens never show, here or on the hosts
-    leader_port = 2222 if f"{lab.hosts[0].addr}:2222" in lab.hosts_env.read_text() else 22
     secrets = [(lab.state_dir / "registry.password").read_text().strip()]
     for role in ("worker", "manager"):
-        secrets.append(ssh(lab, lab.hosts[0], f"docker swarm join-token -q {role}", port=leader_port).stdout.strip())
+        secrets.append(ssh(lab, lab.hosts[0], f"docker swarm join-token -q {role}").stdout.strip())
     text = first.stdout + first.stderr + second.stdout + second.stderr
     for s in secrets:
         assert s and s not in text
     for h in lab.hosts:
-        port = leader_port if h is lab.hosts[0] else 22
-        logs = ssh(lab, h, "journalctl --no-pager -q 2>/dev/null; cat /var/log/*.log 2>/dev/null; true", port=port).stdout
+        logs = ssh(lab, h, "journalctl --no-pager -q 2>/dev/null; cat /var/log/*.log 2>/dev/null; true").stdout
         for s in secrets:
             assert s not in logs, f"a secret is in {h.hostname}'s logs"
 

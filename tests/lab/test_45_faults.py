@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from .sb import REPO, sb, ssh
+from .sb import REPO, recorded_port, sb, ssh
 
 pytestmark = pytest.mark.lab
 
@@ -25,7 +25,7 @@ def _wait_ssh(lab, host, timeout=120):
 
 
 def _port(lab, host):
-    return 2222 if f"{host.addr}:2222" in lab.hosts_env.read_text() else 22
+    return recorded_port(lab, host.addr)
 
 
 def test_host_stops_answering_mid_bootstrap_others_finish_then_rerun_converges(lab):
@@ -61,6 +61,14 @@ def test_host_stops_answering_mid_bootstrap_others_finish_then_rerun_converges(l
     again = sb(lab, "bootstrap-all", timeout=1200)
     assert again.rc == 0, again.stdout[-2000:] + again.stderr[-2000:]
     assert sb(lab, "bootstrap-all").changed == 0
+    _assert_one_node_per_host(lab)
+
+
+def _assert_one_node_per_host(lab):
+    nodes = [json.loads(x) for x in ssh(lab, lab.hosts[0], "docker node ls --format '{{json .}}'",
+                                        port=_port(lab, lab.hosts[0])).stdout.splitlines()]
+    assert sorted(n["Hostname"] for n in nodes) == sorted(h.hostname for h in lab.hosts), nodes
+    assert all(n["Status"] == "Ready" for n in nodes), nodes
 
 
 def test_run_killed_at_a_random_point_leaves_nothing_half_done(lab):
