@@ -6,7 +6,8 @@ set -euo pipefail
 
 PKGS=(docker.io debootstrap docker-registry openssh-client apache2-utils openssl
       busybox-static iproute2 iptables ca-certificates)
-LAB_BRIDGE=${SWARMBOOK_LAB_BRIDGE:-swarmbook-lab}
+# Every lab instance's bridge (swarmbook-lab, swarmbook-lab1, ...): iptables' "+" wildcard.
+LAB_BRIDGE=${SWARMBOOK_LAB_BRIDGE:-swarmbook-lab+}
 DOCKERD_LOG=/var/log/swarmbook-dockerd.log
 
 log() { printf 'outer-setup: %s\n' "$*" >&2; }
@@ -38,7 +39,7 @@ if ! docker info >/dev/null 2>&1; then
     docker info >/dev/null 2>&1 || { log "dockerd did not come up, see $DOCKERD_LOG"; exit 1; }
 fi
 
-# 3. forwarding: dockerd sets the FORWARD policy to DROP; allow the lab bridge explicitly
+# 3. forwarding: dockerd sets the FORWARD policy to DROP; allow the lab bridges explicitly
 sysctl -qw net.ipv4.ip_forward=1
 chain=FORWARD
 iptables -nL DOCKER-USER >/dev/null 2>&1 && chain=DOCKER-USER

@@ -28,10 +28,10 @@ def labels_argv(state: Path) -> list[str]:
 def network_create_argv(state: Path) -> list[str]:
     return [
         "docker", "network", "create", "--driver", "bridge",
-        "--subnet", layout.SUBNET, "--gateway", layout.GATEWAY,
-        "--opt", f"com.docker.network.bridge.name={layout.NETWORK}",
+        "--subnet", layout.subnet(), "--gateway", layout.gateway(),
+        "--opt", f"com.docker.network.bridge.name={layout.network()}",
         *labels_argv(state),
-        layout.NETWORK,
+        layout.network(),
     ]
 
 
@@ -52,8 +52,8 @@ def host_create_argv(h: LabHost, host_data: Path, state: Path,
         "-v", "/sys/fs/cgroup:/sys/fs/cgroup:rw",
         "-v", f"{host_data / 'docker'}:/var/lib/docker",
         "--tmpfs", "/run", "--tmpfs", "/run/lock",
-        "--network", layout.NETWORK, "--ip", h.addr, "--network-alias", h.hostname,
-        "--add-host", f"{layout.REGISTRY_HOST}:{layout.GATEWAY}",
+        "--network", layout.network(), "--ip", h.addr, "--network-alias", h.hostname,
+        "--add-host", f"{layout.REGISTRY_HOST}:{layout.gateway()}",
         "--stop-signal", "SIGRTMIN+3",  # systemd's "halt" signal
         image, "/sbin/init",
     ]
@@ -83,7 +83,9 @@ def roles(hs: list[LabHost]) -> dict[str, list[str]]:
     }
 
 
-def hosts_env_text(hs: list[LabHost], key: Path, password: str, ca: Path) -> str:
+def hosts_env_text(hs: list[LabHost], key: Path, password: str, ca: Path,
+                   services: dict[str, str] | None = None) -> str:
+    """The lab's hosts file; ``services`` (see :func:`services_env`) adds the platform section."""
     groups = roles(hs)
     lines = ["# swarmbook lab hosts file, written by `inv lab.up`"]
     lines += [f"{k}={','.join(v)}" for k, v in groups.items()]
@@ -101,6 +103,9 @@ def hosts_env_text(hs: list[LabHost], key: Path, password: str, ca: Path) -> str
         "# no IPVS in this kernel: no routing mesh; every node runs one task on its own address",
         "STACK_PUBLISH_MODE=host",
     ]
+    if services:
+        lines.append("# platform services (issue 5): lab images are stand-ins or Debian builds, see docs/platform.md")
+        lines += [f"{k}={v}" for k, v in services.items()]
     return "\n".join(lines) + "\n"
 
 
@@ -150,7 +155,7 @@ def registry_config_text(*, port: int, storage: Path, cert: Path, key: Path, sec
                   "    uploadpurging:", "      enabled: false"]
     lines += [
         "http:",
-        f"  addr: {q(f'{layout.GATEWAY}:{port}')}",
+        f"  addr: {q(f'{layout.gateway()}:{port}')}",
         f"  secret: {q(secret)}",
         "  tls:",
         f"    certificate: {q(str(cert))}",
@@ -192,7 +197,7 @@ def server_ext_text() -> str:
         "basicConstraints=critical,CA:FALSE\n"
         "keyUsage=critical,digitalSignature,keyEncipherment\n"
         "extendedKeyUsage=serverAuth\n"
-        f"subjectAltName=DNS:{layout.REGISTRY_HOST},IP:{layout.GATEWAY}\n"
+        f"subjectAltName=DNS:{layout.REGISTRY_HOST},IP:{layout.gateway()}\n"
     )
 
 

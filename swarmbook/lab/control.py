@@ -9,7 +9,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from . import builders, creds, image, layout, registry, sh
+from . import builders, creds, image, layout, platform, registry, sh
 from . import hosts as lab_hosts
 from .layout import LabError, LabInfo, Paths
 
@@ -26,10 +26,11 @@ def _outer_ready() -> None:
 
 @contextlib.contextmanager
 def _machine_lock() -> Iterator[None]:
-    """One up/down at a time per machine: names and addresses of the lab are machine-wide."""
+    """One up/down at a time per lab instance: its names and addresses are machine-wide."""
     root = layout.data_root()
     root.mkdir(parents=True, exist_ok=True)
-    with open(root / ".lock", "w") as f:
+    k = layout.instance()
+    with open(root / (".lock" if k == 0 else f".lock{k}"), "w") as f:
         fcntl.flock(f, fcntl.LOCK_EX)
         try:
             yield
@@ -64,7 +65,9 @@ def _up(hosts: int, state_dir: Path | None) -> LabInfo:
         changed.append("registry password")
     if creds.ensure_htpasswd(p, layout.REGISTRY_USER, password):
         changed.append("htpasswd")
-    if image.ensure_host_image():
+    with image.build_lock():
+        host_image_built = image.ensure_host_image()
+    if host_image_built:
         changed.append(f"image {layout.HOST_IMAGE}")
     changed += lab_hosts.clear_foreign(sid)
     changed += registry.stop_foreign(p)
@@ -73,13 +76,15 @@ def _up(hosts: int, state_dir: Path | None) -> LabInfo:
         for port in registry.PORTS:
             registry.stop(p, port)
     changed += registry.ensure_running(p, data / "registry", password)
+    changed += platform.ensure_runner_repo(p)
     changed += lab_hosts.remove_extra(hosts, sid, data)
     for h in hs:
         changed += lab_hosts.ensure_host(h, p, data / h.hostname, refresh=refresh)
     changed += registry.ensure_seeds(p, password)  # while the hosts boot
     old_env = p.hosts_env.read_text() if p.hosts_env.exists() else ""
     lab_hosts.wait_ssh(p, hs, ports=builders.recorded_ports(old_env))
-    text = builders.hosts_env_text(hs, p.key, password, p.ca)
+    text = builders.hosts_env_text(hs, p.key, password, p.ca,
+                                   services=platform.services_env(_services_secret(p)))
     text = builders.carry_ports(old_env, text)
     if creds.write_private(p.hosts_env, text):
         changed.append(f"wrote {p.hosts_env}")
@@ -88,6 +93,16 @@ def _up(hosts: int, state_dir: Path | None) -> LabInfo:
     return LabInfo(state_dir=p.state, hosts_env=p.hosts_env, key=p.key, hosts=hs,
                    registry=f"{layout.REGISTRY_HOST}:{layout.REGISTRY_PORT}", ca=p.ca,
                    changed=changed)
+
+
+def _services_secret(p: Paths) -> str:
+    """Random base of the lab's platform secrets (MySQL root, Kong's Postgres, ...), made once."""
+    f = p.state / "services.password"
+    if not (f.exists() and f.read_text().strip()):
+        import secrets
+
+        creds.write_private(f, secrets.token_urlsafe(18) + "\n")
+    return f.read_text().strip()
 
 
 def status(state_dir: Path | None = None) -> dict:
@@ -108,7 +123,7 @@ def status(state_dir: Path | None = None) -> dict:
     net = lab_hosts.network_info()
     if net:
         cfg = (net.get("IPAM", {}).get("Config") or [{}])[0]
-        out["network"] = {"name": layout.NETWORK, "subnet": cfg.get("Subnet"),
+        out["network"] = {"name": layout.network(), "subnet": cfg.get("Subnet"),
                           "ours": lab_hosts.owner(net) == sid}
     mine = sorted((c["name"] for c in lab_hosts.lab_containers() if c["owner"] == sid),
                   key=lambda n: int(n.rsplit("h", 1)[1]))
@@ -139,11 +154,13 @@ def _down(state_dir: Path | None) -> None:
     for port in registry.PORTS:
         if registry.stop(p, port):
             removed.append(f"registry :{port}")
+    if platform.stop_runner_repo(p):
+        removed.append(f"apt repository :{platform.APT_PORT}")
     if sh.ok(["docker", "info"]):
         net = lab_hosts.network_info()
         if net and lab_hosts.owner(net) == sid:
-            sh.run(["docker", "network", "rm", layout.NETWORK])
-            removed.append(f"network {layout.NETWORK}")
+            sh.run(["docker", "network", "rm", layout.network()])
+            removed.append(f"network {layout.network()}")
     if data.exists() and data.name == sid:
         shutil.rmtree(data)
         removed.append(str(data))

@@ -24,7 +24,7 @@ def _inspect(kind: str, name: str) -> dict | None:
 
 
 def network_info() -> dict | None:
-    return _inspect("network", layout.NETWORK)
+    return _inspect("network", layout.network())
 
 
 def container_info(name: str) -> dict | None:
@@ -62,18 +62,20 @@ def _label(labels: str, key: str) -> str | None:
 
 
 def clear_foreign(sid: str) -> list[str]:
-    """Another checkout's lab holds the fixed names/addresses: remove it if stopped, else refuse.
+    """Another checkout's lab of the same instance holds our names/addresses: remove it if
+    stopped, else refuse. Labs of other instances (SWARMBOOK_LAB_INSTANCE) are left alone.
 
     Returns what was removed; the caller stops that lab's registries (see foreign_dirs).
     """
     done = []
-    foreign = [c for c in lab_containers() if c["owner"] != sid]
+    foreign = [c for c in lab_containers() if c["owner"] != sid and layout.is_host_name(c["name"])]
     running = [c for c in foreign if c["state"] == "running"]
     if running:
         dirs = sorted({c["dir"] or "?" for c in running})
         raise LabError(
             f"another swarmbook lab is running ({', '.join(c['name'] for c in running)}; state dir "
-            f"{', '.join(dirs)}): run `SWARMBOOK_LAB_DIR=<that dir> inv lab.down` first")
+            f"{', '.join(dirs)}): run `SWARMBOOK_LAB_DIR=<that dir> inv lab.down` first, or use "
+            f"another SWARMBOOK_LAB_INSTANCE")
     for c in foreign:
         sh.run(["docker", "rm", "-f", "-v", c["name"]])
         done.append(f"removed stale {c['name']}")
@@ -81,9 +83,9 @@ def clear_foreign(sid: str) -> list[str]:
     if net and owner(net) != sid:
         if net.get("Containers"):
             raise LabError(
-                f"docker network {layout.NETWORK} is in use by containers of another lab")
-        sh.run(["docker", "network", "rm", layout.NETWORK])
-        done.append(f"removed stale network {layout.NETWORK}")
+                f"docker network {layout.network()} is in use by containers of another lab")
+        sh.run(["docker", "network", "rm", layout.network()])
+        done.append(f"removed stale network {layout.network()}")
     return done
 
 
@@ -91,7 +93,7 @@ def ensure_network(state: Path) -> list[str]:
     if network_info():
         return []
     sh.run(builders.network_create_argv(state))
-    return [f"network {layout.NETWORK} created"]
+    return [f"network {layout.network()} created"]
 
 
 def ensure_host(h: LabHost, p: Paths, host_data: Path, refresh: bool = False) -> list[str]:

@@ -9,6 +9,8 @@ build of builders.host_image_context), swarmbook-lab-seed/{busybox,debian}.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import os
@@ -39,6 +41,19 @@ def debian_seed_hash() -> str:
 def host_recipe() -> str:
     ctx = builders.host_image_context(f"swarmbook-lab-base:{host_base_hash()}", "")
     return _hash(ctx)
+
+
+@contextlib.contextmanager
+def build_lock():
+    """One image build at a time per machine (lab instances share the cache and the engine)."""
+    cache = layout.cache_dir()
+    cache.mkdir(parents=True, exist_ok=True)
+    with open(cache / ".build.lock", "w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 def image_exists(ref: str) -> bool:

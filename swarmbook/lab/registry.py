@@ -61,7 +61,7 @@ def http_status(url: str, ca: Path, auth: tuple[str, str] | None = None, method:
 
 
 def url(port: int, path: str = "/v2/") -> str:
-    return f"https://{layout.GATEWAY}:{port}{path}"
+    return f"https://{layout.gateway()}:{port}{path}"
 
 
 def ensure_running(p: Paths, storage: Path, password: str) -> list[str]:
@@ -130,8 +130,9 @@ def stop(p: Paths, port: int) -> bool:
 
 
 def foreign_pids(own: Paths) -> list[tuple[int, str]]:
-    """Registry processes of other lab state dirs (their addresses would clash with ours)."""
+    """Registry processes of other lab state dirs on our addresses (same instance only)."""
     names = {own.registry_config(port).name for port in PORTS}
+    ours = tuple(f'"{layout.gateway()}:{port}"' for port in PORTS)
     found = []
     for proc in Path("/proc").iterdir():
         if not proc.name.isdigit():
@@ -142,9 +143,18 @@ def foreign_pids(own: Paths) -> list[tuple[int, str]]:
             continue
         if (len(argv) == 3 and argv[0].endswith("docker-registry") and argv[1] == "serve"
                 and Path(argv[2]).name in names
-                and Path(argv[2]).parent != own.state):
+                and Path(argv[2]).parent != own.state and _listens_on(Path(argv[2]), ours)):
             found.append((int(proc.name), argv[2]))
     return found
+
+
+def _listens_on(config: Path, addrs: tuple[str, ...]) -> bool:
+    """Whether a registry config's ``addr:`` is one of ours (unreadable: assume it is)."""
+    try:
+        text = config.read_text()
+    except OSError:
+        return True
+    return any(f"addr: {a}" in text for a in addrs)
 
 
 def stop_foreign(own: Paths) -> list[str]:
@@ -173,7 +183,7 @@ def has_tag(p: Paths, password: str, repo_tag: str) -> bool:
 
 def outer_ca_path() -> Path:
     """Where the outer docker engine looks for the CA of the lab registry (for pushes)."""
-    return OUTER_CERTS_D / f"{layout.GATEWAY}:{layout.REGISTRY_PORT}" / "ca.crt"
+    return OUTER_CERTS_D / f"{layout.gateway()}:{layout.REGISTRY_PORT}" / "ca.crt"
 
 
 def remove_outer_ca() -> bool:
@@ -190,23 +200,36 @@ def remove_outer_ca() -> bool:
 
 
 def ensure_seeds(p: Paths, password: str) -> list[str]:
-    """Push the seed images unless the registry already has each tag."""
+    """Push the seed and platform images unless the registry already has each tag."""
+    from . import platform
+
     missing = [rt for rt in SEEDS if not has_tag(p, password, rt)]
-    if not missing:
-        return []
-    endpoint = f"{layout.GATEWAY}:{layout.REGISTRY_PORT}"
+    endpoint = f"{layout.gateway()}:{layout.REGISTRY_PORT}"
+    env = {"DOCKER_CONFIG": str(p.docker_config)}
+    done = _push_seeds(p, password, missing, endpoint, env) if missing else []
+    with image.build_lock():  # two lab instances may build the same platform images
+        done += platform.ensure_pushed(p, password, endpoint, env,
+                                       login=lambda: _login(p, password, endpoint, env))
+    return done
+
+
+def _login(p: Paths, password: str, endpoint: str, env: dict[str, str]) -> None:
     outer_ca = outer_ca_path()
     outer_ca.parent.mkdir(parents=True, exist_ok=True)
     ca_text = p.ca.read_text()
     if not outer_ca.exists() or outer_ca.read_text() != ca_text:
         outer_ca.write_text(ca_text)
-    env = {"DOCKER_CONFIG": str(p.docker_config)}
     p.docker_config.mkdir(mode=0o700, exist_ok=True)
     sh.run(["docker", "login", endpoint, "-u", layout.REGISTRY_USER, "--password-stdin"],
            input=password + "\n", env=env)
+
+
+def _push_seeds(p: Paths, password: str, missing: list[str], endpoint: str, env: dict[str, str]) -> list[str]:
+    _login(p, password, endpoint, env)
     image.ensure_seed_images()
     for rt in missing:
         target = f"{endpoint}/{rt}"
         sh.run(["docker", "tag", SEEDS[rt], target])
         sh.run(["docker", "push", target], env=env, timeout=900)
     return [f"pushed {rt}" for rt in missing]
+

@@ -9,6 +9,12 @@ import pytest
 from swarmbook.lab import builders, layout
 
 
+@pytest.fixture(autouse=True)
+def instance_zero(monkeypatch):
+    """These tests pin the default lab (instance 0), whatever SWARMBOOK_LAB_INSTANCE the shell has."""
+    monkeypatch.delenv("SWARMBOOK_LAB_INSTANCE", raising=False)
+
+
 def test_host_numbering_and_addresses():
     h = layout.host(1)
     assert (h.name, h.hostname, h.addr) == ("swarmbook-lab-h1", "h1", "172.29.100.11")

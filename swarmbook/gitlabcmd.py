@@ -1,0 +1,87 @@
+"""Pure builders for GitLab CE in Docker: the container, its health, gitlab.rb SMTP settings,
+and the initial root password file."""
+
+from __future__ import annotations
+
+import re
+
+from .containercmd import Container
+from .facts import Fact
+from .shell import join
+
+CONTAINER = "gitlab"
+PASSWORD_FILE = "/etc/gitlab/initial_root_password"
+
+
+def container(*, image: str, hostname: str, home: str, ports: tuple[str, ...]) -> Container:
+    """The runbook's `docker run -d --hostname ... --restart always --volume /srv/gitlab/...`."""
+    return Container(name=CONTAINER, image=image, hostname=hostname, ports=tuple(ports), restart="always",
+                     volumes=(f"{home}/config:/etc/gitlab", f"{home}/logs:/var/log/gitlab",
+                              f"{home}/data:/var/opt/gitlab"))
+
+
+def host_port(ports: tuple[str, ...] | list[str], container_port: int) -> int | None:
+    """Host port published for ``container_port`` (``[addr:]host:container[/proto]``)."""
+    for p in ports:
+        parts = p.split("/")[0].split(":")
+        if len(parts) >= 2 and parts[-1] == str(container_port):
+            return int(parts[-2])
+    return None
+
+
+def bad_port(p: str) -> str:
+    if not re.fullmatch(r"(\d{1,3}(\.\d{1,3}){3}:)?\d{1,5}:\d{1,5}(/(tcp|udp))?", p):
+        return f"port {p!r} is not [address:]host:container"
+    return ""
+
+
+def listeners_fact(port: int) -> Fact:
+    """Names of the processes listening on TCP ``port`` (e.g. {'sshd'}; empty set: free)."""
+    return Fact(f"listen:{port}", join(["ss", "-Hltnp", f"sport = :{port}"]),
+                lambda t, rc: set(re.findall(r'\(\("([^"]+)"', t)))
+
+
+def ruby_str(value: str) -> str:
+    """A double-quoted Ruby string literal (no interpolation)."""
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"').replace("#", "\\#") + '"'
+
+
+def smtp_settings(s, password: str) -> dict[str, str]:
+    """gitlab.rb key -> Ruby value, the runbook's SMTP block from hosts.env values."""
+    out = {
+        "gitlab_rails['smtp_enable']": "true",
+        "gitlab_rails['smtp_address']": ruby_str(s["GITLAB_SMTP_ADDRESS"]),
+        "gitlab_rails['smtp_port']": str(int(s["GITLAB_SMTP_PORT"])),
+        "gitlab_rails['smtp_user_name']": ruby_str(s["GITLAB_SMTP_USER"]),
+        "gitlab_rails['smtp_password']": ruby_str(password),
+        "gitlab_rails['smtp_authentication']": ruby_str(s["GITLAB_SMTP_AUTH"]),
+        "gitlab_rails['smtp_enable_starttls_auto']": s["GITLAB_SMTP_STARTTLS"],
+        "gitlab_rails['smtp_tls']": s["GITLAB_SMTP_TLS"],
+    }
+    if s["GITLAB_SMTP_DOMAIN"]:
+        out["gitlab_rails['smtp_domain']"] = ruby_str(s["GITLAB_SMTP_DOMAIN"])
+    if s["GITLAB_EMAIL_FROM"]:
+        out["gitlab_rails['gitlab_email_from']"] = ruby_str(s["GITLAB_EMAIL_FROM"])
+    return out
+
+
+def with_settings(content: str, settings: dict[str, str]) -> str:
+    """gitlab.rb with every setting present once (replacing the active or commented line)."""
+    from .files import with_key_value
+
+    for key, value in settings.items():
+        content = with_key_value(content, key, value, sep=" = ")
+    return content
+
+
+def parse_root_password(text: str) -> str:
+    m = re.search(r"^Password:\s*(\S+)\s*$", text, re.MULTILINE)
+    return m.group(1) if m else ""
+
+
+def reconfigure_cmd() -> str:
+    return join(["docker", "exec", CONTAINER, "gitlab-ctl", "reconfigure"])
+
+
+def read_password_cmd() -> str:
+    return join(["docker", "exec", CONTAINER, "cat", PASSWORD_FILE])

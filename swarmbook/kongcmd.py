@@ -1,0 +1,134 @@
+"""Pure builders for Kong on the shared network: its Postgres, migrations, the gateway with
+the admin API kept off the world by default, the dashboard behind basic auth, and the admin
+API calls that create or update services and routes only when they differ."""
+
+from __future__ import annotations
+
+import json
+import re
+import urllib.parse
+
+from .containercmd import Container
+from .shell import join, quote
+
+DB, KONG, DASHBOARD = "kong-database", "kong", "kong-dashboard"
+ENV_DIR = "/etc/swarmbook"
+DB_ENV, KONG_ENV, DASH_ENV = f"{ENV_DIR}/kong-database.env", f"{ENV_DIR}/kong.env", f"{ENV_DIR}/kong-dashboard.env"
+DATA = "/srv/kong/postgres"
+# `kong migrations list` exit codes (kong/cmd/migrations.lua)
+LIST_OK, LIST_BOOTSTRAP, LIST_PENDING, LIST_NEW = 0, 3, 4, 5
+
+
+def database(image: str, network: str) -> Container:
+    """The runbook's kong-database, not published (only Kong on the network needs it), data kept."""
+    return Container(name=DB, image=image, network=network, env_file=DB_ENV,
+                     env=(("POSTGRES_USER", "kong"), ("POSTGRES_DB", "kong")),
+                     volumes=(f"{DATA}:/var/lib/postgresql/data",))
+
+
+def db_secrets(password: str) -> dict[str, str]:
+    return {"POSTGRES_PASSWORD": password}
+
+
+def kong_secrets(password: str) -> dict[str, str]:
+    return {"KONG_DATABASE": "postgres", "KONG_PG_HOST": DB, "KONG_PG_USER": "kong",
+            "KONG_PG_DATABASE": "kong", "KONG_PG_PASSWORD": password}
+
+
+def gateway(image: str, network: str, admin_bind: str) -> Container:
+    """Kong: proxy 8000/8443 on every address; admin 8001/8444 only on ``admin_bind``."""
+    env = (("KONG_PROXY_ACCESS_LOG", "/dev/stdout"), ("KONG_ADMIN_ACCESS_LOG", "/dev/stdout"),
+           ("KONG_PROXY_ERROR_LOG", "/dev/stderr"), ("KONG_ADMIN_ERROR_LOG", "/dev/stderr"),
+           ("KONG_ADMIN_LISTEN", "0.0.0.0:8001, 0.0.0.0:8444 ssl"))
+    return Container(name=KONG, image=image, network=network, env_file=KONG_ENV, env=env,
+                     ports=("8000:8000", "8443:8443", f"{admin_bind}:8001:8001", f"{admin_bind}:8444:8444"))
+
+
+def dashboard(image: str, network: str, port: int) -> Container:
+    """kong-dashboard; users come from its env file (KONG_DASHBOARD_AUTH), never from argv."""
+    return Container(name=DASHBOARD, image=image, network=network, env_file=DASH_ENV,
+                     ports=(f"{port}:8080",), command=("start", "--kong-url", f"http://{KONG}:8001"))
+
+
+def dashboard_secrets(users: str) -> dict[str, str]:
+    return {"KONG_DASHBOARD_AUTH": " ".join(users.split())}
+
+
+def bad_users(users: str) -> str:
+    for u in users.split():
+        name, eq, pw = u.partition("=")
+        if not eq or not name or not pw:
+            return "KONG_DASHBOARD_USERS must be 'user=password [user2=password2 ...]'"
+    return "" if users.split() else "KONG_DASHBOARD_USERS is empty"
+
+
+def migrations_cmd(image: str, network: str, action: str) -> str:
+    """A one-off Kong container that runs `kong migrations ACTION` against kong-database."""
+    return join(["docker", "run", "--rm", "--network", network, "--env-file", KONG_ENV, image,
+                 "kong", "migrations", action])
+
+
+def db_ready_cmd() -> str:
+    return join(["docker", "exec", DB, "pg_isready", "-q", "-U", "kong", "-d", "kong"])
+
+
+# --- admin API ---------------------------------------------------------------------------
+
+def admin_url(bind: str, path: str = "/") -> str:
+    host = "127.0.0.1" if bind in ("0.0.0.0", "127.0.0.1", "") else bind
+    return f"http://{host}:8001{path}"
+
+
+def get_cmd(url: str) -> str:
+    """GET printing the body, then the status code on the last line."""
+    return join(["curl", "-sS", "-m", "10", "-w", "\\n%{http_code}", url])
+
+
+def put_cmd(url: str) -> str:
+    """PUT a JSON body read from stdin; body then status code."""
+    return join(["curl", "-sS", "-m", "10", "-X", "PUT", "-H", "Content-Type: application/json",
+                 "--data-binary", "@-", "-w", "\\n%{http_code}", url])
+
+
+def split_response(text: str) -> tuple[int, dict | None]:
+    body, _, code = text.rstrip("\n").rpartition("\n")
+    try:
+        status = int(code)
+    except ValueError:
+        return 0, None
+    try:
+        return status, json.loads(body) if body.strip() else None
+    except json.JSONDecodeError:
+        return status, None
+
+
+def service_wanted(url: str) -> dict:
+    u = urllib.parse.urlsplit(url)
+    return {"protocol": u.scheme, "host": u.hostname, "port": u.port or (443 if u.scheme == "https" else 80),
+            "path": u.path or None}
+
+
+def service_differs(current: dict | None, url: str) -> str:
+    if current is None:
+        return "absent"
+    want = service_wanted(url)
+    diff = [k for k, v in want.items() if current.get(k) != v]
+    return f"{', '.join(diff)} differ" if diff else ""
+
+
+def route_differs(current: dict | None, service: str, paths: list[str]) -> str:
+    if current is None:
+        return "absent"
+    svc = (current.get("service") or {}).get("name")
+    if svc is not None and svc != service:
+        return f"belongs to service {svc}"
+    if sorted(current.get("paths") or []) != sorted(paths):
+        return f"paths {current.get('paths')}"
+    return ""
+
+
+def name_ok(name: str) -> bool:
+    return bool(re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._~-]{0,127}", name or ""))
+
+
+__all__ = ["quote"]

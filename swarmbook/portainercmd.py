@@ -1,0 +1,135 @@
+"""Pure builders for Portainer as a swarm service pinned to one manager, and for backups of
+its data volume (timestamped tar + sha256, checked before any restore)."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import re
+import tarfile
+
+from .facts import Fact
+from .shell import join
+
+SERVICE = "portainer"
+VOLUME = "portainer_data"
+LABEL = "portainer"  # node label node.labels.portainer == true keeps the service beside its volume
+HELPER_IMAGE = "busybox:latest"  # tar and sha256sum for the volume (the Portainer image has none)
+SPEC_LABEL = "swarmbook.spec"
+
+
+def create_argv(*, image: str, port: int, publish_mode: str) -> list[str]:
+    """The runbook's `docker service create` plus the node label constraint (spec label added by caller)."""
+    publish = f"published={port},target=9000" + (",mode=host" if publish_mode == "host" else "")
+    return ["docker", "service", "create", "--detach=false", "--quiet", "--name", SERVICE, "--replicas", "1",
+            "--publish", publish, "--constraint", "node.role == manager",
+            "--constraint", f"node.labels.{LABEL} == true",
+            "--mount", f"type=volume,src={VOLUME},dst=/data",
+            "--mount", "type=bind,src=/var/run/docker.sock,dst=/var/run/docker.sock", image]
+
+
+def spec_hash(argv: list[str]) -> str:
+    return hashlib.sha256(json.dumps(argv).encode()).hexdigest()[:16]
+
+
+def with_spec_label(argv: list[str], spec: str) -> list[str]:
+    i = argv.index("--name")
+    return argv[:i] + ["--label", f"{SPEC_LABEL}={spec}"] + argv[i:]
+
+
+SERVICE_FACT = Fact("service", join(["docker", "service", "inspect", "--format",
+                                     '{"spec": {{json (index .Spec.Labels "' + SPEC_LABEL + '")}}, '
+                                     '"replicas": {{if .Spec.Mode.Replicated}}{{.Spec.Mode.Replicated.Replicas}}'
+                                     '{{else}}0{{end}}}', SERVICE]),
+                    lambda t, rc: json.loads(t) if rc == 0 and t.strip() else None)
+
+NODES_FACT = Fact("nodes", "docker node ls -q | xargs -r docker node inspect --format "
+                           "'{{.ID}} {{.Description.Hostname}} {{.Status.Addr}} {{.Spec.Role}} {{json .Spec.Labels}}'",
+                  lambda t, rc: [dict(zip(("id", "hostname", "addr", "role", "labels"), ln.split(" ", 4)))
+                                 for ln in t.splitlines() if ln.strip()] if rc == 0 else None)
+
+
+def pick_node(nodes: list[dict], wanted: str) -> dict | None:
+    """The node named by hostname or address (``wanted``)."""
+    for n in nodes:
+        if wanted in (n["hostname"], n["addr"], n["id"]):
+            return n
+    return None
+
+
+def has_label(node: dict) -> bool:
+    return (json.loads(node.get("labels") or "null") or {}).get(LABEL) == "true"
+
+
+def running_cmd() -> str:
+    """Running tasks of the service on this node (container ids)."""
+    return join(["docker", "ps", "-q", "--filter", f"label=com.docker.swarm.service.name={SERVICE}"])
+
+
+def scale_cmd(n: int) -> str:
+    return join(["docker", "service", "scale", "--detach=false", f"{SERVICE}={n}"]) + " >/dev/null"
+
+
+def backup_cmd(helper: str = HELPER_IMAGE) -> str:
+    """Tar the volume on the host, then print its sha256 and the tar as base64 (one line each)."""
+    tar = join(["docker", "run", "--rm", "-v", f"{VOLUME}:/data:ro", helper, "tar", "-C", "/", "-cf", "-", "data"])
+    return (f"tmp=$(mktemp) && trap 'rm -f \"$tmp\"' EXIT && {tar} > \"$tmp\" && "
+            "sha256sum \"$tmp\" | cut -d' ' -f1 && base64 -w0 \"$tmp\" && echo")
+
+
+def restore_cmd(helper: str = HELPER_IMAGE) -> str:
+    """Empty the volume and unpack the tar read from stdin into it."""
+    inner = "rm -rf /data/* /data/.[!.]* /data/..?* && tar -C / -xf -"  # (unmatched globs stay literal: rm -f ignores them)
+    return join(["docker", "run", "--rm", "-i", "-v", f"{VOLUME}:/data", helper, "sh", "-c", inner])
+
+
+def manifest_cmd(helper: str = HELPER_IMAGE) -> str:
+    """sha256 of every file in the volume, as `sha256sum` prints it (sorted by path)."""
+    inner = "cd / && find data -type f | sort | xargs -r sha256sum"
+    return join(["docker", "run", "--rm", "-v", f"{VOLUME}:/data:ro", helper, "sh", "-c", inner])
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def sidecar_text(digest: str, filename: str) -> str:
+    """The .sha256 file next to a backup (`sha256sum -c` reads it)."""
+    return f"{digest}  {filename}\n"
+
+
+def parse_sidecar(text: str) -> str:
+    m = re.match(r"^([0-9a-f]{64})\s", text.strip() + " ")
+    return m.group(1) if m else ""
+
+
+def backup_name(host: str, stamp: str) -> str:
+    return f"portainer-{re.sub(r'[^A-Za-z0-9.-]', '_', host)}-{stamp}.tar"
+
+
+def check_tar(data: bytes) -> str:
+    """'' when ``data`` is a tar of data/ only (no absolute paths, no '..', no devices)."""
+    try:
+        with tarfile.open(fileobj=io.BytesIO(data), mode="r:") as tf:
+            for m in tf.getmembers():
+                name = m.name.lstrip("./") if m.name.startswith("./") else m.name
+                if name.startswith("/") or ".." in name.split("/") or not (name == "data" or name.startswith("data/")):
+                    return f"unexpected member {m.name!r}"
+                if m.isdev():
+                    return f"device file {m.name!r}"
+    except tarfile.TarError as exc:
+        return f"not a tar file ({exc})"
+    return ""
+
+
+def manifest(data: bytes) -> str:
+    """The same listing as :func:`manifest_cmd`, computed from a backup tar."""
+    lines = []
+    with tarfile.open(fileobj=io.BytesIO(data), mode="r:") as tf:
+        for m in tf.getmembers():
+            if m.isfile():
+                f = tf.extractfile(m)
+                lines.append((m.name.lstrip("./") if m.name.startswith("./") else m.name,
+                              hashlib.sha256(f.read() if f else b"").hexdigest()))
+    return "".join(f"{d}  {n}\n" for n, d in sorted(lines))

@@ -1,0 +1,172 @@
+"""GitLab CE in Docker on the GITLAB hosts: run it, read the initial root password, set SMTP.
+
+Assumes Docker on the host (docker.install). GitLab takes port 22 only after sshd moved away
+(sshd.move-port); gitlab.up probes who listens on 22 and refuses while it is sshd.
+"""
+
+import json as jsonlib
+import os
+import time
+from pathlib import Path
+
+from invoke import Collection
+
+from swarmbook import containercmd as C
+from swarmbook import containers, ops
+from swarmbook import facts as F
+from swarmbook import gitlabcmd as G
+from swarmbook.engine import Host
+from swarmbook.errors import StepFailed
+from swarmbook.shell import join
+from swarmbook.taskdef import host_task, refuse
+
+
+def _ports(settings, ports=None) -> tuple[str, ...]:
+    wanted = tuple(settings["GITLAB_PORTS"]) if ports is None else tuple(
+        p.strip() for p in ports.split(",") if p.strip())
+    for p in wanted:
+        if G.bad_port(p):
+            refuse(G.bad_port(p))
+    return wanted
+
+
+def _validate_up(settings, hostname=None, ports=None, timeout=None, **_):
+    _ports(settings, ports)
+    if timeout is not None and int(timeout) <= 0:
+        refuse("--timeout must be a positive number of seconds")
+
+
+@host_task(group="gitlab", validate=_validate_up, help={
+    "hostname": "GitLab's --hostname (default GITLAB_HOSTNAME, else the host's address)",
+    "ports": "comma list of host:container ports (default GITLAB_PORTS: 443:443,80:80,22:22)",
+    "timeout": "seconds to wait for GitLab to report healthy (default GITLAB_TIMEOUT)",
+})
+def up(h: Host, hostname=None, ports=None, timeout=None):
+    """Run GitLab CE (volumes under GITLAB_HOME, restart always); wait until it is healthy."""
+    s = h.settings
+    wanted = _ports(s, ports)
+    home = s["GITLAB_HOME"]
+    c = G.container(image=s["GITLAB_IMAGE"], hostname=s.get("GITLAB_HOSTNAME", hostname) or h.name,
+                    home=home, ports=wanted)
+    ssh_port = G.host_port(wanted, 22)
+    f = h.probe(F.command_exists("docker"), C.state_fact(G.CONTAINER),
+                *([G.listeners_fact(ssh_port)] if ssh_port else []),
+                F.Fact("dirs", join(["test", "-d", f"{home}/config", "-a", "-d", f"{home}/logs",
+                                     "-a", "-d", f"{home}/data"]), lambda t, rc: rc == 0))
+    if not f["has:docker"]:
+        h.fail("gitlab", "docker is not installed (run docker.install first)")
+    if ssh_port and "sshd" in f[f"listen:{ssh_port}"]:
+        h.fail("publish port 22", f"sshd still listens on {ssh_port}: run `inv sshd.move-port` first "
+                                  f"(or publish GitLab's ssh elsewhere with --ports)")
+    if f["dirs"]:
+        h.ok(f"folders under {home}")
+    else:
+        h.change(f"folders under {home}", join(["mkdir", "-p", f"{home}/config", f"{home}/logs", f"{home}/data"]))
+    containers.ensure(h, c, f[f"container:{G.CONTAINER}"])
+    if h.check:
+        return
+    _wait_healthy(h, s.get("GITLAB_TIMEOUT", timeout), G.host_port(wanted, 80))
+
+
+def _wait_healthy(h: Host, timeout, http_port) -> None:
+    fact = C.state_fact(G.CONTAINER)
+    state: dict = {}
+
+    def ready() -> bool:
+        st = h.probe(fact)[fact.name] or {}
+        state.update(st)
+        if st.get("health"):  # the image has a HEALTHCHECK (GitLab's runs gitlab-healthcheck)
+            return st["health"] == "healthy"
+        return bool(http_port) and h.try_run(C.http_ok_cmd(f"http://127.0.0.1:{http_port}/-/health")).rc == 0
+
+    t0 = time.monotonic()
+    try:
+        h.wait("GitLab to be healthy", ready, timeout=int(timeout), interval=3)
+    except StepFailed:
+        raise StepFailed(f"GitLab not healthy after {timeout}s (state {state.get('status')}, "
+                         f"health {state.get('health')}); see `docker logs gitlab`") from None
+    h.ok("GitLab healthy", f"after {time.monotonic() - t0:.0f}s")
+
+
+SHOWN = "config/.swarmbook-root-password-shown"
+
+
+def _validate_password(settings, to=None, again=False):
+    if to and Path(to).is_dir():
+        refuse(f"--to {to} is a folder; name a file")
+
+
+@host_task(group="gitlab", name="root-password", validate=_validate_password, help={
+    "to": "write the password to this file on this machine (mode 0600) instead of printing it",
+    "again": "print it even though it was shown before",
+})
+def root_password(h: Host, to=None, again=False):
+    """Show GitLab's initial root password once, or write it to a 0600 file with --to."""
+    shown = f"{h.settings['GITLAB_HOME']}/{SHOWN}"
+    f = h.probe(C.state_fact(G.CONTAINER), F.file_state(shown, "shown"))
+    if not (f[f"container:{G.CONTAINER}"] or {}).get("running"):
+        h.fail("root password", "the gitlab container is not running (run gitlab.up first)")
+    if not to and f["shown"] and not again:
+        h.ok("root password", f"already shown ({f['shown']['content'].strip()}); use --to FILE or --again")
+        return
+    res = h.try_run(G.read_password_cmd())
+    password = G.parse_root_password(res.stdout) if res.rc == 0 else ""
+    if not password:
+        h.fail("root password", f"{G.PASSWORD_FILE} is gone (GitLab deletes it 24 h after the first "
+                                "reconfigure): reset it with `gitlab-rake \"gitlab:password:reset[root]\"`")
+    h.run_.reporter.mask.add(password)
+    if to:
+        path = Path(to if len(h.run_.settings.group("gitlab")) < 2 else f"{to}.{h.name}")
+        if path.exists() and path.read_text() == password + "\n":
+            os.chmod(path, 0o600)
+            h.ok(f"root password in {path}")
+            return
+        if h.check:
+            h.change(f"root password to {path}", None)
+            return
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(password + "\n")
+        os.chmod(path, 0o600)
+        h.change(f"root password to {path}", None, reason="mode 0600")
+        return
+    if h.check:
+        h.change("show root password", None)
+        return
+    rep = h.run_.reporter
+    with rep._lock:  # the one place a secret is printed on purpose: unmasked, not in the step lines
+        line = {"event": "secret", "host": h.name, "user": "root", "password": password}
+        rep.out.write(jsonlib.dumps(line) + "\n" if rep.json_lines else f"{h.name}: GitLab root password: {password}\n")
+        rep.out.flush()
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    h.change("show root password", ops.write_file_cmd(shown, mode="0600"), stdin=f"shown {stamp}\n",
+             reason="printed once; next time use --to FILE or --again")
+
+
+def _validate_smtp(settings, **_):
+    for key in ("GITLAB_SMTP_ADDRESS", "GITLAB_SMTP_USER"):
+        if not settings[key]:
+            refuse(f"{key} is empty in {settings.source}")
+    if not settings["GITLAB_SMTP_PASSWORD"]:
+        refuse(f"GITLAB_SMTP_PASSWORD is empty (set it in the environment or {settings.source})")
+
+
+@host_task(group="gitlab", validate=_validate_smtp, help={})
+def smtp(h: Host):
+    """Set the runbook's SMTP block in gitlab.rb from hosts.env; reconfigure only on change."""
+    s = h.settings
+    path = f"{s['GITLAB_HOME']}/config/gitlab.rb"
+    f = h.probe(F.file_state(path, "rb"), C.state_fact(G.CONTAINER))
+    if f["rb"] is None:
+        h.fail("gitlab.rb", f"{path} does not exist (run gitlab.up first)")
+    wanted = G.with_settings(f["rb"]["content"], G.smtp_settings(s, s["GITLAB_SMTP_PASSWORD"].reveal()))
+    changed = ops.put_file(h, path, wanted, mode="0600", state=f["rb"], secret=True,
+                           step=f"SMTP settings in {path}")
+    if not changed:
+        return
+    if not (f[f"container:{G.CONTAINER}"] or {}).get("running"):
+        h.fail("gitlab-ctl reconfigure", "the gitlab container is not running; start it with gitlab.up")
+    h.change("gitlab-ctl reconfigure", G.reconfigure_cmd(), reason="gitlab.rb changed", timeout=1800)
+
+
+ns = Collection("gitlab", up, root_password, smtp)

@@ -1,0 +1,100 @@
+"""Kernel tuning from the runbook ("to be verified, use with care"): the TLinux kernel on
+RHEL/CentOS 7, and the IPVS sysctls behind swarm's ingress connection-reuse problem.
+
+kernel.tlinux refuses on any other OS and changes nothing there; it reboots only with
+--reboot. kernel.ipvs-tune skips hosts without IPVS (no /proc/sys/net/ipv4/vs).
+"""
+
+from invoke import Collection
+
+from swarmbook import facts as F
+from swarmbook import kernelcmd as K
+from swarmbook import ops
+from swarmbook.engine import Host
+from swarmbook.errors import StepFailed
+from swarmbook.taskdef import host_task, refuse
+
+
+def _validate(settings, reboot=False, timeout=600):
+    if not K.kernel_version(list(settings["TLINUX_PACKAGES"])):
+        refuse("TLINUX_PACKAGES names no kernel-<version> package")
+    if int(timeout) <= 0:
+        refuse("--timeout must be a positive number of seconds")
+
+
+@host_task(group="all", validate=_validate, help={
+    "reboot": "reboot into the new kernel when it is not running yet, and wait for the host",
+    "timeout": "seconds to wait for the host to come back after the reboot (default 600)",
+})
+def tlinux(h: Host, reboot=False, timeout=600):
+    """Install the pinned TLinux kernel (RHEL/CentOS 7 only) and make it grub's default."""
+    s = h.settings
+    packages = list(s["TLINUX_PACKAGES"])
+    version = K.kernel_version(packages)
+    f = h.probe(F.OS_RELEASE)
+    why = K.supported(f["os"])
+    if why:
+        h.fail("refused", why)
+    f = h.probe(F.file_state(K.REPO, "repo"), K.installed_fact(packages), K.DEFAULT_KERNEL, K.RUNNING_KERNEL)
+    ops.put_file(h, K.REPO, K.repo_text(s["TLINUX_BASEURL"]), state=f["repo"], step=f"repository {K.REPO}")
+    missing = [p for p in packages if p not in f["pinned"]]
+    if missing:
+        h.change(f"install {' '.join(missing)}", K.install_cmd(missing), timeout=1800)
+    else:
+        h.ok("pinned kernel packages", " ".join(packages))
+    if f["default_kernel"] == f"/boot/vmlinuz-{version}":
+        h.ok("grub default", version)
+    else:
+        h.change("grub default", K.set_default_cmd(version), reason=f"{f['default_kernel'] or '?'} -> {version}")
+    if f["running_kernel"] == version:
+        h.ok("running kernel", version)
+        return
+    if not reboot:
+        h.note(f"running {f['running_kernel']}; {version} starts at the next reboot (or rerun with --reboot)")
+        return
+    h.change("reboot", K.REBOOT_CMD, reason=f"into {version}")
+    if h.check:
+        return
+    _wait_back(h, version, int(timeout))
+
+
+def _wait_back(h: Host, version: str, timeout: int) -> None:
+    import time
+
+    time.sleep(5)  # the reboot starts two seconds after the command returned
+    seen: dict = {}
+
+    def back() -> bool:
+        try:
+            h.reconnect()
+            seen["kernel"] = h.run("uname -r", timeout=10).stdout.strip()
+            return True
+        except Exception:  # noqa: BLE001 - still rebooting
+            return False
+
+    try:
+        h.wait("host to come back after the reboot", back, timeout=timeout, interval=5)
+    except StepFailed:
+        raise StepFailed(f"no SSH answer {timeout}s after the reboot; check the console") from None
+    if seen["kernel"] != version:
+        h.fail("running kernel", f"{seen['kernel']} after the reboot, not {version} (check grub)")
+    h.ok("running kernel", version)
+
+
+@host_task(group="nodes", name="ipvs-tune", help={})
+def ipvs_tune(h: Host):
+    """Set net.ipv4.vs.conn_reuse_mode=0 and expire_nodest_conn=1 where the kernel has IPVS."""
+    f = h.probe(K.IPVS_FACT, F.file_state(K.SYSCTL_FILE, "file"), K.SYSCTL_VALUES)
+    if not f["ipvs"]:
+        h.skip("ipvs sysctls", f"no {K.IPVS_DIR}: IPVS is not loaded in this kernel (swarm's routing mesh "
+                               "loads ip_vs when it is available); nothing to tune")
+        return
+    changed = ops.put_file(h, K.SYSCTL_FILE, K.sysctl_text(), state=f["file"], step=f"sysctls {K.SYSCTL_FILE}")
+    if changed or f["ipvs_values"] != K.IPVS_SYSCTLS:
+        h.change("apply ipvs sysctls", K.apply_cmd(),
+                 reason=", ".join(f"{k}={v}" for k, v in K.IPVS_SYSCTLS.items()))
+    else:
+        h.ok("ipvs sysctls", "applied")
+
+
+ns = Collection("kernel", tlinux, ipvs_tune)

@@ -1,0 +1,158 @@
+"""Kong gateway on the KONG host: Postgres and Kong on the shared network, migrations, the
+dashboard behind basic auth, and services/routes through the admin API.
+
+Assumes Docker (docker.install) and the attachable shared network (net.create). The admin API
+is published on KONG_ADMIN_BIND (127.0.0.1 by default): reach it over SSH, not from the world.
+"""
+
+import ipaddress
+import json as jsonlib
+
+from invoke import Collection
+
+from swarmbook import containercmd as C
+from swarmbook import containers
+from swarmbook import facts as F
+from swarmbook import kongcmd as K
+from swarmbook.engine import Host
+from swarmbook.errors import StepFailed
+from swarmbook.shell import join
+from swarmbook.taskdef import host_task, refuse
+
+
+def _bind(settings, admin_bind=None) -> str:
+    bind = settings.get("KONG_ADMIN_BIND", admin_bind)
+    try:
+        ipaddress.ip_address(bind)
+    except ValueError:
+        refuse(f"--admin-bind {bind!r} is not an IP address")
+    return bind
+
+
+def _validate_bootstrap(settings, admin_bind=None, timeout=180):
+    _bind(settings, admin_bind)
+    if not settings["KONG_PG_PASSWORD"]:
+        refuse(f"KONG_PG_PASSWORD is empty (set it in the environment or {settings.source})")
+    bad = K.bad_users(settings["KONG_DASHBOARD_USERS"].reveal())
+    if bad:
+        refuse(bad + f" (environment or {settings.source})")
+    if int(timeout) <= 0:
+        refuse("--timeout must be a positive number of seconds")
+
+
+@host_task(group="kong", validate=_validate_bootstrap, help={
+    "admin-bind": "host address for the admin API 8001/8444 (default KONG_ADMIN_BIND, 127.0.0.1; "
+                  "0.0.0.0 opens it to everyone who reaches the host)",
+    "timeout": "seconds to wait for Postgres and for Kong's admin API (default 180)",
+})
+def bootstrap(h: Host, admin_bind=None, timeout=180):
+    """Run Postgres and Kong on the shared network (migrations first), and the dashboard with basic auth."""
+    s = h.settings
+    bind, timeout = _bind(s, admin_bind), int(timeout)
+    net = s["NETWORK_NAME"]
+    pg = s["KONG_PG_PASSWORD"].reveal()
+    db, gw = K.database(s["KONG_DB_IMAGE"], net), K.gateway(s["KONG_IMAGE"], net, bind)
+    dash = K.dashboard(s["KONG_DASHBOARD_IMAGE"], net, s["KONG_DASHBOARD_PORT"])
+    f = h.probe(F.command_exists("docker"), C.network_fact(net), *(C.state_fact(c.name) for c in (db, gw, dash)),
+                *(F.file_state(p, p) for p in (K.DB_ENV, K.KONG_ENV, K.DASH_ENV)))
+    if not f["has:docker"]:
+        h.fail("kong", "docker is not installed (run docker.install first)")
+    network = f[f"network:{net}"]
+    if not network or (network["driver"] == "overlay" and network["attachable"] != "true"):
+        h.fail("kong", f"network {net} is missing or not attachable (run net.create first)")
+    if bind == "0.0.0.0":
+        h.note("the Kong admin API is published on 0.0.0.0: anyone who reaches this host can reconfigure it",
+               level="warning")
+    containers.ensure(h, db, f[f"container:{K.DB}"], secrets=K.db_secrets(pg), env_state=f[K.DB_ENV])
+    env_changed = containers.ensure_env(h, K.KONG_ENV, K.kong_secrets(pg), f[K.KONG_ENV])
+    if h.check:
+        h.ok("migrations", "checked after Postgres runs (not in check mode)")
+        containers.ensure(h, gw, f[f"container:{K.KONG}"], secrets=K.kong_secrets(pg), env_state="written",
+                          env_changed=env_changed)
+        return
+    h.wait("Postgres to accept connections", lambda: h.try_run(K.db_ready_cmd()).rc == 0, timeout=timeout)
+    listed = h.try_run(K.migrations_cmd(gw.image, net, "list"), timeout=300)
+    if listed.rc == K.LIST_BOOTSTRAP:
+        h.change("kong migrations bootstrap", K.migrations_cmd(gw.image, net, "bootstrap"), reason="new database")
+    elif listed.rc == K.LIST_NEW:
+        h.change("kong migrations up", K.migrations_cmd(gw.image, net, "up"), reason="new migrations")
+    elif listed.rc in (K.LIST_OK, K.LIST_PENDING):
+        h.ok("kong migrations", "database up to date" if listed.rc == K.LIST_OK else "pending: finish below")
+    else:
+        raise StepFailed(f"kong migrations list: exit {listed.rc}: "
+                         f"{(listed.stderr.strip() or listed.stdout.strip()).splitlines()[-1:]}")
+    containers.ensure(h, gw, f[f"container:{K.KONG}"], secrets=K.kong_secrets(pg), env_state="written",
+                      env_changed=env_changed)
+    if listed.rc in (K.LIST_NEW, K.LIST_PENDING):  # every Kong node runs the new version: finish
+        h.change("kong migrations finish", K.migrations_cmd(gw.image, net, "finish"), reason="after up")
+    admin = K.admin_url(bind)
+    h.wait("Kong admin API", lambda: h.try_run(C.http_ok_cmd(admin)).rc == 0, timeout=timeout, interval=2)
+    h.ok("Kong admin API", f"{bind}:8001 ({'local only' if bind.startswith('127.') else 'published'})")
+    containers.ensure(h, dash, f[f"container:{K.DASHBOARD}"],
+                      secrets=K.dashboard_secrets(s["KONG_DASHBOARD_USERS"].reveal()), env_state=f[K.DASH_ENV])
+    _verify_dashboard(h, s["KONG_DASHBOARD_PORT"], s["KONG_DASHBOARD_USERS"].reveal().split()[0], timeout)
+
+
+def _verify_dashboard(h: Host, port: int, user: str, timeout: int) -> None:
+    url = f"http://127.0.0.1:{port}/"
+    code = join(["curl", "-sS", "-o", "/dev/null", "-m", "5", "-w", "%{http_code}", url])
+    h.wait("dashboard", lambda: h.try_run(code).stdout.strip() == "401", timeout=timeout, interval=2)
+    name, _, pw = user.partition("=")
+    auth = h.try_run(join(["curl", "-sS", "-o", "/dev/null", "-m", "5", "-w", "%{http_code}", "-K", "-", url]),
+                     stdin=f'user = "{name}:{pw}"\n')  # the password travels in curl's config on stdin
+    if auth.stdout.strip() != "200":
+        h.fail("dashboard basic auth", f"expected 200 with credentials, got {auth.stdout.strip() or auth.rc}")
+    h.ok("dashboard basic auth", f"401 without, 200 with credentials on :{port}")
+
+
+def _validate_service(settings, name=None, url=None, paths=None, admin_bind=None):
+    if not K.name_ok(name):
+        refuse(f"service name {name!r}: letters, digits, . _ ~ - (e.g. inv kong.service demo --url ...)")
+    if not url or K.service_wanted(url)["protocol"] not in ("http", "https") or not K.service_wanted(url)["host"]:
+        refuse(f"--url {url!r} is not an http(s)://host[:port][/path] URL")
+    plist = [p.strip() for p in (paths or "").split(",") if p.strip()]
+    if not plist or any(not p.startswith("/") for p in plist):
+        refuse("--paths needs a comma list of paths starting with / (e.g. /demo)")
+    _bind(settings, admin_bind)
+
+
+@host_task(group="kong", validate=_validate_service, positional=["name"], help={
+    "name": "service name (its route has the same name)",
+    "url": "upstream URL, e.g. http://demo_demo:9501 (a name on the shared network)",
+    "paths": "comma list of route paths, e.g. /demo",
+    "admin-bind": "where the admin API listens on the host (default KONG_ADMIN_BIND)",
+})
+def service(h: Host, name=None, url=None, paths=None, admin_bind=None):
+    """Create or update a Kong service and its route through the admin API, only when different."""
+    plist = [p.strip() for p in paths.split(",") if p.strip()]
+    bind = _bind(h.settings, admin_bind)
+    svc_url = K.admin_url(bind, f"/services/{name}")
+    route_url = K.admin_url(bind, f"/services/{name}/routes/{name}")
+    f = h.probe(F.Fact("svc", K.get_cmd(svc_url), lambda t, rc: K.split_response(t) if rc == 0 else (0, None)),
+                F.Fact("route", K.get_cmd(route_url), lambda t, rc: K.split_response(t) if rc == 0 else (0, None)))
+    for what in ("svc", "route"):
+        if f[what][0] not in (200, 404):
+            h.fail("kong admin API", f"no answer from {K.admin_url(bind)} (status {f[what][0]}; run kong.bootstrap)")
+    why = K.service_differs(f["svc"][1] if f["svc"][0] == 200 else None, url)
+    if why:
+        _put(h, f"service {name}", svc_url, {"url": url}, why)
+    else:
+        h.ok(f"service {name}", url)
+    why = K.route_differs(f["route"][1] if f["route"][0] == 200 else None, name, plist)
+    if why:
+        _put(h, f"route {name}", route_url, {"paths": plist}, why)
+    else:
+        h.ok(f"route {name}", ",".join(plist))
+
+
+def _put(h: Host, step: str, url: str, body: dict, why: str) -> None:
+    h.change(step, None, reason=why)  # reported first: the PUT below fails the host if refused
+    if h.check:
+        return
+    res = h.run(K.put_cmd(url), stdin=jsonlib.dumps(body), step=step)
+    status, answer = K.split_response(res.stdout)
+    if status not in (200, 201):
+        h.fail(step, f"admin API answered {status}: {(answer or {}).get('message', res.stdout[-200:])}")
+
+
+ns = Collection("kong", bootstrap, service)

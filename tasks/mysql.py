@@ -1,0 +1,80 @@
+"""MySQL on the shared network (the runbook's `docker run --name mysql --network default-network`).
+
+Runs on the first manager (one database, not one per node). Assumes Docker and the
+attachable shared network (net.create); other containers on it reach it as `mysql`.
+"""
+
+from invoke import Collection
+
+from swarmbook import containercmd as C
+from swarmbook import containers
+from swarmbook import facts as F
+from swarmbook.config import HostSpec
+from swarmbook.containercmd import Container
+from swarmbook.engine import Host, Run
+from swarmbook.errors import StepFailed
+from swarmbook.taskdef import cluster_task, refuse
+
+NAME = "mysql"
+ENV_FILE = "/etc/swarmbook/mysql.env"
+
+
+def container(s) -> Container:
+    """Like the runbook's command, but restart always instead of --rm (it comes back after a reboot)."""
+    return Container(name=NAME, image=s["MYSQL_IMAGE"], network=s["NETWORK_NAME"], env_file=ENV_FILE,
+                     volumes=(f"{s['MYSQL_DATA']}:/var/lib/mysql",), ports=(f"{s['MYSQL_PORT']}:3306",))
+
+
+def query_cmd(sql: str) -> str:
+    """Run ``sql`` as root inside the container; the password comes on stdin (MYSQL_PWD), not argv."""
+    return C.exec_cmd(NAME, ["sh", "-c", 'MYSQL_PWD="$(cat)" exec mysql -uroot -h127.0.0.1 -N -B -e "$0"', sql],
+                      stdin=True)
+
+
+def _validate(settings, timeout=180):
+    if not settings["MYSQL_ROOT_PASSWORD"]:
+        refuse(f"MYSQL_ROOT_PASSWORD is empty (set it in the environment or {settings.source})")
+    if int(timeout) <= 0:
+        refuse("--timeout must be a positive number of seconds")
+
+
+@cluster_task(group="managers", validate=_validate, help={
+    "timeout": "seconds to wait until MySQL answers a query (default 180)",
+})
+def up(run: Run, specs: list[HostSpec], timeout=180):
+    """Run MySQL on the shared network, data in MYSQL_DATA, root password from MYSQL_ROOT_PASSWORD; query it."""
+    s = run.settings
+    c = container(s)
+    pw = s["MYSQL_ROOT_PASSWORD"]
+
+    def body(h: Host) -> None:
+        f = h.probe(F.command_exists("docker"), C.network_fact(c.network), C.state_fact(NAME),
+                    F.file_state(ENV_FILE, "env"))
+        if not f["has:docker"]:
+            h.fail("mysql", "docker is not installed (run docker.install first)")
+        if not f[f"network:{c.network}"]:
+            h.fail("mysql", f"network {c.network} is missing (run net.create first)")
+        containers.ensure(h, c, f[f"container:{NAME}"], secrets={"MYSQL_ROOT_PASSWORD": pw.reveal()},
+                          env_state=f["env"])
+        if h.check:
+            return
+        result: dict = {}
+
+        def answers() -> bool:
+            res = h.try_run(query_cmd("SELECT VERSION()"), stdin=pw.reveal() + "\n")
+            result["res"] = res
+            return res.rc == 0
+
+        try:
+            h.wait("MySQL to answer", answers, timeout=int(timeout), interval=2)
+        except StepFailed:
+            res = result.get("res")
+            raise StepFailed(f"MySQL does not answer a query as root after {timeout}s: "
+                             f"{(res.stderr.strip().splitlines() or ['?'])[-1] if res else '?'} "
+                             "(a data folder made with another root password keeps that password)") from None
+        h.ok("MySQL answers", f"SELECT VERSION() = {result['res'].stdout.strip()}")
+
+    run.one(specs[0], body)
+
+
+ns = Collection("mysql", up)

@@ -1,0 +1,189 @@
+"""Portainer as a swarm service pinned to one manager, and backup / restore of its data volume.
+
+Assumes an active swarm (swarm.init). The service runs only on the node labelled
+portainer=true (PORTAINER_NODE, default the first manager), so it always finds its volume
+portainer_data there. Backups are streamed to this machine: NAME.tar + NAME.tar.sha256.
+"""
+
+import time
+from pathlib import Path
+
+from invoke import Collection
+
+from swarmbook import portainercmd as P
+from swarmbook.config import HostSpec
+from swarmbook.engine import Host, Run
+from swarmbook.errors import StepFailed
+from swarmbook.shell import join
+from swarmbook.taskdef import cluster_task, refuse
+
+
+def _node_spec(run: Run, specs: list[HostSpec]) -> HostSpec:
+    wanted = run.settings["PORTAINER_NODE"]
+    if not wanted:
+        return specs[0]
+    for s in list(run.settings.group("managers")) + specs:
+        if s.host == wanted:
+            return s
+    return run.settings.spec_for(wanted)
+
+
+def _wait_running(h: Host, timeout: int = 120) -> None:
+    h.wait("portainer task running", lambda: bool(h.try_run(P.running_cmd()).stdout.strip()), timeout=timeout)
+
+
+def _answers(h: Host, port: int, timeout: int = 60) -> None:
+    url = f"http://127.0.0.1:{port}/"
+    h.wait(f"Portainer on {url}", lambda: h.try_run(join(["curl", "-fsS", "-o", "/dev/null", "-m", "3", url])).rc == 0,
+           timeout=timeout, interval=2)
+
+
+@cluster_task(group="managers", help={})
+def up(run: Run, specs: list[HostSpec]):
+    """Run Portainer as a service pinned (node.labels.portainer) to one manager, volume portainer_data."""
+    s = run.settings
+    argv = P.create_argv(image=s["PORTAINER_IMAGE"], port=s["PORTAINER_PORT"], publish_mode=s["STACK_PUBLISH_MODE"])
+    spec = P.spec_hash(argv)
+    target = _node_spec(run, specs)
+    leader_spec = specs[0]
+
+    def body(h: Host) -> None:
+        f = h.probe(P.NODES_FACT, P.SERVICE_FACT)
+        if f["nodes"] is None:
+            h.fail("portainer", "not a swarm manager (run swarm.init)")
+        node = P.pick_node(f["nodes"], target.host) or P.pick_node(f["nodes"], h.name if target is leader_spec else "")
+        if node is None or node["role"] != "manager":
+            h.fail("portainer node", f"{target.host} is not a manager of this swarm (PORTAINER_NODE)")
+        for other in f["nodes"]:  # exactly one node carries the label
+            if other is not node and P.has_label(other):
+                h.change(f"label {P.LABEL} off {other['hostname']}",
+                         join(["docker", "node", "update", "--label-rm", P.LABEL, other["id"]]))
+        if P.has_label(node):
+            h.ok(f"label {P.LABEL}=true on {node['hostname']}")
+        else:
+            h.change(f"label {P.LABEL}=true on {node['hostname']}",
+                     join(["docker", "node", "update", "--label-add", f"{P.LABEL}=true", node["id"]]))
+        svc = f["service"]
+        if svc and svc.get("spec") == spec and svc.get("replicas") == 1:
+            h.ok("service portainer", s["PORTAINER_IMAGE"])
+            return
+        cmds = ([join(["docker", "service", "rm", P.SERVICE])] if svc else []) + [join(P.with_spec_label(argv, spec))]
+        h.change("service portainer", " && ".join(cmds), timeout=600,
+                 reason=("spec changed; recreated" if svc else "created") + f", pinned to {node['hostname']}")
+
+    run.one(leader_spec, body)
+    if run.check or run.failed():
+        return
+    run.one(target, lambda h: (_wait_running(h), _answers(h, s["PORTAINER_PORT"]),
+                               h.ok("Portainer answers", f"http://{h.name}:{s['PORTAINER_PORT']}/")))
+
+
+def _validate_backup(settings, to=None):
+    if not to:
+        refuse("portainer.backup needs --to FOLDER (on this machine)")
+    if not Path(to).is_dir():
+        refuse(f"--to {to} is not a folder")
+
+
+@cluster_task(group="managers", validate=_validate_backup, help={
+    "to": "folder on this machine for NAME.tar and NAME.tar.sha256 (existing files are never overwritten)",
+})
+def backup(run: Run, specs: list[HostSpec], to=None):
+    """Back up the portainer_data volume to --to FOLDER as a timestamped tar plus its sha256."""
+    import base64
+
+    target = _node_spec(run, specs)
+
+    def body(h: Host) -> None:
+        out = h.run(P.backup_cmd(), step="tar portainer_data", timeout=900).stdout.split("\n")
+        remote_sum, data = out[0].strip(), base64.b64decode(out[1].strip() if len(out) > 1 else "")
+        digest = P.sha256(data)
+        if digest != remote_sum:
+            h.fail("backup", f"transfer corrupted: sha256 {digest[:12]} here, {remote_sum[:12]} on {h.name}")
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+        name = P.backup_name(h.name, stamp)
+        tar, side = Path(to) / name, Path(to) / (name + ".sha256")
+        if tar.exists() or side.exists():
+            h.fail("backup", f"{tar} already exists; backups are never overwritten (retry in a second)")
+        if h.check:
+            h.ok("backup", f"would write {tar}")
+            return
+        with open(tar, "xb") as fh:  # "x": fail rather than overwrite, even in a race
+            fh.write(data)
+        with open(side, "x") as fh:
+            fh.write(P.sidecar_text(digest, name))
+        # the hosts are unchanged: a backup is a read, so it reports ok (with where it went)
+        h.ok("backup", f"{tar} ({len(data)} bytes, sha256 {digest[:12]}...)")
+
+    run.one(target, body)
+
+
+def _read_backup(file: str) -> bytes:
+    path = Path(file)
+    side = Path(file + ".sha256")
+    if not path.is_file():
+        refuse(f"backup {file} not found")
+    if not side.is_file():
+        refuse(f"{side} not found: a backup without its checksum is not restored")
+    data = path.read_bytes()
+    want = P.parse_sidecar(side.read_text())
+    if not want:
+        refuse(f"{side} does not hold a sha256")
+    if P.sha256(data) != want:
+        refuse(f"{file} is corrupted: sha256 {P.sha256(data)[:12]}... != {want[:12]}... in {side.name}; nothing was touched")
+    bad = P.check_tar(data)
+    if bad:
+        refuse(f"{file} is not a Portainer backup: {bad}")
+    return data
+
+
+def _validate_restore(settings, file=None, yes=False):
+    if not file:
+        refuse("portainer.restore needs the backup FILE (e.g. backups/portainer-h1-20260101T000000Z.tar)")
+    _read_backup(file)
+    if not yes:
+        refuse("portainer.restore replaces everything in the portainer_data volume and stops Portainer "
+               "meanwhile: rerun with --yes")
+
+
+@cluster_task(group="managers", validate=_validate_restore, positional=["file"], help={
+    "file": "backup tar made by portainer.backup (its .sha256 must be beside it)",
+    "yes": "confirm: the volume's current content is replaced",
+})
+def restore(run: Run, specs: list[HostSpec], file=None, yes=False):
+    """Restore portainer_data from a checked backup: scale to 0, replace the volume, start, verify."""
+    data = _read_backup(file)
+    want = sorted(P.manifest(data).splitlines())
+    target = _node_spec(run, specs)
+    port = run.settings["PORTAINER_PORT"]
+    manager = specs[0]
+
+    def current(h: Host) -> list[str]:
+        res = h.try_run(P.manifest_cmd())
+        return sorted(res.stdout.splitlines()) if res.rc == 0 else []
+
+    def body(h: Host) -> None:
+        if current(h) == want:
+            h.ok("portainer_data", f"already holds {Path(file).name}")
+            return
+        on_manager = (lambda cmd, step: run.one(manager, lambda m: m.change(step, cmd, timeout=600))) \
+            if manager.host != h.name else (lambda cmd, step: h.change(step, cmd, timeout=600))
+        on_manager(P.scale_cmd(0), "stop portainer (scale 0)")
+        try:
+            if not h.check:
+                h.wait("portainer task gone", lambda: not h.try_run(P.running_cmd()).stdout.strip(), timeout=120)
+            h.change("restore portainer_data", P.restore_cmd(), stdin=data, reason=Path(file).name, timeout=900)
+        finally:  # whatever happened, Portainer runs again
+            on_manager(P.scale_cmd(1), "start portainer (scale 1)")
+        if h.check:
+            return
+        if current(h) != want:
+            raise StepFailed("verify: the volume's files differ from the backup after restore")
+        _wait_running(h)
+        _answers(h, port)
+        h.ok("verified", "every file matches the backup; Portainer answers")
+
+    run.one(target, body)
+
+
+ns = Collection("portainer", up, backup, restore)
