@@ -4,9 +4,13 @@ import json
 
 import pytest
 
-from .sb import sb, ssh
+from .sb import recorded_port, sb, ssh
 
 pytestmark = pytest.mark.lab
+
+
+def _fab_hosts(lab):
+    return ",".join(f"{h.addr}:{recorded_port(lab, h.addr)}" for h in lab.hosts)
 
 
 def _leave_all(lab):
@@ -16,7 +20,7 @@ def _leave_all(lab):
 
 def test_fab_hosts_make_one_swarm_of_three_managers(lab):
     _leave_all(lab)
-    hosts = ",".join(h.addr for h in lab.hosts)
+    hosts = _fab_hosts(lab)
     out = sb(lab, "-i", str(lab.key), "-H", hosts, "swarm.init", tool="fab", env={"SWARMBOOK_ENV": ""})
     assert out.rc == 0, out.stdout + out.stderr
     nodes = [json.loads(x) for x in ssh(lab, lab.hosts[0], "docker node ls --format '{{json .}}'").stdout.splitlines()]
@@ -32,7 +36,7 @@ def test_a_node_of_another_swarm_is_reported_not_moved(lab):
     ssh(lab, other, "docker swarm leave --force >/dev/null && docker swarm init --advertise-addr "
                     f"{other.addr} >/dev/null")
     try:
-        out = sb(lab, "-i", str(lab.key), "-H", ",".join(h.addr for h in lab.hosts), "swarm.init",
+        out = sb(lab, "-i", str(lab.key), "-H", _fab_hosts(lab), "swarm.init",
                  tool="fab", env={"SWARMBOOK_ENV": ""})
         assert out.rc == 1
         (fail,) = out.failed
