@@ -52,14 +52,16 @@ def targets(c: Any, group: str, env_file: str | None, title: str = ""):
     if hasattr(c, "host") and hasattr(c, "connect_kwargs"):  # fabric Connection: fab -H
         settings = config.load(env_file, required=bool(env_file or os.environ.get("SWARMBOOK_ENV")))
         under_fab = os.path.basename(sys.argv[0]) == "fab"
-        given = (_fab_hosts(sys.argv) if under_fab else []) or [c.original_host]
-        if c.original_host not in given:
-            given = [c.original_host]
-        specs = [config.parse_host(h, user=c.user, port=int(c.port), what="fab -H") if ("@" in h or ":" in h)
-                 else config.HostSpec(h, c.user, int(c.port)) for h in given]
+        this = config.HostSpec(c.host, c.user, int(c.port))
+        user, port = c.config.get("user") or c.user, int(c.config.get("port") or 22)
+        specs = [config.parse_host(h, user=user, port=port, what="fab -H")
+                 for h in (_fab_hosts(sys.argv) if under_fab else [])]
+        if (this.host, this.port) not in {(s.host, s.port) for s in specs}:
+            specs = [this]  # called with a Connection from someone's own runbook: just that host
         keys = c.connect_kwargs.get("key_filename") or []
         key = (keys[0] if isinstance(keys, list) and keys else keys) or settings["SSH_KEY"]
-        first = POOL.claim_fab_call(title, tuple(given)) if under_fab else True
+        ident = tuple(f"{s.user}@{s.host}:{s.port}" for s in specs)
+        first = POOL.claim_fab_call(title, ident) if under_fab else True
         return settings, specs, key, first
     settings = config.load(env_file)
     return settings, list(settings.group(group)), settings["SSH_KEY"], True

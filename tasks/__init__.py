@@ -8,12 +8,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from invoke import Collection  # noqa: E402
 
-from . import bootstrap, docker, image, lock, net, registry, sshd, stack, swarm  # noqa: E402
+from . import bootstrap, doctor, docker, image, lock, net, registry, sshd, stack, swarm  # noqa: E402
 from . import cron, gitlab, kernel, kong, mysql, portainer, runner  # noqa: E402  (issue 5)
 
 ns = Collection(docker, sshd, swarm, net, registry, image, stack, lock,
                 gitlab, runner, portainer, kong, mysql, cron, kernel)
 ns.add_task(bootstrap.bootstrap_all)
+ns.add_task(doctor.doctor)
 ns.configure({
     # Tasks print their own per-host lines and recap; keep Invoke's echo off.
     "run": {"echo": False},

@@ -7,22 +7,38 @@ from invoke.exceptions import Exit
 from swarmbook.errors import SwarmbookError
 from swarmbook.taskdef import COMMON_HELP, cluster_lock, execute, modes
 
-from . import docker, image, net, registry, sshd, stack, swarm
+from . import docker, gitlab, image, kong, mysql, net, portainer, registry, runner, sshd, stack, swarm
+
+
+def _need(settings, *keys: str, group: str | None = None) -> str:
+    """'' when ``group`` has hosts and every key is set, else why the step is skipped."""
+    if group and not settings.group(group):
+        return f"{group.upper()} is empty"
+    missing = [k for k in keys if not settings[k]]
+    return f"{', '.join(missing)} not set" if missing else ""
 
 
 def plan(settings) -> list[tuple[object, dict, str]]:
-    """(task, kwargs, why-skipped or '') in runbook order."""
+    """(task, kwargs, why-skipped or '') in the runbook's order."""
     s = settings
-    no_registry = "" if s["REGISTRY"] and s["REGISTRY_USER"] and s["REGISTRY_PASSWORD"] else "REGISTRY/REGISTRY_USER/REGISTRY_PASSWORD not set"
+    reg = _need(s, "REGISTRY", "REGISTRY_USER", "REGISTRY_PASSWORD")
     return [
         (docker.install, {}, ""),
-        (docker.mirrors, {}, "" if s["DOCKER_MIRRORS"] else "DOCKER_MIRRORS not set"),
-        (sshd.move_port, {}, "" if s.group("gitlab") and s["SSHD_PORT"] else "GITLAB or SSHD_PORT empty"),
-        (swarm.init, {}, "" if s.group("managers") else "MANAGERS is empty"),
-        (net.create, {}, "" if s.group("managers") else "MANAGERS is empty"),
-        (registry.login, {}, no_registry),
-        (image.build_push, {}, no_registry or ("" if s.group("build") else "BUILD is empty")),
-        (stack.deploy, {"name": s["PROJECT"]}, no_registry),
+        (docker.mirrors, {}, _need(s, "DOCKER_MIRRORS")),
+        (sshd.move_port, {}, _need(s, "SSHD_PORT", group="gitlab")),
+        (gitlab.up, {}, _need(s, group="gitlab")),
+        (runner.install, {}, _need(s, group="runners")),
+        (runner.register, {}, _need(s, "RUNNER_TOKEN", group="runners")),
+        (runner.concurrency, {}, _need(s, group="runners")),
+        (swarm.init, {}, _need(s, group="managers")),
+        (net.create, {}, _need(s, group="managers")),
+        (registry.login, {}, reg),
+        (runner.grant, {}, reg or _need(s, group="runners")),
+        (mysql.up, {}, _need(s, "MYSQL_ROOT_PASSWORD", group="managers")),
+        (portainer.up, {}, _need(s, group="managers")),
+        (image.build_push, {}, reg or _need(s, group="build")),
+        (stack.deploy, {"name": s["PROJECT"]}, reg),
+        (kong.bootstrap, {}, _need(s, "KONG_PG_PASSWORD", group="kong")),
     ]
 
 

@@ -68,3 +68,29 @@ def test_check_mode_changes_nothing(lab):
         assert ssh(lab, h, "systemctl is-active docker", check=False).stdout.strip() != "active"
     finally:
         ssh(lab, h, "systemctl start docker")
+
+
+def test_wrong_key_and_silent_host_fail_fast_with_one_line_each(lab, tmp_path):
+    import os
+    import re
+    import subprocess
+    import time
+
+    other = tmp_path / "other_key"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(other)], check=True)
+    text = re.sub(r"(?m)^SSH_KEY=.*$", f"SSH_KEY={other}", lab.hosts_env.read_text())
+    env_file = tmp_path / "hosts.env"
+    env_file.write_text(text)
+    os.chmod(env_file, 0o600)
+    out = sb(lab, "docker.install", hosts_env=str(env_file))
+    assert out.rc == 1
+    assert {e["host"] for e in out.failed} == {h.addr for h in lab.hosts}
+    assert all("key refused" in e["reason"] for e in out.failed), out.failed
+    # an address on the lab network where no host answers: named, within seconds
+    silent = lab.hosts[0].addr.rsplit(".", 1)[0] + ".250"
+    env_file.write_text(f"MANAGERS={silent}\nSSH_KEY={lab.key}\nSSH_CONNECT_TIMEOUT=3\n")
+    t0 = time.monotonic()
+    out = sb(lab, "docker.install", hosts_env=str(env_file))
+    assert out.rc == 1 and time.monotonic() - t0 < 20
+    (fail,) = out.failed
+    assert fail["host"] == silent and "cannot connect" in fail["reason"]

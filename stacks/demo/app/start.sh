@@ -1,9 +1,14 @@
 #!/bin/sh
 # Serve "demo ok" plus the APP_NAME line of the mounted .env on port 9501.
+# httpd runs as a child so that SIGTERM (docker stop, rolling updates) ends it at once:
+# as PID 1 it would ignore SIGTERM and be killed only after the 10 s grace period.
 set -e
 mkdir -p /srv/www
 {
   echo "demo ok"
   grep '^APP_NAME=' /opt/www/.env 2>/dev/null || echo "APP_NAME=(no .env)"
 } > /srv/www/index.html
-exec httpd -f -p 9501 -h /srv/www
+httpd -f -p 9501 -h /srv/www &
+pid=$!
+trap 'kill "$pid" 2>/dev/null; exit 0' TERM INT
+wait "$pid"
