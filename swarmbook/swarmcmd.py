@@ -24,6 +24,7 @@ class SwarmState:
     is_manager: bool
     cluster_id: str
     error: str
+    name: str = ""  # the engine's hostname
 
     @property
     def active(self) -> bool:
@@ -42,6 +43,7 @@ def parse_swarm(info: dict[str, Any] | None) -> SwarmState:
         is_manager=bool(sw.get("ControlAvailable")),
         cluster_id=((sw.get("Cluster") or {}).get("ID") or ""),
         error=sw.get("Error", "") or "",
+        name=info.get("Name", "") or "",
     )
 
 

@@ -92,8 +92,9 @@ def init(run: Run, specs: list[HostSpec], workers=None):
 
 
 class _Leader:
-    def __init__(self, host: Host, addr: str, tokens: dict[str, str], node_ids: set[str]):
-        self.host, self.addr, self.tokens, self.node_ids = host, addr, tokens, node_ids
+    def __init__(self, host: Host, addr: str, tokens: dict[str, str], nodes: list[dict]):
+        self.host, self.addr, self.tokens, self.nodes = host, addr, tokens, nodes
+        self.node_ids = S.node_ls_ids(nodes)
         self.lock = threading.Lock()
 
 
@@ -110,7 +111,7 @@ def _lead(run: Run, spec: HostSpec, states) -> _Leader | None:
                 h.fail("swarm init", "no advertise address found (set SWARM_ADVERTISE)")
             h.change("swarm init", S.init_cmd(addr), reason=f"leader, advertising {addr}")
             if h.check:
-                result.append(_Leader(h, addr, {}, set()))
+                result.append(_Leader(h, addr, {}, []))
                 return
         elif st.active and st.is_manager:
             h.ok("swarm leader", f"cluster {st.cluster_id[:12]}")
@@ -124,7 +125,7 @@ def _lead(run: Run, spec: HostSpec, states) -> _Leader | None:
         for t in f["tokens"].values():
             run.reporter.mask.add(t)
         swarm = S.parse_swarm(f["docker_info"])
-        result.append(_Leader(h, swarm.node_addr or addr, f["tokens"], S.node_ls_ids(f["nodes"])))
+        result.append(_Leader(h, swarm.node_addr or addr, f["tokens"], f["nodes"] or []))
 
     run.one(spec, body)
     return result[0] if result else None
@@ -142,6 +143,7 @@ def _member(h: Host, leader: _Leader, states, *, is_manager: bool) -> None:
                 leader.host.run(f"docker node promote {quote(st.node_id)}", step="promote")
         else:
             h.ok(f"swarm {role}", "already in this swarm")
+        _remove_stale_entries(h, leader, st.node_id, st.name)
         return
     if st.active:
         h.fail("swarm join", f"already in another swarm (node {st.node_id[:12]}); "
@@ -156,6 +158,21 @@ def _member(h: Host, leader: _Leader, states, *, is_manager: bool) -> None:
         return
     body = S.join_body(leader.tokens[role], leader.addr, addr)
     h.change(f"join as {role}", S.join_cmd(), stdin=body, reason=f"leader {leader.addr}")
+    joined = S.parse_swarm(h.probe(F.docker_info())["docker_info"])
+    _remove_stale_entries(h, leader, joined.node_id, h.facts_cache["docker_info"].get("Name", ""))
+
+
+def _remove_stale_entries(h: Host, leader: "_Leader", node_id: str, hostname: str) -> None:
+    """Drop entries this host left behind (same hostname, Down, another ID): a node that lost its
+    swarm state (e.g. killed) and rejoined would otherwise count twice, as a manager against quorum."""
+    for n in leader.nodes:
+        other = n.get("ID", "").rstrip("*").strip()
+        if n.get("Hostname") == hostname and other != node_id and n.get("Status") == "Down":
+            demote = f"docker node demote {quote(other)} >/dev/null 2>&1; " if n.get("ManagerStatus") else ""
+            with leader.lock:
+                leader.host.change(f"remove stale node entry {other[:12]} ({hostname})",
+                                   f"{demote}docker node rm --force {quote(other)}",
+                                   reason="left behind by this host's earlier membership")
 
 
 def _apply_labels(run: Run, leader: _Leader, labels: dict[str, dict[str, str]]) -> None:

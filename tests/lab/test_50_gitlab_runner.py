@@ -15,6 +15,8 @@ commands), that GitLab accepts the token or that jobs run.
 import os
 import stat
 
+import re
+
 import pytest
 
 from swarmbook.lab import builders
@@ -52,7 +54,7 @@ def test_gitlab_up_refuses_port_22_while_sshd_holds_it(cluster, tmp_path):
     lab = cluster
     other = lab.hosts[1]  # sshd on 22 there; a hosts file naming it as GITLAB
     env = tmp_path / "hosts.env"
-    env.write_text(lab.hosts_env.read_text().replace(f"GITLAB={lab.hosts[0].addr}", f"GITLAB={other.addr}"))
+    env.write_text(re.sub(r"(?m)^GITLAB=.*$", f"GITLAB={other.addr}", lab.hosts_env.read_text()))
     env.chmod(0o600)
     out = sb(lab, "gitlab.up", hosts_env=str(env))
     assert out.rc == 1

@@ -1,7 +1,9 @@
 #!/bin/sh
 # Serve "demo ok" plus the APP_NAME line of the mounted .env on port 9501.
 # httpd runs as a child so that SIGTERM (docker stop, rolling updates) ends it at once:
-# as PID 1 it would ignore SIGTERM and be killed only after the 10 s grace period.
+# as PID 1 it would ignore SIGTERM and be killed only after the 10 s grace period. Exit 143
+# (killed by TERM), not 0: swarm's restart policy "on-failure" must restart a task whose
+# engine was restarted under it.
 set -e
 mkdir -p /srv/www
 {
@@ -10,5 +12,5 @@ mkdir -p /srv/www
 } > /srv/www/index.html
 httpd -f -p 9501 -h /srv/www &
 pid=$!
-trap 'kill "$pid" 2>/dev/null; exit 0' TERM INT
+trap 'kill "$pid" 2>/dev/null; exit 143' TERM INT
 wait "$pid"
