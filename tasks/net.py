@@ -131,6 +131,11 @@ def recreate_ingress(run: Run, specs: list[HostSpec], subnet=None, yes=False, fo
     run.one(leader.spec, body)
 
 
+# Replace one task at a time, so the others keep serving while each moves (a later
+# stack deploy puts the stack file's update_config back).
+ONE_AT_A_TIME = ["--update-parallelism", "1", "--update-delay", "2s"]
+
+
 def _validate_migrate(settings, service=None, to=None, from_=None):
     for what, value in (("SERVICE", service), ("--to", to), ("--from", from_)):
         if not value:
@@ -161,12 +166,13 @@ def migrate(run: Run, specs: list[HostSpec], service=None, to=None, from_=None):
             h.fail("net.migrate", f"network {to!r} does not exist (create it with net.create --name {to})")
         if ids[to] not in attached:
             h.change(f"add {to} to {service}", join(["docker", "service", "update", "--detach=false", "--quiet",
-                                                     "--network-add", to, service]), timeout=900)
+                                                     *ONE_AT_A_TIME, "--network-add", to, service]), timeout=900)
         else:
             h.ok(f"{service} on {to}")
         if ids[from_] and ids[from_] in attached:
             h.change(f"remove {from_} from {service}", join(["docker", "service", "update", "--detach=false",
-                                                             "--quiet", "--network-rm", from_, service]), timeout=900)
+                                                             "--quiet", *ONE_AT_A_TIME, "--network-rm", from_, service]),
+                     timeout=900)
         else:
             h.ok(f"{service} off {from_}")
 

@@ -35,7 +35,7 @@ def login(h: Host):
     """Log Docker into REGISTRY on every host (root, and gitlab-runner where present)."""
     s = h.settings
     registry, user, password = s["REGISTRY"], s["REGISTRY_USER"], s["REGISTRY_PASSWORD"]
-    facts = h.probe(R.docker_config_fact("root"), R.docker_config_fact(RUNNER_USER),
+    facts = h.probe(R.docker_config_fact("root"), R.docker_config_fact(RUNNER_USER), F.user_groups(RUNNER_USER),
                     *([F.file_state(R.ca_path(registry), "ca")] if s["REGISTRY_CA"] else []))
     if s["REGISTRY_CA"]:
         ops.put_file(h, R.ca_path(registry), Path(s["REGISTRY_CA"]).read_text(), state=facts["ca"],
@@ -44,6 +44,9 @@ def login(h: Host):
         cfg = facts[f"dockercfg:{as_user}"]
         if cfg is None:
             continue  # no such user on this host
+        if as_user == RUNNER_USER and "docker" not in (facts[f"groups:{RUNNER_USER}"] or set()):
+            h.skip(f"login {registry} as {as_user}", "not in the docker group yet: runner.grant adds it and logs in")
+            continue
         if R.login_current(cfg, registry, user, password.reveal()):
             h.ok(f"login {registry} as {as_user}")
         else:

@@ -10,7 +10,7 @@ pytestmark = pytest.mark.lab
 
 def test_bootstrap_all_converges_then_reports_zero_changed(lab):
     first = sb(lab, "bootstrap-all", timeout=1800)
-    assert first.rc == 0, first.stdout[-3000:] + first.stderr[-3000:]
+    assert first.rc == 0, (first.failed, first.stderr[-2000:])
     second = sb(lab, "bootstrap-all", timeout=1800)
     assert second.rc == 0, second.stdout[-3000:] + second.stderr[-3000:]
     assert second.changed == 0, [e for e in second.steps("changed")]
