@@ -67,7 +67,9 @@ def _wanted_mirrors(settings, mirrors=None) -> list[str]:
 def mirrors(h: Host, mirrors=None):
     """Merge registry mirrors into /etc/docker/daemon.json; validate, restart only on change."""
     wanted = _wanted_mirrors(h.settings, mirrors)
-    f = h.probe(F.command_exists("dockerd"), F.file_state(D.DAEMON_JSON, "daemon"))
+    f = h.probe(F.command_exists("dockerd"), F.file_state(D.DAEMON_JSON, "daemon"),
+                F.Fact("running", "docker info --format '{{json .RegistryConfig.Mirrors}}'",
+                       lambda t, rc: t.strip() if rc == 0 else None))
     if not f["has:dockerd"]:
         h.fail("mirrors", "docker is not installed (run docker.install first)")
     current = f["daemon"]["content"] if f["daemon"] else ""
@@ -79,7 +81,12 @@ def mirrors(h: Host, mirrors=None):
     except files.BadJSON as exc:
         raise StepFailed(f"{D.DAEMON_JSON} is {exc}; fix it by hand, nothing was changed") from None
     if new == current:
-        h.ok("registry mirrors", ", ".join(wanted))
+        running = f["running"] or ""
+        if f["running"] is not None and any(m.rstrip("/") not in running for m in wanted):
+            # the file is right but the engine never restarted with it (e.g. an earlier run was killed)
+            h.change("registry mirrors", "systemctl restart docker", reason="daemon.json not applied yet; docker restarted")
+        else:
+            h.ok("registry mirrors", ", ".join(wanted))
         return
     h.change("registry mirrors", D.replace_engine_files({D.DAEMON_JSON: new}),
              reason=f"{', '.join(wanted) or 'removed'}; docker restarted")
