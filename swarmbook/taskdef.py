@@ -196,6 +196,17 @@ def cluster_task(*, group: str, help: dict[str, str] | None = None, name: str | 
                               validate=validate, positional=positional, locks=locks)
 
 
+def require(settings, *keys: str) -> None:
+    """Refuse when a needed setting is empty; secrets get the hint that the environment may hold them."""
+    from .shell import Secret
+
+    for key in keys:
+        if not settings[key]:
+            if isinstance(settings[key], Secret):
+                refuse(f"{key} is empty (set it in the environment or {settings.source})")
+            refuse(f"{key} is empty in {settings.source}")
+
+
 def refuse(message: str) -> None:
     """Refuse bad input with one clear line (before any host is touched)."""
     raise ConfigError(message)

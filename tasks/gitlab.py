@@ -18,7 +18,7 @@ from swarmbook import gitlabcmd as G
 from swarmbook.engine import Host
 from swarmbook.errors import StepFailed
 from swarmbook.shell import join
-from swarmbook.taskdef import host_task, refuse
+from swarmbook.taskdef import host_task, refuse, require
 
 
 def _ports(settings, ports=None) -> tuple[str, ...]:
@@ -144,11 +144,7 @@ def root_password(h: Host, to=None, again=False):
 
 
 def _validate_smtp(settings, **_):
-    for key in ("GITLAB_SMTP_ADDRESS", "GITLAB_SMTP_USER"):
-        if not settings[key]:
-            refuse(f"{key} is empty in {settings.source}")
-    if not settings["GITLAB_SMTP_PASSWORD"]:
-        refuse(f"GITLAB_SMTP_PASSWORD is empty (set it in the environment or {settings.source})")
+    require(settings, "GITLAB_SMTP_ADDRESS", "GITLAB_SMTP_USER", "GITLAB_SMTP_PASSWORD")
 
 
 @host_task(group="gitlab", validate=_validate_smtp, help={})

@@ -14,17 +14,13 @@ from swarmbook import registrycmd as R
 from swarmbook.config import HostSpec
 from swarmbook.engine import Host, Run
 from swarmbook.shell import join
-from swarmbook.taskdef import cluster_task, host_task, refuse
+from swarmbook.taskdef import cluster_task, host_task, refuse, require
 
 RUNNER_USER = "gitlab-runner"
 
 
 def _need_registry(settings, **_):
-    for key in ("REGISTRY", "REGISTRY_USER"):
-        if not settings[key]:
-            refuse(f"{key} is empty in {settings.source}")
-    if not settings["REGISTRY_PASSWORD"]:
-        refuse(f"REGISTRY_PASSWORD is empty (set it in the environment or {settings.source})")
+    require(settings, "REGISTRY", "REGISTRY_USER", "REGISTRY_PASSWORD")
     ca = settings["REGISTRY_CA"]
     if ca and not Path(ca).is_file():
         refuse(f"REGISTRY_CA {ca} is not a file")

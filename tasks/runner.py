@@ -13,7 +13,7 @@ from swarmbook import registrycmd as R
 from swarmbook import runnercmd as N
 from swarmbook.engine import Host
 from swarmbook.shell import join
-from swarmbook.taskdef import host_task, refuse
+from swarmbook.taskdef import host_task, refuse, require
 
 
 def _os(h: Host, f: dict) -> str:
@@ -133,11 +133,7 @@ def concurrency(h: Host, concurrent=None):
 
 
 def _grant(settings, **_):
-    for key in ("REGISTRY", "REGISTRY_USER"):
-        if not settings[key]:
-            refuse(f"{key} is empty in {settings.source}")
-    if not settings["REGISTRY_PASSWORD"]:
-        refuse(f"REGISTRY_PASSWORD is empty (set it in the environment or {settings.source})")
+    require(settings, "REGISTRY", "REGISTRY_USER", "REGISTRY_PASSWORD")
 
 
 @host_task(group="runners", validate=_grant, help={})
