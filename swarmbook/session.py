@@ -92,26 +92,7 @@ class Pool:
                 chan.sendall(data if isinstance(data, bytes) else data.encode())
             chan.shutdown_write()
             out, err = bytearray(), bytearray()
-            deadline = None if timeout is None else time.monotonic() + timeout
-            while True:
-                if chan.recv_ready():
-                    out += chan.recv(65536)
-                    continue
-                if chan.recv_stderr_ready():
-                    err += chan.recv_stderr(65536)
-                    continue
-                if chan.exit_status_ready() and not chan.recv_ready() and not chan.recv_stderr_ready():
-                    break
-                if not chan.get_transport().is_active() or (chan.closed and not chan.exit_status_ready()):
-                    raise ConnectionError("SSH connection lost (host stopped answering)")
-                if deadline is not None and time.monotonic() > deadline:
-                    raise TimeoutError(f"command did not finish within {timeout:.0f}s")
-                select.select([chan], [], [], 0.5)
-            # drain what arrived with the exit status
-            while chan.recv_ready():
-                out += chan.recv(65536)
-            while chan.recv_stderr_ready():
-                err += chan.recv_stderr(65536)
+            _read_all(chan, out, err, timeout)
             return Result(out.decode(errors="replace"), err.decode(errors="replace"), chan.recv_exit_status())
         finally:
             chan.close()
@@ -134,6 +115,39 @@ class Pool:
                 c.close()
             except Exception:
                 pass
+
+
+# After the exit status, wait this long for the channel's EOF: sshd may send the exit status
+# before the last of the output; a background child that keeps stdout open must not hang us.
+EOF_GRACE_SECONDS = 5.0
+
+
+def _read_all(chan, out: bytearray, err: bytearray, timeout: float | None) -> None:
+    """Read stdout and stderr until EOF. The exit status alone does not mean all output is in:
+    OpenSSH may send it while output is still in flight (a batched fact once lost its tail)."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    eof_by = None
+    while True:
+        if chan.recv_ready():
+            out += chan.recv(65536)
+            continue
+        if chan.recv_stderr_ready():
+            err += chan.recv_stderr(65536)
+            continue
+        if chan.eof_received or chan.closed:
+            if chan.exit_status_ready():
+                return
+            if chan.closed or not chan.get_transport().is_active():
+                raise ConnectionError("SSH connection lost (host stopped answering)")
+        elif chan.exit_status_ready():
+            eof_by = eof_by or time.monotonic() + EOF_GRACE_SECONDS
+            if time.monotonic() > eof_by:
+                return
+        if not chan.get_transport().is_active():
+            raise ConnectionError("SSH connection lost (host stopped answering)")
+        if deadline is not None and time.monotonic() > deadline:
+            raise TimeoutError(f"command did not finish within {timeout:.0f}s")
+        select.select([chan], [], [], 0.1 if eof_by else 0.5)
 
 
 # A host that stops answering mid-command is given up after this long: SSH keepalives are
