@@ -104,6 +104,26 @@ def unit_enabled(unit: str) -> Fact:
                 lambda t, rc: t.strip() in ("enabled", "static", "alias", "indirect"))
 
 
+def unit_stale(unit: str, paths: list[str]) -> Fact:
+    """True when ``unit`` runs with older config than ``paths`` hold: a file changed after it
+    last started, or systemd needs a daemon-reload (e.g. a run killed between write and restart).
+    None when the unit is not running."""
+    u = quote(unit)
+    cmd = (f"t=$(systemctl show -p ActiveEnterTimestamp --value {u}); [ -n \"$t\" ] || exit 1; "
+           f"echo \"$(date -d \"$t\" +%s) $(systemctl show -p NeedDaemonReload --value {u}) "
+           f"$(stat -c %Y {' '.join(quote(p) for p in paths)} 2>/dev/null | sort -n | tail -1)\"")
+    return Fact(f"stale:{unit}", cmd, parse_unit_stale)
+
+
+def parse_unit_stale(text: str, rc: int) -> bool | None:
+    parts = text.split()
+    if rc != 0 or len(parts) < 2 or not parts[0].isdigit():
+        return None
+    started, reload = int(parts[0]), parts[1]
+    newest = int(parts[2]) if len(parts) > 2 and parts[2].isdigit() else 0
+    return reload == "yes" or newest > started
+
+
 def user_groups(user: str) -> Fact:
     return Fact(f"groups:{user}", join(["id", "-nG", user]),
                 lambda t, rc: set(t.split()) if rc == 0 else None)

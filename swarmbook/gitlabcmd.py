@@ -3,11 +3,12 @@ and the initial root password file."""
 
 from __future__ import annotations
 
+import hashlib
 import re
 
 from .containercmd import Container
 from .facts import Fact
-from .shell import join
+from .shell import join, quote
 
 CONTAINER = "gitlab"
 PASSWORD_FILE = "/etc/gitlab/initial_root_password"
@@ -79,8 +80,21 @@ def parse_root_password(text: str) -> str:
     return m.group(1) if m else ""
 
 
-def reconfigure_cmd() -> str:
-    return join(["docker", "exec", CONTAINER, "gitlab-ctl", "reconfigure"])
+def reconfigure_cmd(marker: str | None = None, content: str = "") -> str:
+    """``gitlab-ctl reconfigure``; then record which gitlab.rb it applied (sha256 in ``marker``),
+    so a run killed between writing gitlab.rb and reconfiguring is finished by the next run."""
+    cmd = join(["docker", "exec", CONTAINER, "gitlab-ctl", "reconfigure"])
+    if marker is None:
+        return cmd
+    return f"{cmd} && (umask 077; printf '%s\\n' {applied_hash(content)} > {quote(marker)})"
+
+
+def applied_hash(content: str) -> str:
+    return hashlib.sha256(content.encode()).hexdigest()
+
+
+def applied_marker(gitlab_rb: str) -> str:
+    return gitlab_rb.rsplit("/", 1)[0] + "/.swarmbook-applied"
 
 
 def read_password_cmd() -> str:

@@ -94,3 +94,44 @@ def taken_by(networks: list[dict[str, Any]], routes: dict[str, list[str]], *, sk
     for host, cidrs in routes.items():
         taken[f"{host} addresses/routes"] = cidrs
     return taken
+
+
+# --- ingress users: services that publish through the routing mesh ---------------------
+
+INGRESS_USERS = Fact(
+    "ingress users",
+    "docker service ls -q | xargs -r docker service inspect --format '{{json .Spec}}'",
+    lambda text, rc: parse_ingress_users(text))
+
+
+def parse_ingress_users(text: str) -> dict[str, list[dict[str, Any]]]:
+    """service -> the ports ``--publish-rm TARGET/PROTO`` would take away, for every service
+    with at least one ingress-mode port (removal is by target, so host-mode ports on the
+    same target go too, and come back with them)."""
+    users: dict[str, list[dict[str, Any]]] = {}
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        spec = json.loads(line)
+        ports = [{"protocol": p.get("Protocol") or "tcp", "target": int(p["TargetPort"]),
+                  "published": int(p.get("PublishedPort") or 0), "mode": p.get("PublishMode") or "ingress"}
+                 for p in (spec.get("EndpointSpec") or {}).get("Ports") or []]
+        hit = {(p["target"], p["protocol"]) for p in ports if p["mode"] == "ingress"}
+        if hit:
+            users[spec["Name"]] = [p for p in ports if (p["target"], p["protocol"]) in hit]
+    return users
+
+
+def unpublish_argv(service: str, ports: list[dict[str, Any]]) -> list[str]:
+    argv = ["docker", "service", "update", "--detach=false", "--quiet"]
+    for target, proto in sorted({(p["target"], p["protocol"]) for p in ports}):
+        argv += ["--publish-rm", f"{target}/{proto}"]
+    return [*argv, service]
+
+
+def republish_argv(service: str, ports: list[dict[str, Any]]) -> list[str]:
+    argv = ["docker", "service", "update", "--detach=false", "--quiet"]
+    for p in ports:
+        spec = f"target={p['target']},protocol={p['protocol']},mode={p['mode']}"
+        argv += ["--publish-add", (f"published={p['published']}," if p["published"] else "") + spec]
+    return [*argv, service]

@@ -8,6 +8,7 @@ so a second run sends nothing.
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 
 from .facts import Fact
@@ -52,3 +53,50 @@ def login_cmd(registry: str, user: str, *, as_user: str = "root") -> str:
 def ca_path(registry: str) -> str:
     """Where Docker looks for a private registry's CA."""
     return f"/etc/docker/certs.d/{registry}/ca.crt"
+
+
+# --- services' stored registry auth ------------------------------------------------------
+# Swarm keeps the credentials a service was last updated with (--with-registry-auth) but
+# never shows them. refresh-auth stamps a label with a slow salted hash of the credentials it
+# sent, so a rerun knows whether the service already holds the current ones.
+
+AUTH_LABEL = "swarmbook.registry-auth"
+
+
+def auth_mark(registry: str, user: str, password: str, service: str) -> str:
+    salt = f"swarmbook:{registry}:{user}:{service}".encode()
+    return hashlib.pbkdf2_hmac("sha256", password.encode(), salt, 100_000)[:12].hex()
+
+
+def services_fact(registry: str) -> Fact:
+    """name -> {'image': ..., 'mark': ...} of every service (image without the digest)."""
+    return Fact("services", "docker service ls -q | xargs -r docker service inspect --format "
+                            "'{{json .Spec.Name}} {{json .Spec.TaskTemplate.ContainerSpec.Image}} {{json .Spec.Labels}}'",
+                lambda t, rc: parse_services(t))
+
+
+def parse_services(text: str) -> dict[str, dict[str, str]]:
+    out = {}
+    dec = json.JSONDecoder()
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        values, i = [], 0
+        while i < len(line):
+            if line[i] == " ":
+                i += 1
+                continue
+            v, i = dec.raw_decode(line, i)
+            values.append(v)
+        name, image, labels = values
+        out[name] = {"image": image.split("@", 1)[0], "mark": (labels or {}).get(AUTH_LABEL, "")}
+    return out
+
+
+def uses_registry(image: str, registry: str) -> bool:
+    return image.startswith(registry + "/")
+
+
+def refresh_argv(service: str, mark: str) -> list[str]:
+    return ["docker", "service", "update", "--detach=false", "--quiet", "--with-registry-auth",
+            "--label-add", f"{AUTH_LABEL}={mark}", service]

@@ -126,7 +126,8 @@ def tcp(h: Host, insecure=False, bind=None, port=None):
     tls_dir = Path(h.settings["DOCKER_TLS_DIR"])
     f = h.probe(F.Fact("unit", "systemctl cat docker.service", lambda t, rc: t if rc == 0 else None),
                 F.file_state(D.DAEMON_JSON, "daemon"), F.file_state(D.TCP_DROPIN, "dropin"),
-                *[F.file_state(f"{D.TLS_DIR}/{n}", n) for n in ("ca.pem", "server-cert.pem", "server-key.pem")])
+                *[F.file_state(f"{D.TLS_DIR}/{n}", n) for n in ("ca.pem", "server-cert.pem", "server-key.pem")],
+                F.unit_stale("docker", [D.DAEMON_JSON, D.TCP_DROPIN]))
     if not f["unit"]:
         h.fail("docker tcp", "docker is not installed (run docker.install first)")
     restart = False
@@ -153,6 +154,9 @@ def tcp(h: Host, insecure=False, bind=None, port=None):
     if daemon != current or dropin != (f["dropin"] or {}).get("content") or restart:
         h.change(f"docker API on {listen}", D.replace_engine_files({D.DAEMON_JSON: daemon, D.TCP_DROPIN: dropin}),
                  reason="TLS, client certificate required" if not insecure else "NO TLS (--insecure)")
+    elif f["stale:docker"]:  # files right, engine never restarted with them (e.g. a killed run)
+        h.change(f"docker API on {listen}", "systemctl daemon-reload && systemctl restart docker",
+                 reason="config written earlier but not applied; docker restarted")
     else:
         h.ok(f"docker API on {listen}")
     if h.check:

@@ -152,17 +152,20 @@ def smtp(h: Host):
     """Set the runbook's SMTP block in gitlab.rb from hosts.env; reconfigure only on change."""
     s = h.settings
     path = f"{s['GITLAB_HOME']}/config/gitlab.rb"
-    f = h.probe(F.file_state(path, "rb"), C.state_fact(G.CONTAINER))
+    marker = G.applied_marker(path)
+    f = h.probe(F.file_state(path, "rb"), C.state_fact(G.CONTAINER), F.file_state(marker, "applied"))
     if f["rb"] is None:
         h.fail("gitlab.rb", f"{path} does not exist (run gitlab.up first)")
     wanted = G.with_settings(f["rb"]["content"], G.smtp_settings(s, s["GITLAB_SMTP_PASSWORD"].reveal()))
     changed = ops.put_file(h, path, wanted, mode="0600", state=f["rb"], secret=True,
                            step=f"SMTP settings in {path}")
-    if not changed:
+    applied = (f["applied"] or {}).get("content", "").strip() == G.applied_hash(wanted)
+    if not changed and applied:
         return
     if not (f[f"container:{G.CONTAINER}"] or {}).get("running"):
         h.fail("gitlab-ctl reconfigure", "the gitlab container is not running; start it with gitlab.up")
-    h.change("gitlab-ctl reconfigure", G.reconfigure_cmd(), reason="gitlab.rb changed", timeout=1800)
+    h.change("gitlab-ctl reconfigure", G.reconfigure_cmd(marker, wanted), timeout=1800,
+             reason="gitlab.rb changed" if changed else "gitlab.rb written earlier but not applied")
 
 
 ns = Collection("gitlab", up, root_password, smtp)

@@ -78,12 +78,6 @@ def create(run: Run, specs: list[HostSpec], name=None, subnet=None, encrypted=Tr
     run.one(leader.spec, lambda h: h.change(f"network {name}", join([*argv, name]), reason=str(net)))
 
 
-def _ingress_services(h: Host) -> list[str]:
-    out = h.run("docker service ls -q | xargs -r docker service inspect "
-                "--format '{{.Spec.Name}} {{range .Endpoint.Ports}}{{.PublishMode}} {{end}}'").stdout
-    return [line.split()[0] for line in out.splitlines() if " ingress" in line]
-
-
 def _validate_ingress(settings, subnet=None, yes=False, force=False):
     if not subnet:
         refuse("net.recreate-ingress needs --subnet (e.g. 192.168.0.0/16)")
@@ -96,7 +90,7 @@ def _validate_ingress(settings, subnet=None, yes=False, force=False):
 @cluster_task(group="nodes", name="recreate-ingress", validate=_validate_ingress, help={
     "subnet": "new ingress subnet, e.g. 192.168.0.0/16",
     "yes": "confirm: this destroys and recreates the ingress network",
-    "force": "go ahead even while services publish ports through ingress",
+    "force": "when services publish through ingress: unpublish their ports, recreate, republish them",
 })
 def recreate_ingress(run: Run, specs: list[HostSpec], subnet=None, yes=False, force=False):
     """Recreate the ingress network on another subnet (destructive: needs --yes)."""
@@ -110,10 +104,10 @@ def recreate_ingress(run: Run, specs: list[HostSpec], subnet=None, yes=False, fo
         return
 
     def body(h: Host) -> None:
-        users = _ingress_services(h)
+        users = h.probe(N.INGRESS_USERS)["ingress users"]
         if users and not force:
-            h.fail("ingress network", f"services publish through ingress: {', '.join(users)}; "
-                                      "remove them or rerun with --force")
+            h.fail("ingress network", f"services publish through ingress: {', '.join(sorted(users))}; "
+                                      "remove them, or rerun with --force to unpublish and republish their ports")
         name = ingress["name"] if ingress else "ingress"
         steps = []
         if ingress:
@@ -121,8 +115,17 @@ def recreate_ingress(run: Run, specs: list[HostSpec], subnet=None, yes=False, fo
             steps.append(f"for i in $(seq 60); do docker network inspect {quote(name)} >/dev/null 2>&1 || break; sleep 1; done")
         steps.append(join(["docker", "network", "create", "--driver", "overlay", "--ingress",
                            "--subnet", str(net), name]))
-        h.change("ingress network", " && ".join(steps),
-                 reason=f"{ingress['subnets'] if ingress else 'none'} -> {net}")
+        unpublished = {}
+        try:
+            for svc, ports in sorted(users.items()):  # docker refuses to remove ingress while they use it
+                h.change(f"unpublish {svc}", join(N.unpublish_argv(svc, ports)), timeout=900,
+                         reason=", ".join(f"{p['published']}:{p['target']}/{p['protocol']}" for p in ports))
+                unpublished[svc] = ports
+            h.change("ingress network", " && ".join(steps),
+                     reason=f"{ingress['subnets'] if ingress else 'none'} -> {net}")
+        finally:  # ports come back even when the recreation failed
+            for svc, ports in unpublished.items():
+                h.change(f"republish {svc}", join(N.republish_argv(svc, ports)), timeout=900)
         if not h.check:
             got = h.run(f"docker network inspect --format '{{{{range .IPAM.Config}}}}{{{{.Subnet}}}}{{{{end}}}}' {quote(name)}").stdout.strip()
             if got != str(net):

@@ -50,25 +50,36 @@ def login(h: Host):
                      stdin=password, reason=f"user {user}")
 
 
-@cluster_task(group="managers", name="refresh-auth", help={
+@cluster_task(group="managers", name="refresh-auth", validate=_need_registry, help={
     "services": "comma list of services (default: every service using an image from REGISTRY)",
 })
 def refresh_auth(run: Run, specs: list[HostSpec], services=None):
     """Push the current registry login to services (after a password change): update --with-registry-auth."""
-    registry = run.settings["REGISTRY"]
+    s = run.settings
+    registry, user, password = s["REGISTRY"], s["REGISTRY_USER"], s["REGISTRY_PASSWORD"]
 
     def body(h: Host) -> None:
+        facts = h.probe(R.docker_config_fact("root"), R.services_fact(registry))
+        if not R.login_current(facts["dockercfg:root"], registry, user, password.reveal()):
+            h.fail("registry auth", f"{h.name} is not logged in to {registry} with the current password: "
+                                    "run registry.login first")
+        known = facts["services"]
         if services:
             names = [x.strip() for x in services.split(",") if x.strip()]
+            missing = [n for n in names if n not in known]
+            if missing:
+                h.fail("registry auth", f"no such service: {', '.join(missing)}")
         else:
-            out = h.run("docker service ls --format '{{.Name}} {{.Image}}'").stdout
-            names = [ln.split()[0] for ln in out.splitlines()
-                     if ln.strip() and (not registry or ln.split()[1].startswith(registry + "/"))]
+            names = sorted(n for n, v in known.items() if R.uses_registry(v["image"], registry))
         if not names:
-            h.ok("registry auth", "no services use the registry")
+            h.ok("registry auth", f"no services use {registry}")
         for name in names:
-            h.change(f"refresh auth of {name}", join(["docker", "service", "update", "--detach=false", "--quiet",
-                                                       "--with-registry-auth", name]), timeout=900)
+            mark = R.auth_mark(registry, user, password.reveal(), name)
+            if known[name]["mark"] == mark:
+                h.ok(f"auth of {name}", "holds the current login")
+            else:
+                h.change(f"auth of {name}", join(R.refresh_argv(name, mark)), timeout=900,
+                         reason="update --with-registry-auth")
 
     run.one(specs[0], body)
 

@@ -13,7 +13,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from . import builders, image, layout, sh
+from . import builders, creds, image, layout, sh
 from .creds import write_private
 from .layout import LabError, Paths
 
@@ -233,3 +233,14 @@ def _push_seeds(p: Paths, password: str, missing: list[str], endpoint: str, env:
         sh.run(["docker", "push", target], env=env, timeout=900)
     return [f"pushed {rt}" for rt in missing]
 
+
+
+def set_password(p: Paths, password: str) -> bool:
+    """Change the registry password (rehearses the runbook's "registry password changed"):
+    rewrite htpasswd and restart the authenticating registry. False when it already was."""
+    if not creds.ensure_htpasswd(p, layout.REGISTRY_USER, password):
+        return False
+    stop(p, layout.REGISTRY_PORT)
+    _start(p, layout.REGISTRY_PORT)
+    _wait_answering(p, layout.REGISTRY_PORT)
+    return True

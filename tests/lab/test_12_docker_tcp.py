@@ -45,6 +45,12 @@ def test_tls_api_needs_the_client_certificate(lab, tls_env):
     assert p.returncode == 0 and p.stdout.strip(), p.stderr
     again = sb(lab, "docker.tcp", hosts_env=str(path))
     assert again.rc == 0 and again.changed == 0, again.stdout
+    # a run killed between writing the drop-in and restarting: files right, engine not restarted
+    ssh(lab, h, "sleep 1; touch /etc/systemd/system/docker.service.d/swarmbook-tcp.conf")
+    healed = sb(lab, "docker.tcp", hosts_env=str(path))
+    assert healed.rc == 0 and [s["host"] for s in healed.steps("changed")] == [h.addr], healed.stdout
+    assert "not applied" in healed.steps("changed")[0]["reason"]
+    assert sb(lab, "docker.tcp", hosts_env=str(path)).changed == 0
 
 
 def test_insecure_needs_an_explicit_bind_address(lab, tls_env):

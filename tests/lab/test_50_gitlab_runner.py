@@ -130,6 +130,13 @@ def test_smtp_settings_in_gitlab_rb_then_reconfigure_only_on_change(cluster, tmp
     changed = sb(lab, "gitlab.smtp", hosts_env=str(env), env={"GITLAB_SMTP_PASSWORD": secret + "2"})
     assert changed.rc == 0 and changed.changed == 2  # gitlab.rb, then reconfigure
     assert len(run(lab, h, "cat /srv/gitlab/logs/reconfigure.log").stdout.splitlines()) == len(log) + 1
+    # a run killed after writing gitlab.rb, before reconfigure finished: the next run reconfigures
+    run(lab, h, "rm /srv/gitlab/config/.swarmbook-applied")
+    healed = sb(lab, "gitlab.smtp", hosts_env=str(env), env={"GITLAB_SMTP_PASSWORD": secret + "2"})
+    assert healed.rc == 0 and [s["step"] for s in healed.steps("changed")] == ["gitlab-ctl reconfigure"]
+    assert "not applied" in healed.steps("changed")[0]["reason"]
+    assert len(run(lab, h, "cat /srv/gitlab/logs/reconfigure.log").stdout.splitlines()) == len(log) + 2
+    assert sb(lab, "gitlab.smtp", hosts_env=str(env), env={"GITLAB_SMTP_PASSWORD": secret + "2"}).changed == 0
 
 
 def test_runner_install_from_repository_with_new_enough_git(cluster):

@@ -116,3 +116,15 @@ def test_fact_batch_runs_in_a_real_shell_and_keeps_exact_content(tmp_path):
     v = F.split(out, token, fs)
     assert v["f"]["content"] == "line\n\n"
     assert v["has:sh"] is True and v["none"] is None
+
+
+def test_unit_stale_when_a_file_is_newer_or_systemd_needs_a_reload():
+    from swarmbook.facts import parse_unit_stale, unit_stale
+
+    assert parse_unit_stale("1700000100 no 1700000050\n", 0) is False
+    assert parse_unit_stale("1700000100 no 1700000101\n", 0) is True   # written after the start
+    assert parse_unit_stale("1700000100 yes 1700000050\n", 0) is True   # drop-in changed, no reload
+    assert parse_unit_stale("1700000100 no\n", 0) is False               # no such files yet
+    assert parse_unit_stale("", 1) is None                               # unit not running
+    cmd = unit_stale("docker", ["/etc/docker/daemon.json", "/x y"]).command
+    assert "'/x y'" in cmd and "NeedDaemonReload" in cmd

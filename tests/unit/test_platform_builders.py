@@ -207,3 +207,14 @@ def test_secrets_cannot_be_quoted_into_any_builder():
     with pytest.raises(TypeError):
         quote(Secret("x"))
     assert json.dumps(C.Container(name="a", image="b").run_argv("h"))  # plain data only
+
+
+def test_reconfigure_records_what_it_applied_in_a_private_marker():
+    from swarmbook import gitlabcmd as G
+
+    marker = G.applied_marker("/srv/gitlab/config/gitlab.rb")
+    assert marker == "/srv/gitlab/config/.swarmbook-applied"
+    cmd = G.reconfigure_cmd(marker, "smtp_password = 'pw'")
+    assert cmd.startswith("docker exec gitlab gitlab-ctl reconfigure && (umask 077;")
+    assert G.applied_hash("smtp_password = 'pw'") in cmd and "pw'" not in cmd
+    assert G.reconfigure_cmd() == "docker exec gitlab gitlab-ctl reconfigure"
