@@ -3,8 +3,6 @@ task flow against the scripted SSH pool (the lab tests run both on a real swarm)
 
 import json
 
-import pytest
-
 import tasks.net as TN
 import tasks.registry as TR
 from swarmbook import netcheck as N
@@ -70,7 +68,7 @@ def test_recreate_refuses_while_services_use_ingress_and_changes_nothing():
 
 def test_force_unpublishes_recreates_then_republishes_in_that_order():
     pool = _ingress_pool(spec("web", [port(80, 8080)]))
-    run, out = _recreate(pool, force=True)
+    run, _out = _recreate(pool, force=True)
     kinds = [("rm" if "--publish-rm" in c else "add" if "--publish-add" in c else "net")
              for c in pool.changes() if not c.startswith("docker network inspect")]
     assert kinds == ["rm", "net", "add"] and run.failed() == []
@@ -118,7 +116,7 @@ def test_mark_depends_on_password_and_service_and_hides_the_password():
 def test_refresh_updates_registry_services_once_then_nothing():
     pool = FakePool({"dockercfg:root": (_cfg("s3cret-canary"), 0), "services": (_services(), 0)},
                     {r"service update": Result("", "", 0)})
-    run, out = _refresh(pool)
+    _run, out = _refresh(pool)
     assert len(pool.changes()) == 1 and "app_web" in pool.changes()[0]
     assert "--with-registry-auth" in pool.changes()[0] and "s3cret-canary" not in out + pool.changes()[0]
     pool2 = FakePool({"dockercfg:root": (_cfg("s3cret-canary"), 0), "services": (_services(("app_web",)), 0)})
@@ -134,5 +132,5 @@ def test_refresh_needs_the_manager_logged_in_with_the_current_password():
 
 def test_refresh_names_unknown_services():
     pool = FakePool({"dockercfg:root": (_cfg("s3cret-canary"), 0), "services": (_services(), 0)})
-    run, out = _refresh(pool, services="app_web,nope")
+    _run, out = _refresh(pool, services="app_web,nope")
     assert pool.changes() == [] and "no such service: nope" in out
