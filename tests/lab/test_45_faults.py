@@ -146,7 +146,8 @@ def test_lost_manager_keeps_quorum_and_rejoins(lab):
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         nodes = _nodes(lab)
-        if nodes.get(lost.hostname, {}).get("Status") == "Ready":
+        back = nodes.get(lost.hostname, {})
+        if back.get("Status") == "Ready" and back.get("ManagerStatus") == "Reachable":  # raft rejoins after Ready
             break
         time.sleep(3)
     assert nodes[lost.hostname]["Status"] == "Ready" and nodes[lost.hostname]["ManagerStatus"] == "Reachable"
