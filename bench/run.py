@@ -22,13 +22,13 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 
-def measure(argv: list[str], env: dict | None = None) -> dict:
+def measure(argv: list[str], env: dict | None = None, cwd: Path | str = REPO) -> dict:
     """Run a command; wall seconds, peak RSS (KiB) of that process, exit code, swarmbook stats."""
     stats = tempfile.NamedTemporaryFile(suffix=".json", delete=False).name
     e = {**os.environ, **(env or {}), "SWARMBOOK_STATS": stats}
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         t0 = time.monotonic()
-        p = subprocess.Popen(argv, cwd=REPO, env=e, stdout=out, stderr=err, text=True)
+        p = subprocess.Popen(argv, cwd=cwd, env=e, stdout=out, stderr=err, text=True)
         _, status, usage = os.wait4(p.pid, 0)
         wall = time.monotonic() - t0
         p.returncode = os.waitstatus_to_exitcode(status)
@@ -84,11 +84,20 @@ def main() -> int:
     results: dict = {"date": time.strftime("%Y-%m-%d %H:%M"), "machine": f"{os.cpu_count()} cores"}
     rows: list[tuple[str, str]] = []
 
-    # 5. start-up
+    # 5. start-up, next to Invoke's own floor on the same machine at the same moment: a
+    # one-task collection. Bytecode compiled first, as pip does on install.
+    subprocess.run([sys.executable, "-m", "compileall", "-q", "swarmbook", "tasks", "fabfile.py"],
+                   cwd=REPO, check=True, stdout=subprocess.DEVNULL)
+    n = max(args.runs, 9)
     for tool in ("inv", "fab"):
-        runs = [measure([tool, "--list"]) for _ in range(max(args.runs, 5))]
+        runs = [measure([tool, "--list"]) for _ in range(n)]
         results[f"{tool}_list"] = [r["wall"] for r in runs]
         rows.append((f"`{tool} --list`", med(results[f"{tool}_list"])))
+    with tempfile.TemporaryDirectory() as tiny:
+        Path(tiny, "tasks.py").write_text("from invoke import task\n\n@task\ndef hello(c):\n    \"\"\"Say hello.\"\"\"\n")
+        runs = [measure(["inv", "--list"], cwd=tiny) for _ in range(n)]
+    results["invoke_floor_list"] = [r["wall"] for r in runs]
+    rows.append(("  Invoke's floor: `inv --list` of a one-task collection", med(results["invoke_floor_list"])))
 
     # 1. first converge on 3 fresh hosts
     lab.down()

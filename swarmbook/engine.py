@@ -131,6 +131,22 @@ class Run:
     def open(self, spec: HostSpec) -> Host:
         return Host(self, spec, self.pool.connect(spec, key=self.key, timeout=self.timeout))
 
+    def warm(self, specs: Iterable[HostSpec]) -> None:
+        """Open the connections of ``specs`` in parallel ahead of use (failures are left for the
+        steps to report), so a lock taken on one host does not serialise the others' handshakes."""
+        specs = list(specs)
+        if len(specs) < 2:
+            return
+
+        def connect(spec: HostSpec) -> None:
+            try:
+                self.open(spec)
+            except ConnectFailed:
+                pass
+
+        with ThreadPoolExecutor(max_workers=min(32, len(specs))) as ex:
+            list(ex.map(connect, specs))
+
     def one(self, spec: HostSpec, body: HostBody) -> Host | None:
         """Run ``body`` on one host; a failure is recorded, never raised."""
         try:

@@ -9,6 +9,7 @@ import re
 import urllib.parse
 
 from .containercmd import Container
+from .facts import Fact
 from .shell import join, quote
 
 DB, KONG, DASHBOARD = "kong-database", "kong", "kong-dashboard"
@@ -70,6 +71,26 @@ def migrations_cmd(image: str, network: str, action: str) -> str:
 
 def db_ready_cmd() -> str:
     return join(["docker", "exec", DB, "pg_isready", "-q", "-U", "kong", "-d", "kong"])
+
+
+# `kong migrations list` starts a container (over a second). After migrations complete, the
+# Kong image ID and the database container ID are recorded here; while both are unchanged a
+# rerun trusts the record. A new image or a new database container lists again.
+MIGRATED = f"{ENV_DIR}/kong-migrated"
+
+
+def mark_cmd(image: str) -> str:
+    """Prints '<image id> <database container id>' (a field is empty when missing)."""
+    return (f"printf '%s %s\\n' \"$(docker image inspect --format '{{{{.Id}}}}' {quote(image)} 2>/dev/null)\" "
+            f"\"$(docker inspect --type container --format '{{{{.Id}}}}' {DB} 2>/dev/null)\"")
+
+
+def mark_fact(image: str) -> Fact:
+    return Fact("kong_mark", mark_cmd(image), lambda t, rc: t.strip() if len(t.split()) == 2 else None)
+
+
+def record_mark_cmd(image: str) -> str:
+    return f"(umask 077; {mark_cmd(image)} > {MIGRATED})"
 
 
 # --- admin API ---------------------------------------------------------------------------

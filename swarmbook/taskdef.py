@@ -103,6 +103,7 @@ def cluster_lock(run, specs: list, *, enabled: bool = True):
     if not enabled or run.check or run.pool.lock_held or not specs:
         yield
         return
+    run.warm(specs)
     holder = None
     for spec in list(run.settings.group("managers")) or specs[:1]:
         try:

@@ -53,8 +53,14 @@ def bootstrap(h: Host, admin_bind=None, timeout=180):
     pg = s["KONG_PG_PASSWORD"].reveal()
     db, gw = K.database(s["KONG_DB_IMAGE"], net), K.gateway(s["KONG_IMAGE"], net, bind)
     dash = K.dashboard(s["KONG_DASHBOARD_IMAGE"], net, s["KONG_DASHBOARD_PORT"])
+    admin = K.admin_url(bind)
+    dash_url = f"http://127.0.0.1:{s['KONG_DASHBOARD_PORT']}/"
     f = h.probe(F.command_exists("docker"), C.network_fact(net), *(C.state_fact(c.name) for c in (db, gw, dash)),
-                *(F.file_state(p, p) for p in (K.DB_ENV, K.KONG_ENV, K.DASH_ENV)))
+                *(F.file_state(p, p) for p in (K.DB_ENV, K.KONG_ENV, K.DASH_ENV, K.MIGRATED)),
+                K.mark_fact(gw.image),  # readiness too, so a converged host needs no waits
+                F.Fact("pg_ready", K.db_ready_cmd(), lambda t, rc: rc == 0),
+                F.Fact("admin_ok", C.http_ok_cmd(admin), lambda t, rc: rc == 0),
+                F.Fact("dash_code", _code_cmd(dash_url), lambda t, rc: t.strip()))
     if not f["has:docker"]:
         h.fail("kong", "docker is not installed (run docker.install first)")
     network = f[f"network:{net}"]
@@ -63,46 +69,65 @@ def bootstrap(h: Host, admin_bind=None, timeout=180):
     if bind == "0.0.0.0":
         h.note("the Kong admin API is published on 0.0.0.0: anyone who reaches this host can reconfigure it",
                level="warning")
-    containers.ensure(h, db, f[f"container:{K.DB}"], secrets=K.db_secrets(pg), env_state=f[K.DB_ENV])
+    db_changed = containers.ensure(h, db, f[f"container:{K.DB}"], secrets=K.db_secrets(pg), env_state=f[K.DB_ENV])
     env_changed = containers.ensure_env(h, K.KONG_ENV, K.kong_secrets(pg), f[K.KONG_ENV])
     if h.check:
         h.ok("migrations", "checked after Postgres runs (not in check mode)")
         containers.ensure(h, gw, f[f"container:{K.KONG}"], secrets=K.kong_secrets(pg), env_state="written",
                           env_changed=env_changed)
         return
-    h.wait("Postgres to accept connections", lambda: h.try_run(K.db_ready_cmd()).rc == 0, timeout=timeout)
-    listed = h.try_run(K.migrations_cmd(gw.image, net, "list"), timeout=300)
+    if db_changed or not f["pg_ready"]:
+        h.wait("Postgres to accept connections", lambda: h.try_run(K.db_ready_cmd()).rc == 0, timeout=timeout)
+    recorded = (f[K.MIGRATED] or {}).get("content", "").strip()
+    if not db_changed and f["kong_mark"] and recorded == f["kong_mark"]:
+        h.ok("kong migrations", "up to date (recorded for this Kong image and database)")
+        listed_rc = None
+    else:
+        listed_rc = _migrate(h, gw.image, net)
+    gw_changed = containers.ensure(h, gw, f[f"container:{K.KONG}"], secrets=K.kong_secrets(pg),
+                                   env_state="written", env_changed=env_changed)
+    if listed_rc in (K.LIST_NEW, K.LIST_PENDING):  # every Kong node runs the new version: finish
+        h.change("kong migrations finish", K.migrations_cmd(gw.image, net, "finish"), reason="after up")
+    if listed_rc is not None:
+        h.run(K.record_mark_cmd(gw.image), step="record kong migrations")
+    if gw_changed or not f["admin_ok"]:
+        h.wait("Kong admin API", lambda: h.try_run(C.http_ok_cmd(admin)).rc == 0, timeout=timeout, interval=2)
+    h.ok("Kong admin API", f"{bind}:8001 ({'local only' if bind.startswith('127.') else 'published'})")
+    dash_changed = containers.ensure(h, dash, f[f"container:{K.DASHBOARD}"],
+                                     secrets=K.dashboard_secrets(s["KONG_DASHBOARD_USERS"].reveal()),
+                                     env_state=f[K.DASH_ENV])
+    _verify_dashboard(h, dash_url, s["KONG_DASHBOARD_USERS"].reveal().split()[0], timeout,
+                      ready=f["dash_code"] == "401" and not dash_changed)
+
+
+def _migrate(h: Host, image: str, net: str) -> int:
+    """`kong migrations list`, then bootstrap or up as it says; returns what list said."""
+    listed = h.try_run(K.migrations_cmd(image, net, "list"), timeout=300)
     if listed.rc == K.LIST_BOOTSTRAP:
-        h.change("kong migrations bootstrap", K.migrations_cmd(gw.image, net, "bootstrap"), reason="new database")
+        h.change("kong migrations bootstrap", K.migrations_cmd(image, net, "bootstrap"), reason="new database")
     elif listed.rc == K.LIST_NEW:
-        h.change("kong migrations up", K.migrations_cmd(gw.image, net, "up"), reason="new migrations")
+        h.change("kong migrations up", K.migrations_cmd(image, net, "up"), reason="new migrations")
     elif listed.rc in (K.LIST_OK, K.LIST_PENDING):
         h.ok("kong migrations", "database up to date" if listed.rc == K.LIST_OK else "pending: finish below")
     else:
         raise StepFailed(f"kong migrations list: exit {listed.rc}: "
                          f"{(listed.stderr.strip() or listed.stdout.strip()).splitlines()[-1:]}")
-    containers.ensure(h, gw, f[f"container:{K.KONG}"], secrets=K.kong_secrets(pg), env_state="written",
-                      env_changed=env_changed)
-    if listed.rc in (K.LIST_NEW, K.LIST_PENDING):  # every Kong node runs the new version: finish
-        h.change("kong migrations finish", K.migrations_cmd(gw.image, net, "finish"), reason="after up")
-    admin = K.admin_url(bind)
-    h.wait("Kong admin API", lambda: h.try_run(C.http_ok_cmd(admin)).rc == 0, timeout=timeout, interval=2)
-    h.ok("Kong admin API", f"{bind}:8001 ({'local only' if bind.startswith('127.') else 'published'})")
-    containers.ensure(h, dash, f[f"container:{K.DASHBOARD}"],
-                      secrets=K.dashboard_secrets(s["KONG_DASHBOARD_USERS"].reveal()), env_state=f[K.DASH_ENV])
-    _verify_dashboard(h, s["KONG_DASHBOARD_PORT"], s["KONG_DASHBOARD_USERS"].reveal().split()[0], timeout)
+    return listed.rc
 
 
-def _verify_dashboard(h: Host, port: int, user: str, timeout: int) -> None:
-    url = f"http://127.0.0.1:{port}/"
-    code = join(["curl", "-sS", "-o", "/dev/null", "-m", "5", "-w", "%{http_code}", url])
-    h.wait("dashboard", lambda: h.try_run(code).stdout.strip() == "401", timeout=timeout, interval=2)
+def _code_cmd(url: str) -> str:
+    return join(["curl", "-sS", "-o", "/dev/null", "-m", "5", "-w", "%{http_code}", url])
+
+
+def _verify_dashboard(h: Host, url: str, user: str, timeout: int, *, ready: bool) -> None:
+    if not ready:
+        h.wait("dashboard", lambda: h.try_run(_code_cmd(url)).stdout.strip() == "401", timeout=timeout, interval=2)
     name, _, pw = user.partition("=")
     auth = h.try_run(join(["curl", "-sS", "-o", "/dev/null", "-m", "5", "-w", "%{http_code}", "-K", "-", url]),
                      stdin=f'user = "{name}:{pw}"\n')  # the password travels in curl's config on stdin
     if auth.stdout.strip() != "200":
         h.fail("dashboard basic auth", f"expected 200 with credentials, got {auth.stdout.strip() or auth.rc}")
-    h.ok("dashboard basic auth", f"401 without, 200 with credentials on :{port}")
+    h.ok("dashboard basic auth", f"401 without, 200 with credentials on {url}")
 
 
 def _validate_service(settings, name=None, url=None, paths=None, admin_bind=None):

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from invoke import Collection
 
+from swarmbook import facts as F
 from swarmbook import portainercmd as P
 from swarmbook.config import HostSpec
 from swarmbook.engine import Host, Run
@@ -32,10 +33,19 @@ def _wait_running(h: Host, timeout: int = 120) -> None:
     h.wait("portainer task running", lambda: bool(h.try_run(P.running_cmd()).stdout.strip()), timeout=timeout)
 
 
+def _http_cmd(port: int) -> str:
+    return join(["curl", "-fsS", "-o", "/dev/null", "-m", "3", f"http://127.0.0.1:{port}/"])
+
+
 def _answers(h: Host, port: int, timeout: int = 60) -> None:
-    url = f"http://127.0.0.1:{port}/"
-    h.wait(f"Portainer on {url}", lambda: h.try_run(join(["curl", "-fsS", "-o", "/dev/null", "-m", "3", url])).rc == 0,
+    h.wait(f"Portainer on http://127.0.0.1:{port}/", lambda: h.try_run(_http_cmd(port)).rc == 0,
            timeout=timeout, interval=2)
+
+
+def _ready_facts(port: int) -> list[F.Fact]:
+    """Task running here and HTTP answering: probed up front, so a converged node needs no waits."""
+    return [F.Fact("portainer_running", P.running_cmd(), lambda t, rc: bool(t.strip())),
+            F.Fact("portainer_http", _http_cmd(port), lambda t, rc: rc == 0)]
 
 
 @cluster_task(group="managers", help={})
@@ -46,9 +56,11 @@ def up(run: Run, specs: list[HostSpec]):
     spec = P.spec_hash(argv)
     target = _node_spec(run, specs)
     leader_spec = specs[0]
+    same = target.host == leader_spec.host
+    ready: list[bool] = []
 
     def body(h: Host) -> None:
-        f = h.probe(P.NODES_FACT, P.SERVICE_FACT)
+        f = h.probe(P.NODES_FACT, P.SERVICE_FACT, *(_ready_facts(s["PORTAINER_PORT"]) if same else []))
         if f["nodes"] is None:
             h.fail("portainer", "not a swarm manager (run swarm.init)")
         node = P.pick_node(f["nodes"], target.host) or P.pick_node(f["nodes"], h.name if target is leader_spec else "")
@@ -66,6 +78,7 @@ def up(run: Run, specs: list[HostSpec]):
         svc = f["service"]
         if svc and svc.get("spec") == spec and svc.get("replicas") == 1:
             h.ok("service portainer", s["PORTAINER_IMAGE"])
+            ready.append(same and f["portainer_running"] and f["portainer_http"] and not h.changed_any)
             return
         cmds = ([join(["docker", "service", "rm", P.SERVICE])] if svc else []) + [join(P.with_spec_label(argv, spec))]
         h.change("service portainer", " && ".join(cmds), timeout=600,
@@ -74,7 +87,8 @@ def up(run: Run, specs: list[HostSpec]):
     run.one(leader_spec, body)
     if run.check or run.failed():
         return
-    run.one(target, lambda h: (_wait_running(h), _answers(h, s["PORTAINER_PORT"]),
+    answered = bool(ready and ready[0])
+    run.one(target, lambda h: (None if answered else (_wait_running(h), _answers(h, s["PORTAINER_PORT"])),
                                h.ok("Portainer answers", f"http://{h.name}:{s['PORTAINER_PORT']}/")))
 
 

@@ -71,9 +71,6 @@ def _assert_one_node_per_host(lab):
     assert all(n["Status"] == "Ready" for n in nodes), nodes
 
 
-@pytest.mark.xfail(strict=False, reason="one CI run saw the rerun after a random kill fail at a step its "
-                   "output did not show; the cause found (daemon.json written, engine not restarted) is fixed "
-                   "in docker.mirrors; non-strict until it has run green repeatedly (issue 6 note)")
 def test_run_killed_at_a_random_point_leaves_nothing_half_done(lab):
     h = lab.hosts[1]
     ssh(lab, h, "rm -f /etc/docker/daemon.json /root/.docker/config.json && systemctl restart docker")
@@ -114,9 +111,6 @@ def _wait_managers_reachable(lab, count: int, timeout: float = 120) -> None:
     raise AssertionError(f"managers not all reachable: {_nodes(lab)}")
 
 
-@pytest.mark.xfail(strict=False, reason="one CI run lost quorum when a manager was killed right after two "
-                   "workers were promoted; the test now waits for every manager to be Reachable first; "
-                   "non-strict until it has run green repeatedly (issue 6 note)")
 def test_lost_manager_keeps_quorum_and_rejoins(lab):
     managers = [json.loads(x) for x in ssh(lab, lab.hosts[0], "docker node ls --format '{{json .}}'",
                                            port=_port(lab, lab.hosts[0])).stdout.splitlines()]
