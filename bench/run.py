@@ -38,8 +38,8 @@ def measure(argv: list[str], env: dict | None = None, cwd: Path | str = REPO) ->
     path = Path(stats)
     data = json.loads(path.read_text()) if path.stat().st_size else {"timeline": []}
     path.unlink()
-    return {"wall": wall, "rss_kib": usage.ru_maxrss, "rc": p.returncode, "stdout": stdout, "stderr": stderr,
-            "stats": data}
+    return {"wall": wall, "rss_kib": usage.ru_maxrss, "cpu": usage.ru_utime + usage.ru_stime, "rc": p.returncode,
+            "stdout": stdout, "stderr": stderr, "stats": data}
 
 
 def remote_seconds(timeline: list) -> float:
@@ -58,6 +58,31 @@ def remote_seconds(timeline: list) -> float:
     return total
 
 
+def lab_cpu_seconds() -> float | None:
+    """CPU used so far by every lab host container (their sshd, shells, dockerd), from cgroups."""
+    ids = subprocess.run(["docker", "ps", "-q", "--no-trunc", "--filter", "name=swarmbook-lab"],
+                         capture_output=True, text=True).stdout.split()
+    total = 0.0
+    for cid in ids:
+        v1 = Path(f"/sys/fs/cgroup/cpuacct/docker/{cid}/cpuacct.usage")
+        v2 = Path(f"/sys/fs/cgroup/system.slice/docker-{cid}.scope/cpu.stat")
+        if v1.exists():
+            total += int(v1.read_text()) / 1e9
+        elif v2.exists():
+            total += int(v2.read_text().split("usage_usec ")[1].split()[0]) / 1e6
+        else:
+            return None
+    return total
+
+
+def fanout(env: dict, runs: int) -> tuple[list[dict], float | None]:
+    """docker.install --check runs, and the lab hosts' CPU per run."""
+    before = lab_cpu_seconds()
+    out = [measure(["inv", "docker.install", "--check", "--json"], env) for _ in range(runs)]
+    after = lab_cpu_seconds()
+    return out, (after - before) / runs if before is not None and after is not None else None
+
+
 def round_trips(timeline: list) -> dict[str, dict[str, int]]:
     """task -> host -> number of remote commands (SSH round trips)."""
     out: dict[str, dict[str, int]] = {}
@@ -66,6 +91,11 @@ def round_trips(timeline: list) -> dict[str, dict[str, int]]:
             out.setdefault(task or "(lock)", {}).setdefault(host, 0)
             out[task or "(lock)"][host] += 1
     return out
+
+
+def _cpu(own: list[float], lab: float | None) -> str:
+    text = f"; CPU per run: swarmbook {statistics.median(own):.2f}s"
+    return text + (f", lab hosts {lab:.2f}s (of {os.cpu_count()} cores shared by all)" if lab is not None else "")
 
 
 def med(values: list[float]) -> str:
@@ -126,18 +156,23 @@ def main() -> int:
     rows.append(("  SSH round trips, whole no-op run", str(sum(sum(h.values()) for h in trips.values()))))
 
     # 3. fan-out: no-op check of host-level tasks on 3 and 20 hosts
-    check3 = [measure(["inv", "docker.install", "--check", "--json"], env) for _ in range(args.runs)]
+    check3, lab3 = fanout(env, args.runs)
     results["fanout_3"] = [r["wall"] for r in check3]
-    rows.append(("docker.install --check, 3 hosts", med(results["fanout_3"])))
+    results["fanout_3_cpu"] = [r["cpu"] for r in check3]
+    results["fanout_3_lab_cpu"] = lab3
+    rows.append(("docker.install --check, 3 hosts", med(results["fanout_3"]) + _cpu(results["fanout_3_cpu"], lab3)))
     if not args.skip_20:
         lab.down()
         info20 = lab.up(hosts=20)
         env20 = {"SWARMBOOK_ENV": str(info20.hosts_env)}
-        check20 = [measure(["inv", "docker.install", "--check", "--json"], env20) for _ in range(args.runs)]
+        check20, lab20 = fanout(env20, args.runs)
         results["fanout_20"] = [r["wall"] for r in check20]
+        results["fanout_20_cpu"] = [r["cpu"] for r in check20]
+        results["fanout_20_lab_cpu"] = lab20
         results["fanout_20_rss_kib"] = max(r["rss_kib"] for r in check20)
         ratio = statistics.median(results["fanout_20"]) / statistics.median(results["fanout_3"])
-        rows.append(("docker.install --check, 20 hosts", med(results["fanout_20"]) + f" ({ratio:.2f}x the 3-host time)"))
+        rows.append(("docker.install --check, 20 hosts", med(results["fanout_20"]) + f" ({ratio:.2f}x the 3-host time)"
+                     + _cpu(results["fanout_20_cpu"], lab20)))
     # 6. memory
     peak = max([first["rss_kib"], results["noop"]["rss_kib"], results.get("fanout_20_rss_kib", 0)])
     rows.append(("peak RSS of the swarmbook process (1-3)", f"{peak / 1024:.0f} MiB"))
