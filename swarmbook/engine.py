@@ -92,14 +92,19 @@ class Host:
     def wait(self, what: str, ready: Callable[[], bool], *, timeout: float = 120, interval: float = 1.0) -> None:
         """Poll ``ready`` until true; print progress every 10 s; StepFailed on timeout."""
         start = last = time.monotonic()
-        while not ready():
-            now = time.monotonic()
-            if now - start > timeout:
-                raise StepFailed(f"{what}: not ready after {timeout:.0f}s")
-            if now - last >= 10:
-                self.note(f"waiting for {what} ({now - start:.0f}s of {timeout:.0f}s)")
-                last = now
-            time.sleep(interval)
+        try:
+            while not ready():
+                now = time.monotonic()
+                if now - start > timeout:
+                    raise StepFailed(f"{what}: not ready after {timeout:.0f}s")
+                if now - last >= 10:
+                    self.note(f"waiting for {what} ({now - start:.0f}s of {timeout:.0f}s)")
+                    last = now
+                time.sleep(interval)
+        finally:  # for bench/: time spent polling a host until it is ready
+            timeline = getattr(self.run_.pool, "timeline", None)
+            if timeline is not None:
+                timeline.append(("wait", self.name, self.run_.task, start, time.monotonic()))
 
     def reconnect(self) -> None:
         """New SSH session (e.g. so a new group membership applies)."""
