@@ -8,6 +8,7 @@ so a second run sends nothing.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import json
 
@@ -57,15 +58,19 @@ def ca_path(registry: str) -> str:
 
 # --- services' stored registry auth ------------------------------------------------------
 # Swarm keeps the credentials a service was last updated with (--with-registry-auth) but
-# never shows them. refresh-auth stamps a label with a slow salted hash of the credentials it
+# never shows them. refresh-auth (and stack.deploy) stamp a label with a salted hash of the credentials
 # sent, so a rerun knows whether the service already holds the current ones.
 
 AUTH_LABEL = "swarmbook.registry-auth"
 
 
+@functools.lru_cache(maxsize=256)
 def auth_mark(registry: str, user: str, password: str, service: str) -> str:
+    """Salted PBKDF2 of the credentials. Whoever reads service labels has the Docker API, and
+    with it root on a manager whose config.json holds the password: the hash hides it from
+    logs and screenshots, not from root. 20k iterations keep stack.deploy quick."""
     salt = f"swarmbook:{registry}:{user}:{service}".encode()
-    return hashlib.pbkdf2_hmac("sha256", password.encode(), salt, 100_000)[:12].hex()
+    return hashlib.pbkdf2_hmac("sha256", password.encode(), salt, 20_000)[:12].hex()
 
 
 def services_fact(registry: str) -> Fact:

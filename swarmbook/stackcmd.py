@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import re
 import string
+from collections.abc import Callable
 from typing import Any
 
 import yaml
@@ -77,6 +78,21 @@ def _host_mode(svc: dict[str, Any]) -> None:
     update = deploy.get("update_config") or {}
     if update.get("order") == "start-first":  # a host port cannot be held twice on one node
         update["order"] = "stop-first"
+
+
+def with_service_labels(rendered: str, labels_for: Callable[[str, dict[str, Any]], dict[str, str]]) -> str:
+    """Add ``labels_for(service key, service)`` to each service's deploy.labels (list or mapping)."""
+    doc = yaml.safe_load(rendered)
+    for key, svc in doc["services"].items():
+        labels = labels_for(key, svc)
+        if not labels:
+            continue
+        deploy = svc.setdefault("deploy", {})
+        current = deploy.get("labels") or {}
+        if isinstance(current, list):
+            current = dict(str(x).split("=", 1) if "=" in str(x) else (str(x), "") for x in current)
+        deploy["labels"] = {**current, **labels}
+    return yaml.safe_dump(doc, sort_keys=False)
 
 
 def published_ports(rendered: str) -> list[int]:

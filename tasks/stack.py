@@ -12,6 +12,7 @@ from invoke import Collection
 
 from swarmbook import facts as F
 from swarmbook import ops
+from swarmbook import registrycmd as R
 from swarmbook import stackcmd as K
 from swarmbook.config import HostSpec, stacks_path
 from swarmbook.engine import Host, Run
@@ -37,7 +38,13 @@ def render(settings, name, app_env=None, tag=None) -> tuple[str, str, str]:
     template, env = _sources(stacks_path(settings), name, app_env)
     content = env.read_text()
     values = K.template_vars(settings, name, content, IMAGE_TAG=tag)
-    return K.render(template.read_text(), values, source=str(template)), content, values["ENV_CONFIG"]
+    rendered = K.render(template.read_text(), values, source=str(template))
+    registry, user, password = settings["REGISTRY"], settings["REGISTRY_USER"], settings["REGISTRY_PASSWORD"]
+    if registry and user and password:  # deployed --with-registry-auth: say so, as refresh-auth does
+        rendered = K.with_service_labels(rendered, lambda key, svc: (
+            {R.AUTH_LABEL: R.auth_mark(registry, user, password.reveal(), f"{name}_{key}")}
+            if R.uses_registry(str(svc.get("image", "")), registry) else {}))
+    return rendered, content, values["ENV_CONFIG"]
 
 
 def _validate(settings, name=None, app_env=None, tag=None, timeout=180, **_):

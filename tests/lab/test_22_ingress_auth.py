@@ -82,6 +82,8 @@ def test_password_change_refresh_auth_lets_logged_out_workers_pull(lab):
     new = "rotated-" + secrets.token_hex(8)
     env = {"REGISTRY_PASSWORD": new}
     registry = f"{layout.REGISTRY_HOST}:{layout.REGISTRY_PORT}"
+    settled = sb(lab, "registry.refresh-auth")  # stack.deploy stamped the current login already
+    assert settled.rc == 0 and settled.changed == 0, settled.stdout
     try:
         assert lab_registry.set_password(p, new)
         stale = sb(lab, "registry.refresh-auth", env=env)  # the manager still holds the old login

@@ -147,3 +147,30 @@ def test_bad_stack_files_are_one_line_errors(template, message):
 
 def test_parse_replicas():
     assert stackcmd.parse_replicas("demo_demo 3/3\nx_y 0/1 (max 1 per node)\n") == {"demo_demo": (3, 3), "x_y": (0, 1)}
+
+
+def test_service_labels_merge_into_list_or_mapping_labels():
+    text = ("services:\n  a:\n    image: x\n    deploy:\n      labels: [\"keep=1\", \"flag\"]\n"
+            "  b:\n    image: y\n    deploy:\n      labels: {keep: '2'}\n  c:\n    image: z\n")
+    out = stackcmd.yaml.safe_load(stackcmd.with_service_labels(
+        text, lambda key, svc: {} if key == "c" else {"l": f"{key}-{svc['image']}"}))
+    assert out["services"]["a"]["deploy"]["labels"] == {"keep": "1", "flag": "", "l": "a-x"}
+    assert out["services"]["b"]["deploy"]["labels"] == {"keep": "2", "l": "b-y"}
+    assert "deploy" not in out["services"]["c"]
+
+
+def test_stack_deploy_stamps_the_registry_auth_mark_refresh_auth_reads(tmp_path):
+    import tasks.stack as TS
+    from swarmbook import registrycmd
+
+    (tmp_path / "demo").mkdir()
+    (tmp_path / "demo" / "deploy.yml").write_text(DEMO)
+    (tmp_path / "demo" / "app.env").write_text("APP_NAME=demo\n")
+    env = (f"MANAGERS=h1\nREGISTRY=registry.lab:5000\nREGISTRY_USER=ci\nREGISTRY_PASSWORD=hunter22\n"
+           f"STACKS_PATH={tmp_path}\n")
+    rendered, _, _ = TS.render(config.parse(env, environ={}), "demo")
+    labels = stackcmd.yaml.safe_load(rendered)["services"]["demo"]["deploy"]["labels"]
+    assert labels == {registrycmd.AUTH_LABEL: registrycmd.auth_mark("registry.lab:5000", "ci", "hunter22", "demo_demo")}
+    assert "hunter22" not in rendered
+    other, _, _ = TS.render(config.parse(env.replace("hunter22", "hunter23"), environ={}), "demo")
+    assert other != rendered  # a new password redeploys, which refreshes the stored auth
