@@ -72,6 +72,13 @@ def exec_start(unit_text: str) -> str:
     return ""
 
 
+def restart_engine_cmd(unit: str = "docker") -> str:
+    """Reload units and restart the engine; docker.service allows 3 starts a minute, so the
+    rate limit is cleared first (a heal right after another restart must not fail on it)."""
+    u = quote(unit)
+    return f"systemctl daemon-reload && systemctl reset-failed {u} 2>/dev/null; systemctl restart {u}"
+
+
 def tcp_dropin(exec_start_line: str, listen: str) -> str:
     """systemd drop-in that keeps the engine's own flags (``-H fd://``) and adds a TCP listener."""
     return ("# written by swarmbook docker.tcp\n[Service]\nExecStart=\n"

@@ -70,11 +70,13 @@ def open_port_cmds(port: int, *, selinux: bool, firewalld: bool, ufw: bool) -> l
 
 
 def restart_cmd(socket_activated: bool) -> str:
+    """Restart sshd. ``reset-failed`` first clears systemd's start rate limit (5 starts in 10 s):
+    a move and its rollback, or a quick rerun, must never leave the host without sshd."""
     if socket_activated:
-        return "systemctl daemon-reload && systemctl restart ssh.socket"
+        return "systemctl daemon-reload && { systemctl reset-failed ssh.socket; systemctl restart ssh.socket; }"
     # Debian/Ubuntu name the unit ssh (sshd is an alias there); RHEL names it sshd.
-    return ("if systemctl cat sshd.service >/dev/null 2>&1; then systemctl restart sshd; "
-            "else systemctl restart ssh; fi")
+    return ("if systemctl cat sshd.service >/dev/null 2>&1; then u=sshd; else u=ssh; fi; "
+            "systemctl reset-failed \"$u\" 2>/dev/null; systemctl restart \"$u\"")
 
 
 ENV = Fact("sshd_env", "; ".join([

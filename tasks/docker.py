@@ -84,7 +84,7 @@ def mirrors(h: Host, mirrors=None):
         running = f["running"] or ""
         if f["running"] is not None and any(m.rstrip("/") not in running for m in wanted):
             # the file is right but the engine never restarted with it (e.g. an earlier run was killed)
-            h.change("registry mirrors", "systemctl restart docker", reason="daemon.json not applied yet; docker restarted")
+            h.change("registry mirrors", D.restart_engine_cmd(), reason="daemon.json not applied yet; docker restarted")
         else:
             h.ok("registry mirrors", ", ".join(wanted))
         return
@@ -155,7 +155,7 @@ def tcp(h: Host, insecure=False, bind=None, port=None):
         h.change(f"docker API on {listen}", D.replace_engine_files({D.DAEMON_JSON: daemon, D.TCP_DROPIN: dropin}),
                  reason="TLS, client certificate required" if not insecure else "NO TLS (--insecure)")
     elif f["stale:docker"]:  # files right, engine never restarted with them (e.g. a killed run)
-        h.change(f"docker API on {listen}", "systemctl daemon-reload && systemctl restart docker",
+        h.change(f"docker API on {listen}", D.restart_engine_cmd(),
                  reason="config written earlier but not applied; docker restarted")
     else:
         h.ok(f"docker API on {listen}")

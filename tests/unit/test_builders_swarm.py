@@ -174,3 +174,9 @@ def test_stack_deploy_stamps_the_registry_auth_mark_refresh_auth_reads(tmp_path)
     assert "hunter22" not in rendered
     other, _, _ = TS.render(config.parse(env.replace("hunter22", "hunter23"), environ={}), "demo")
     assert other != rendered  # a new password redeploys, which refreshes the stored auth
+
+
+def test_sshd_restart_clears_the_start_rate_limit_first():
+    for socket_activated in (False, True):
+        cmd = sshdcmd.restart_cmd(socket_activated)
+        assert cmd.index("reset-failed") < cmd.index("restart ")
