@@ -15,13 +15,22 @@ from .sb import REPO, recorded_port, sb, ssh
 pytestmark = pytest.mark.lab
 
 
-def _wait_ssh(lab, host, timeout=120):
+def _until(what: str, probe, done, timeout: float = 120, interval: float = 3):
+    """Call ``probe()`` until ``done(value)``; returns the value, or fails naming ``what`` and the last value."""
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if ssh(lab, host, "systemctl is-active docker", check=False).stdout.strip() == "active":
-            return
-        time.sleep(2)
-    raise AssertionError(f"{host.hostname} did not come back")
+    while True:
+        value = probe()
+        if done(value):
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} not within {timeout:.0f}s; last seen: {value}")
+        time.sleep(interval)
+
+
+def _wait_ssh(lab, host, timeout=120):
+    _until(f"{host.hostname} back with docker active",
+           lambda: ssh(lab, host, "systemctl is-active docker", check=False).stdout.strip(),
+           lambda v: v == "active", timeout, interval=2)
 
 
 def _port(lab, host):
@@ -101,14 +110,9 @@ def _nodes(lab) -> dict:
 
 def _wait_managers_reachable(lab, count: int, timeout: float = 120) -> None:
     """Raft needs a promoted manager to catch up before the cluster can afford to lose another."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        nodes = _nodes(lab)
-        ok = [n for n in nodes.values() if n.get("ManagerStatus") in ("Leader", "Reachable") and n["Status"] == "Ready"]
-        if len(ok) >= count:
-            return
-        time.sleep(3)
-    raise AssertionError(f"managers not all reachable: {_nodes(lab)}")
+    _until(f"{count} managers Ready and Reachable", lambda: _nodes(lab),
+           lambda nodes: sum(1 for n in nodes.values() if n.get("ManagerStatus") in ("Leader", "Reachable")
+                             and n["Status"] == "Ready") >= count, timeout)
 
 
 def test_lost_manager_keeps_quorum_and_rejoins(lab):
@@ -123,13 +127,8 @@ def test_lost_manager_keeps_quorum_and_rejoins(lab):
     name = lost.name  # its container
     subprocess.run(["docker", "kill", name], check=True, capture_output=True)
     try:
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
-            nodes = _nodes(lab)
-            if nodes.get(lost.hostname, {}).get("Status") == "Down":
-                break
-            time.sleep(3)
-        assert nodes.get(lost.hostname, {}).get("Status") == "Down", nodes
+        nodes = _until(f"{lost.hostname} Down", lambda: _nodes(lab),
+                       lambda n: n.get(lost.hostname, {}).get("Status") == "Down", timeout=90)
         assert nodes[lab.hosts[0].hostname]["ManagerStatus"] == "Leader"  # quorum kept (2 of 3)
         for h in (lab.hosts[0], lab.hosts[2]):
             body = ssh(lab, h, "curl -fsS -m 5 http://127.0.0.1:9501/", port=_port(lab, h)).stdout
@@ -137,12 +136,7 @@ def test_lost_manager_keeps_quorum_and_rejoins(lab):
     finally:
         subprocess.run(["docker", "start", name], check=True, capture_output=True)
         _wait_ssh(lab, lost)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        nodes = _nodes(lab)
-        back = nodes.get(lost.hostname, {})
-        if back.get("Status") == "Ready" and back.get("ManagerStatus") == "Reachable":  # raft rejoins after Ready
-            break
-        time.sleep(3)
-    assert nodes[lost.hostname]["Status"] == "Ready" and nodes[lost.hostname]["ManagerStatus"] == "Reachable"
+    # raft rejoins a little after the node reports Ready
+    _until(f"{lost.hostname} Ready and Reachable", lambda: _nodes(lab).get(lost.hostname, {}),
+           lambda n: n.get("Status") == "Ready" and n.get("ManagerStatus") == "Reachable")
     assert sb(lab, "swarm.init").changed == 0
