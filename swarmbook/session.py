@@ -42,6 +42,9 @@ class Pool:
         self._lock = threading.Lock()
         self._conns: dict[tuple[str, str, int], object] = {}
         self._fab_claims: set[tuple[str, str]] = set()
+        # hosts that could not be reached in this process: later steps fail at once instead of
+        # waiting out the connect timeout again (a fresh connect, e.g. after a reboot, retries)
+        self._down: dict[tuple[str, str, int], str] = {}
         self.commands_run = 0  # round trips, for the benchmark
         self.lock_held = False  # this process holds the cluster lock (nested tasks skip it)
         # (kind, host, task, start, end) of every remote command and SSH connect, for bench/
@@ -52,6 +55,9 @@ class Pool:
         ident = (spec.user, spec.host, spec.port)
         with self._lock:
             conn = self._conns.get(ident)
+            down = None if fresh else self._down.get(ident)
+        if down:
+            raise ConnectFailed(f"{down} (earlier in this run; not retried)")
         if conn is not None and not fresh and conn.is_connected:
             return conn
         if conn is not None:
@@ -67,7 +73,11 @@ class Pool:
         try:
             conn.open()
         except Exception as exc:  # paramiko/socket errors vary; one line is what the user needs
-            raise ConnectFailed(_connect_reason(exc, spec)) from None
+            reason = _connect_reason(exc, spec)
+            if not fresh:
+                with self._lock:
+                    self._down[ident] = reason
+            raise ConnectFailed(reason) from None
         finally:
             self.timeline.append(("connect", spec.host, "", t0, time.monotonic()))
         sock = conn.client.get_transport().sock
@@ -76,6 +86,7 @@ class Pool:
         conn.client.get_transport().set_keepalive(DEAD_PEER_SECONDS // 3)
         with self._lock:
             self._conns[ident] = conn
+            self._down.pop(ident, None)
         return conn
 
     def exec(self, conn, command: str, *, stdin: str | bytes | Secret | None = None,
