@@ -67,11 +67,15 @@ def init(run: Run, specs: list[HostSpec], workers=None):
     leader_spec = managers[0]
     adv_mode = run.settings["SWARM_ADVERTISE"]
     states: dict[str, tuple[S.SwarmState, str]] = {}
+    lead_facts: dict = {}  # the leader's tokens and nodes, read with its first probe
     lock = threading.Lock()
 
     def probe(h: Host) -> None:
-        f = h.probe(F.docker_info(), S.advertise_fact(leader_spec.host))
+        is_leader = h.spec == leader_spec
+        f = h.probe(F.docker_info(), S.advertise_fact(leader_spec.host), *([S.TOKENS, S.NODES] if is_leader else []))
         st = S.parse_swarm(f["docker_info"])
+        if is_leader and st.active and st.is_manager:
+            lead_facts.update(f)
         if st.state == "pending":  # e.g. a node that just restarted and is reconnecting
             h.wait("swarm membership to settle (pending)",
                    lambda: S.parse_swarm(h.probe(F.docker_info())["docker_info"]).state != "pending",
@@ -82,7 +86,7 @@ def init(run: Run, specs: list[HostSpec], workers=None):
             states[h.name] = (st, addr)
 
     run.each(specs, probe)
-    leader = _lead(run, leader_spec, states)
+    leader = _lead(run, leader_spec, states, lead_facts)
     if leader is None:
         return
     run.each([s for s in specs if s is not leader_spec],
@@ -98,7 +102,7 @@ class _Leader:
         self.lock = threading.Lock()
 
 
-def _lead(run: Run, spec: HostSpec, states) -> _Leader | None:
+def _lead(run: Run, spec: HostSpec, states, probed: dict) -> _Leader | None:
     if spec.host not in states:
         run.reporter.note(f"leader {spec.host} did not answer; nothing joined", level="error")
         return None
@@ -119,7 +123,8 @@ def _lead(run: Run, spec: HostSpec, states) -> _Leader | None:
             h.fail("swarm leader", "is a worker of a swarm; promote it or list another manager first")
         else:
             h.fail("swarm leader", f"swarm state {st.state}: {st.error or 'see docker info'}")
-        f = h.probe(S.TOKENS, S.NODES, F.docker_info())  # one round trip
+        already = st.active and st.is_manager and probed.get("tokens")
+        f = probed if already else h.probe(S.TOKENS, S.NODES, F.docker_info())  # one round trip
         if not f["tokens"]:
             h.fail("join token", "docker swarm join-token failed on the leader")
         for t in f["tokens"].values():

@@ -134,3 +134,19 @@ def test_refresh_names_unknown_services():
     pool = FakePool({"dockercfg:root": (_cfg("s3cret-canary"), 0), "services": (_services(), 0)})
     _run, out = _refresh(pool, services="app_web,nope")
     assert pool.changes() == [] and "no such service: nope" in out
+
+
+# --- swarm.init round trips (here for want of a swarm flow module) -------------------------
+
+def test_swarm_init_no_op_is_one_round_trip_per_host():
+    import tasks.swarm as TS
+
+    info = json.dumps({"Name": "h1", "Swarm": {"LocalNodeState": "active", "NodeID": "n1", "NodeAddr": "10.0.0.1",
+                                                "ControlAvailable": True, "Cluster": {"ID": "c1"}}})
+    nodes = json.dumps({"ID": "n1 *", "Hostname": "h1"})
+    pool = FakePool({"docker_info": (info, 0), "src_addr": ("10.0.0.1", 0), "tokens": ("SWMTKN-m\nSWMTKN-w\n", 0),
+                     "nodes": (nodes, 0)})
+    run, out = make_run(pool, "MANAGERS=h1,h2,h3\n", task="swarm.init")
+    TS.init.body.__wrapped__(run, run.settings.group("nodes"))
+    assert run.failed() == [] and pool.changes() == []
+    assert pool.commands_run == 3, pool.sent  # the leader's tokens and nodes came with its first probe
