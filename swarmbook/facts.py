@@ -129,6 +129,10 @@ def user_groups(user: str) -> Fact:
                 lambda t, rc: set(t.split()) if rc == 0 else None)
 
 
+# Every swarm service's spec as one JSON line (parsers: netcheck ingress users, registry auth).
+SERVICE_SPECS_CMD = "docker service ls -q | xargs -r docker service inspect --format '{{json .Spec}}'"
+
+
 def docker_info() -> Fact:
     """``docker info`` as JSON (None when the daemon does not answer)."""
     def parse(text: str, rc: int) -> dict[str, Any] | None:

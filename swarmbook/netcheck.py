@@ -11,7 +11,7 @@ import json
 from typing import Any
 
 from .errors import ConfigError
-from .facts import Fact
+from .facts import SERVICE_SPECS_CMD, Fact
 
 Net = ipaddress.IPv4Network | ipaddress.IPv6Network
 LARGE_PREFIX = 16  # larger than /16 (e.g. the runbook's /8) draws a warning
@@ -98,10 +98,7 @@ def taken_by(networks: list[dict[str, Any]], routes: dict[str, list[str]], *, sk
 
 # --- ingress users: services that publish through the routing mesh ---------------------
 
-INGRESS_USERS = Fact(
-    "ingress users",
-    "docker service ls -q | xargs -r docker service inspect --format '{{json .Spec}}'",
-    lambda text, rc: parse_ingress_users(text))
+INGRESS_USERS = Fact("ingress users", SERVICE_SPECS_CMD, lambda text, rc: parse_ingress_users(text))
 
 
 def parse_ingress_users(text: str) -> dict[str, list[dict[str, Any]]]:

@@ -12,7 +12,7 @@ import functools
 import hashlib
 import json
 
-from .facts import Fact
+from .facts import SERVICE_SPECS_CMD, Fact
 from .shell import join, quote
 
 
@@ -73,29 +73,19 @@ def auth_mark(registry: str, user: str, password: str, service: str) -> str:
     return hashlib.pbkdf2_hmac("sha256", password.encode(), salt, 20_000)[:12].hex()
 
 
-def services_fact(registry: str) -> Fact:
-    """name -> {'image': ..., 'mark': ...} of every service (image without the digest)."""
-    return Fact("services", "docker service ls -q | xargs -r docker service inspect --format "
-                            "'{{json .Spec.Name}} {{json .Spec.TaskTemplate.ContainerSpec.Image}} {{json .Spec.Labels}}'",
-                lambda t, rc: parse_services(t))
-
-
 def parse_services(text: str) -> dict[str, dict[str, str]]:
+    """name -> {'image': ..., 'mark': ...} of every service (image without the digest)."""
     out = {}
-    dec = json.JSONDecoder()
     for line in text.splitlines():
-        if not line.strip():
-            continue
-        values, i = [], 0
-        while i < len(line):
-            if line[i] == " ":
-                i += 1
-                continue
-            v, i = dec.raw_decode(line, i)
-            values.append(v)
-        name, image, labels = values
-        out[name] = {"image": image.split("@", 1)[0], "mark": (labels or {}).get(AUTH_LABEL, "")}
+        if line.strip():
+            spec = json.loads(line)
+            image = ((spec.get("TaskTemplate") or {}).get("ContainerSpec") or {}).get("Image", "")
+            out[spec["Name"]] = {"image": image.split("@", 1)[0],
+                                 "mark": (spec.get("Labels") or {}).get(AUTH_LABEL, "")}
     return out
+
+
+SERVICES = Fact("services", SERVICE_SPECS_CMD, lambda t, rc: parse_services(t))
 
 
 def uses_registry(image: str, registry: str) -> bool:

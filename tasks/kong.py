@@ -115,15 +115,16 @@ def _migrate(h: Host, image: str, net: str) -> int:
     return listed.rc
 
 
-def _code_cmd(url: str) -> str:
-    return join(["curl", "-sS", "-o", "/dev/null", "-m", "5", "-w", "%{http_code}", url])
+def _code_cmd(url: str, *extra: str) -> str:
+    """curl printing only the HTTP status of ``url``."""
+    return join(["curl", "-sS", "-o", "/dev/null", "-m", "5", "-w", "%{http_code}", *extra, url])
 
 
 def _verify_dashboard(h: Host, url: str, user: str, timeout: int, *, ready: bool) -> None:
     if not ready:
         h.wait("dashboard", lambda: h.try_run(_code_cmd(url)).stdout.strip() == "401", timeout=timeout, interval=2)
     name, _, pw = user.partition("=")
-    auth = h.try_run(join(["curl", "-sS", "-o", "/dev/null", "-m", "5", "-w", "%{http_code}", "-K", "-", url]),
+    auth = h.try_run(_code_cmd(url, "-K", "-"),
                      stdin=f'user = "{name}:{pw}"\n')  # the password travels in curl's config on stdin
     if auth.stdout.strip() != "200":
         h.fail("dashboard basic auth", f"expected 200 with credentials, got {auth.stdout.strip() or auth.rc}")

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from invoke import Collection
 
+from swarmbook import containercmd as C
 from swarmbook import facts as F
 from swarmbook import portainercmd as P
 from swarmbook.config import HostSpec
@@ -34,7 +35,7 @@ def _wait_running(h: Host, timeout: int = 120) -> None:
 
 
 def _http_cmd(port: int) -> str:
-    return join(["curl", "-fsS", "-o", "/dev/null", "-m", "3", f"http://127.0.0.1:{port}/"])
+    return C.http_ok_cmd(f"http://127.0.0.1:{port}/", timeout=3)
 
 
 def _answers(h: Host, port: int, timeout: int = 60) -> None:

@@ -59,7 +59,7 @@ def refresh_auth(run: Run, specs: list[HostSpec], services=None):
     registry, user, password = s["REGISTRY"], s["REGISTRY_USER"], s["REGISTRY_PASSWORD"]
 
     def body(h: Host) -> None:
-        facts = h.probe(R.docker_config_fact("root"), R.services_fact(registry))
+        facts = h.probe(R.docker_config_fact("root"), R.SERVICES)
         if not R.login_current(facts["dockercfg:root"], registry, user, password.reveal()):
             h.fail("registry auth", f"{h.name} is not logged in to {registry} with the current password: "
                                     "run registry.login first")

@@ -91,7 +91,8 @@ def _services(mark_for=()):
     lines = []
     for name, image in (("app_web", "reg.lab:5000/app:1@sha256:ab"), ("other", "busybox:latest")):
         labels = {R.AUTH_LABEL: R.auth_mark("reg.lab:5000", "ci", "s3cret-canary", name)} if name in mark_for else {}
-        lines.append(" ".join(json.dumps(x) for x in (name, image, labels or None)))
+        lines.append(json.dumps({"Name": name, "Labels": labels,
+                                 "TaskTemplate": {"ContainerSpec": {"Image": image}}}))
     return "\n".join(lines)
 
 
@@ -146,7 +147,7 @@ def test_swarm_init_no_op_is_one_round_trip_per_host():
     nodes = json.dumps({"ID": "n1 *", "Hostname": "h1"})
     pool = FakePool({"docker_info": (info, 0), "src_addr": ("10.0.0.1", 0), "tokens": ("SWMTKN-m\nSWMTKN-w\n", 0),
                      "nodes": (nodes, 0)})
-    run, out = make_run(pool, "MANAGERS=h1,h2,h3\n", task="swarm.init")
+    run, _ = make_run(pool, "MANAGERS=h1,h2,h3\n", task="swarm.init")
     TS.init.body.__wrapped__(run, run.settings.group("nodes"))
     assert run.failed() == [] and pool.changes() == []
     assert pool.commands_run == 3, pool.sent  # the leader's tokens and nodes came with its first probe
