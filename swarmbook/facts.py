@@ -94,14 +94,17 @@ def command_exists(cmd: str) -> Fact:
     return Fact(f"has:{cmd}", f"command -v {quote(cmd)}", lambda t, rc: rc == 0 and bool(t.strip()))
 
 
-def unit_active(unit: str) -> Fact:
-    return Fact(f"active:{unit}", join(["systemctl", "is-active", unit]),
-                lambda t, rc: t.strip() == "active")
+def unit_state(unit: str) -> Fact:
+    """{"active": bool, "enabled": bool} of a systemd unit, from one ``systemctl show``
+    (``is-active`` plus ``is-enabled`` cost two systemctl runs, ~11 ms of host CPU each)."""
+    return Fact(f"unit:{unit}", join(["systemctl", "show", "-p", "ActiveState", "-p", "UnitFileState", unit]),
+                parse_unit_state)
 
 
-def unit_enabled(unit: str) -> Fact:
-    return Fact(f"enabled:{unit}", join(["systemctl", "is-enabled", unit]),
-                lambda t, rc: t.strip() in ("enabled", "static", "alias", "indirect"))
+def parse_unit_state(text: str, rc: int) -> dict[str, bool]:
+    props = dict(line.split("=", 1) for line in text.splitlines() if "=" in line)
+    return {"active": props.get("ActiveState") == "active",
+            "enabled": props.get("UnitFileState") in ("enabled", "static", "alias", "indirect")}
 
 
 def unit_stale(unit: str, paths: list[str]) -> Fact:
@@ -109,9 +112,12 @@ def unit_stale(unit: str, paths: list[str]) -> Fact:
     last started, or systemd needs a daemon-reload (e.g. a run killed between write and restart).
     None when the unit is not running."""
     u = quote(unit)
-    cmd = (f"t=$(systemctl show -p ActiveEnterTimestamp --value {u}); [ -n \"$t\" ] || exit 1; "
-           f"echo \"$(date -d \"$t\" +%s) $(systemctl show -p NeedDaemonReload --value {u}) "
-           f"$(stat -c %Y {' '.join(quote(p) for p in paths)} 2>/dev/null | sort -n | tail -1)\"")
+    # one systemctl run; it prints properties in its own order, hence the loop
+    cmd = (f"systemctl show -p ActiveEnterTimestamp -p NeedDaemonReload {u} | {{ "
+           "while IFS== read -r k v; do case $k in ActiveEnterTimestamp) t=$v;; NeedDaemonReload) r=$v;; esac; done; "
+           "[ -n \"$t\" ] || exit 1; "
+           f"echo \"$(date -d \"$t\" +%s) $r "
+           f"$(stat -c %Y {' '.join(quote(p) for p in paths)} 2>/dev/null | sort -n | tail -1)\"; }}")
     return Fact(f"stale:{unit}", cmd, parse_unit_stale)
 
 

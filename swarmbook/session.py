@@ -47,6 +47,7 @@ class Pool:
         self._down: dict[tuple[str, str, int], str] = {}
         self.commands_run = 0  # round trips, for the benchmark
         self.lock_held = False  # this process holds the cluster lock (nested tasks skip it)
+        self._fabric_config = None
         # (kind, host, task, start, end) of every remote command and SSH connect, for bench/
         self.timeline: list[tuple[str, str, str, float, float]] = []
 
@@ -62,17 +63,26 @@ class Pool:
             return conn
         if conn is not None:
             conn.close()
-        from fabric import Connection  # lazy: keeps `inv --list` fast
+        from fabric import Config, Connection  # lazy: keeps `inv --list` fast
+
+        with self._lock:  # one fabric Config (it parses the ssh_config files) shared by all hosts, as fabric's Group does
+            if self._fabric_config is None:
+                self._fabric_config = Config()
 
         kwargs = {"banner_timeout": timeout, "auth_timeout": timeout}
         if key:
             kwargs.update(key_filename=[key], look_for_keys=False, allow_agent=False)
-        conn = Connection(spec.host, user=spec.user, port=spec.port, connect_timeout=timeout,
-                          connect_kwargs=kwargs)
         t0 = time.monotonic()
         try:
+            # our own TCP socket, tuned before the SSH handshake: with Nagle on, the handshake's
+            # small packets wait on delayed ACKs (measured: 84 ms -> 45 ms per connect)
+            kwargs["sock"] = _dial(spec, timeout)
+            conn = Connection(spec.host, user=spec.user, port=spec.port, connect_timeout=timeout,
+                              connect_kwargs=kwargs, config=self._fabric_config)
             conn.open()
         except Exception as exc:  # paramiko/socket errors vary; one line is what the user needs
+            if kwargs.get("sock") is not None:
+                kwargs["sock"].close()
             reason = _connect_reason(exc, spec)
             if not fresh:
                 with self._lock:
@@ -80,9 +90,6 @@ class Pool:
             raise ConnectFailed(reason) from None
         finally:
             self.timeline.append(("connect", spec.host, "", t0, time.monotonic()))
-        sock = conn.client.get_transport().sock
-        if isinstance(sock, socket.socket):
-            _tune(sock)
         conn.client.get_transport().set_keepalive(DEAD_PEER_SECONDS // 3)
         with self._lock:
             self._conns[ident] = conn
@@ -164,6 +171,17 @@ def _read_all(chan, out: bytearray, err: bytearray, timeout: float | None) -> No
 # A host that stops answering mid-command is given up after this long: SSH keepalives are
 # sent every DEAD_PEER_SECONDS/3 and TCP drops a connection whose data stays unacknowledged.
 DEAD_PEER_SECONDS = 30
+
+
+def _dial(spec: HostSpec, timeout: float) -> socket.socket:
+    """A TCP connection to ``spec``'s sshd, tuned (:func:`_tune`) before any SSH byte is sent."""
+    sock = socket.create_connection((spec.host, spec.port), timeout=timeout)
+    try:
+        _tune(sock)
+    except OSError:
+        sock.close()
+        raise
+    return sock
 
 
 def _tune(sock: socket.socket) -> None:

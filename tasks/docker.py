@@ -31,8 +31,7 @@ def install(h: Host, method=None):
     """Install and start Docker (no-op when present); add the SSH user to the docker group."""
     method = h.settings.get("DOCKER_INSTALL_METHOD", method)
     user = h.spec.user
-    f = h.probe(F.OS_RELEASE, F.command_exists("dockerd"), F.unit_active("docker"),
-                F.unit_enabled("docker"), F.user_groups(user))
+    f = h.probe(F.OS_RELEASE, F.command_exists("dockerd"), F.unit_state("docker"), F.user_groups(user))
     family = F.os_family(f["os"])
     installed_now = False
     if f["has:dockerd"]:
@@ -44,8 +43,9 @@ def install(h: Host, method=None):
         if family not in D.DISTRO_PACKAGES:
             h.fail("install docker", f"no distro packages known for {f['os'].get('ID', '?')}; use --method script")
         installed_now = ops.ensure_packages(h, family, D.DISTRO_PACKAGES[family], installed=set())
-    ops.ensure_service(h, "docker", active=f["active:docker"] and not installed_now,
-                       enabled=f["enabled:docker"] and not installed_now)
+    unit = f["unit:docker"]
+    ops.ensure_service(h, "docker", active=unit["active"] and not installed_now,
+                       enabled=unit["enabled"] and not installed_now)
     if user != "root":
         ops.ensure_in_group(h, user, "docker", groups=f[f"groups:{user}"])
     if h.changed_any and not h.check:

@@ -128,3 +128,43 @@ def test_unit_stale_when_a_file_is_newer_or_systemd_needs_a_reload():
     assert parse_unit_stale("", 1) is None                               # unit not running
     cmd = unit_stale("docker", ["/etc/docker/daemon.json", "/x y"]).command
     assert "'/x y'" in cmd and "NeedDaemonReload" in cmd
+
+
+def _fake_systemctl(bin_dir, output: str) -> dict:
+    """Environment whose PATH has a `systemctl` that prints ``output`` (as `systemctl show` would)."""
+    import os
+
+    bin_dir.mkdir()
+    (bin_dir / "systemctl").write_text(f"#!/bin/sh\nprintf '%s' '{output}'\n")
+    (bin_dir / "systemctl").chmod(0o755)
+    return {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"}
+
+
+def test_unit_stale_command_reads_one_systemctl_show_in_any_property_order(tmp_path):
+    import os
+    import subprocess
+
+    from swarmbook.facts import unit_stale
+
+    conf = tmp_path / "daemon.json"
+    conf.write_text("{}")
+    os.utime(conf, (1700000050, 1700000050))
+    env = _fake_systemctl(tmp_path / "running", "NeedDaemonReload=no\nActiveEnterTimestamp=Tue 2023-11-14 22:15:00 UTC\n")
+    out = subprocess.run(["sh", "-c", unit_stale("docker", [str(conf)]).command], env=env,
+                         capture_output=True, text=True)
+    assert out.returncode == 0 and out.stdout.split() == ["1700000100", "no", "1700000050"], out
+    not_running = _fake_systemctl(tmp_path / "stopped", "NeedDaemonReload=no\nActiveEnterTimestamp=\n")
+    out = subprocess.run(["sh", "-c", unit_stale("docker", [str(conf)]).command], env=not_running,
+                         capture_output=True, text=True)
+    assert out.returncode == 1 and out.stdout == ""
+
+
+def test_unit_state_is_active_and_enabled_from_one_systemctl_show():
+    from swarmbook.facts import parse_unit_state, unit_state
+
+    assert unit_state("docker").command == "systemctl show -p ActiveState -p UnitFileState docker"
+    assert parse_unit_state("ActiveState=active\nUnitFileState=enabled\n", 0) == {"active": True, "enabled": True}
+    assert parse_unit_state("UnitFileState=static\nActiveState=failed\n", 0) == {"active": False, "enabled": True}
+    # a unit that is not installed: systemd answers inactive with no unit file state
+    assert parse_unit_state("ActiveState=inactive\nUnitFileState=\n", 0) == {"active": False, "enabled": False}
+    assert parse_unit_state("ActiveState=active\nUnitFileState=disabled\n", 0) == {"active": True, "enabled": False}

@@ -16,8 +16,8 @@ install = T.install.body.__wrapped__
 mirrors = T.mirrors.body.__wrapped__
 
 DEBIAN = ('ID=debian\n', 0)
-PRESENT = {"os": DEBIAN, "has:dockerd": ("/usr/sbin/dockerd", 0), "active:docker": ("active", 0),
-           "enabled:docker": ("enabled", 0), "groups:root": ("root", 0)}
+PRESENT = {"os": DEBIAN, "has:dockerd": ("/usr/sbin/dockerd", 0),
+           "unit:docker": ("ActiveState=active\nUnitFileState=enabled\n", 0), "groups:root": ("root", 0)}
 
 
 def run_body(pool, body, *args, env="MANAGERS=h1\n", check=False, **kw):
@@ -34,8 +34,8 @@ def test_install_is_a_no_op_with_one_round_trip_when_docker_runs():
 
 
 def test_install_distro_installs_starts_and_verifies():
-    pool = FakePool({**PRESENT, "has:dockerd": ("", 1), "active:docker": ("inactive", 3),
-                     "enabled:docker": ("disabled", 1)},
+    pool = FakePool({**PRESENT, "has:dockerd": ("", 1),
+                     "unit:docker": ("ActiveState=inactive\nUnitFileState=\n", 0)},
                     {r"apt-get install": Result("", "", 0), r"systemctl .*enable --now docker": Result("", "", 0),
                      r"docker version": Result("20.10.24\n", "", 0)})
     run, out = run_body(pool, install, method="distro")

@@ -4,24 +4,28 @@ connect timeout per later step), while a fresh connect (reboot, sshd move) still
 import fabric
 import pytest
 
+from swarmbook import session
 from swarmbook.config import HostSpec
 from swarmbook.session import ConnectFailed, Pool
 
 
 class Unreachable:
+    """The TCP connect times out (no SSH connection is ever made)."""
     attempts = 0
 
-    def __init__(self, host, **kw):
-        self.host = host
-
-    def open(self):
+    @staticmethod
+    def dial(spec, timeout):
         Unreachable.attempts += 1
         raise TimeoutError("timed out")
+
+    def __init__(self, host, **kw):
+        raise AssertionError("no SSH connection after a failed TCP connect")
 
 
 @pytest.fixture
 def pool(monkeypatch):
     Unreachable.attempts = 0
+    monkeypatch.setattr(session, "_dial", Unreachable.dial)
     monkeypatch.setattr(fabric, "Connection", Unreachable)
     return Pool()
 
@@ -44,3 +48,28 @@ def test_another_port_of_the_same_host_is_tried(pool):
     with pytest.raises(ConnectFailed, match="no answer"):
         pool.connect(HostSpec("10.9.9.9", "root", 2222))
     assert Unreachable.attempts == 2
+
+
+def test_the_socket_is_tuned_before_the_ssh_handshake():
+    """TCP_NODELAY is on before paramiko sends its first byte (the handshake's small packets
+    would otherwise wait on delayed ACKs); a plain listener stands in for sshd."""
+    import socket
+
+    srv = socket.create_server(("127.0.0.1", 0))
+    try:
+        sock = session._dial(HostSpec("127.0.0.1", "root", srv.getsockname()[1]), 5)
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 1
+        assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) == 1
+        sock.close()
+    finally:
+        srv.close()
+
+
+def test_a_refused_port_is_one_line_naming_the_host():
+    import socket
+
+    srv = socket.create_server(("127.0.0.1", 0))
+    port = srv.getsockname()[1]
+    srv.close()  # nothing listens there now
+    with pytest.raises(ConnectFailed, match=f"cannot connect to root@127.0.0.1:{port}: .*refused"):
+        Pool().connect(HostSpec("127.0.0.1", "root", port))
