@@ -5,18 +5,26 @@ CRON_DIR/NAME/: run.sh (pull, then `docker run --rm` with the .env beside it mou
 (0600) and cron.log; /etc/cron.d/swarmbook-NAME runs it as root, one run at a time.
 """
 
+from __future__ import annotations
+
 import shlex
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from invoke import Collection
 
-from swarmbook import croncmd as K
-from swarmbook import facts as F
-from swarmbook import ops
-from swarmbook.config import HostSpec, stacks_path
-from swarmbook.engine import Host, Run
+from swarmbook.lazy import lazy
 from swarmbook.shell import join
 from swarmbook.taskdef import cluster_task, refuse
+
+if TYPE_CHECKING:
+    from swarmbook.config import HostSpec
+    from swarmbook.engine import Host, Run
+
+K = lazy("swarmbook.croncmd")
+F = lazy("swarmbook.facts")
+ops = lazy("swarmbook.ops")
+config = lazy("swarmbook.config")
 
 
 def _image(settings, image=None) -> str:
@@ -27,7 +35,7 @@ def _image(settings, image=None) -> str:
 
 
 def _env_file(settings, app_env=None) -> Path:
-    return Path(app_env) if app_env else stacks_path(settings) / settings["PROJECT"] / "app.env"
+    return Path(app_env) if app_env else config.stacks_path(settings) / settings["PROJECT"] / "app.env"
 
 
 def _validate(settings, name=None, schedule=None, command=None, app_env=None, image=None, entrypoint=None):

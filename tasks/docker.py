@@ -3,18 +3,27 @@
 Assumes systemd hosts of the Debian/Ubuntu or RHEL/CentOS/TencentOS families.
 """
 
+from __future__ import annotations
+
 import ipaddress
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from invoke import Collection
 
-from swarmbook import dockercmd as D
-from swarmbook import facts as F
-from swarmbook import files, ops, tls
-from swarmbook.config import parse_port
-from swarmbook.engine import Host
 from swarmbook.errors import StepFailed
+from swarmbook.lazy import lazy
 from swarmbook.taskdef import host_task, refuse
+
+if TYPE_CHECKING:
+    from swarmbook.engine import Host
+
+D = lazy("swarmbook.dockercmd")
+F = lazy("swarmbook.facts")
+files = lazy("swarmbook.files")
+ops = lazy("swarmbook.ops")
+tls = lazy("swarmbook.tls")
+config = lazy("swarmbook.config")
 
 
 def _check_method(settings, method=None):
@@ -111,7 +120,7 @@ def _check_tcp(settings, insecure=False, bind=None, port=None):
         except ValueError:
             refuse(f"--bind {bind!r} is not an IP address")
     if port is not None:
-        parse_port(str(port), "--port")
+        config.parse_port(str(port), "--port")
 
 
 @host_task(group="all", validate=_check_tcp, help={

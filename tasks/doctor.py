@@ -1,15 +1,22 @@
 """Preflight: check every node before changing anything (read-only; takes no lock)."""
 
+from __future__ import annotations
+
 import threading
 import time
+from typing import TYPE_CHECKING
 
-from swarmbook import doctorcmd as D
-from swarmbook import facts as F
-from swarmbook.config import HostSpec
-from swarmbook.engine import Host, Run
-from swarmbook.report import FAILED, OK
-from swarmbook.swarmcmd import parse_swarm
+from swarmbook.lazy import lazy
 from swarmbook.taskdef import cluster_task
+
+if TYPE_CHECKING:
+    from swarmbook.config import HostSpec
+    from swarmbook.engine import Host, Run
+
+D = lazy("swarmbook.doctorcmd")
+F = lazy("swarmbook.facts")
+report = lazy("swarmbook.report")
+swarmcmd = lazy("swarmbook.swarmcmd")
 
 
 @cluster_task(group="all", name="doctor", locks=False, help={})
@@ -27,7 +34,7 @@ def doctor(run: Run, specs: list[HostSpec]):
 
     run.each(specs, probe)
     engines = {f["engine"] for f, _, _ in found.values() if f["engine"]}
-    swarm_active = any(parse_swarm(f["docker_info"]).active for f, _, _ in found.values())
+    swarm_active = any(swarmcmd.parse_swarm(f["docker_info"]).active for f, _, _ in found.values())
     checks = []
     for host, (f, sent, received) in found.items():
         checks += D.verdicts(host, f, sent=sent, received=received, engines=engines,
@@ -44,10 +51,10 @@ def doctor(run: Run, specs: list[HostSpec]):
         out.write("\n")
     for c in checks:
         if c.level == "fail":
-            run.emit(c.host, f"doctor {c.name}", FAILED, c.detail)
+            run.emit(c.host, f"doctor {c.name}", report.FAILED, c.detail)
         elif c.level == "warn":
             run.reporter.note(f"{c.name}: {c.detail}", host=c.host, level="warning")
             if run.reporter.json_lines:
-                run.emit(c.host, f"doctor {c.name}", OK, "warning: " + c.detail)
+                run.emit(c.host, f"doctor {c.name}", report.OK, "warning: " + c.detail)
         elif run.reporter.json_lines:
-            run.emit(c.host, f"doctor {c.name}", OK, c.detail)
+            run.emit(c.host, f"doctor {c.name}", report.OK, c.detail)

@@ -4,21 +4,29 @@ Assumes Docker on the host (docker.install). GitLab takes port 22 only after ssh
 (sshd.move-port); gitlab.up probes who listens on 22 and refuses while it is sshd.
 """
 
+from __future__ import annotations
+
 import json as jsonlib
 import os
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from invoke import Collection
 
-from swarmbook import containercmd as C
-from swarmbook import containers, ops
-from swarmbook import facts as F
-from swarmbook import gitlabcmd as G
-from swarmbook.engine import Host
 from swarmbook.errors import StepFailed
+from swarmbook.lazy import lazy
 from swarmbook.shell import join
 from swarmbook.taskdef import host_task, refuse, require
+
+if TYPE_CHECKING:
+    from swarmbook.engine import Host
+
+C = lazy("swarmbook.containercmd")
+containers = lazy("swarmbook.containers")
+ops = lazy("swarmbook.ops")
+F = lazy("swarmbook.facts")
+G = lazy("swarmbook.gitlabcmd")
 
 
 def _ports(settings, ports=None) -> tuple[str, ...]:

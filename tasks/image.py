@@ -4,20 +4,29 @@ The build context is a folder on this machine, sent as a tar stream on stdin to
 ``docker build -`` on the first BUILD host (the runbook builds on one of the servers).
 """
 
-import hashlib
-import io
-import tarfile
+from __future__ import annotations
+
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from invoke import Collection
 
-from swarmbook.config import HostSpec, stacks_path
-from swarmbook.engine import Host, Run
+from swarmbook.lazy import lazy
 from swarmbook.shell import join
 from swarmbook.taskdef import cluster_task, refuse
 
+if TYPE_CHECKING:
+    from swarmbook.config import HostSpec
+    from swarmbook.engine import Host, Run
+
+config = lazy("swarmbook.config")
+
+
 def context_tar(folder: Path) -> bytes:
     """The build context as a tar (sorted, fixed mtimes: same files give the same bytes)."""
+    import io
+    import tarfile
+
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w") as tar:
         for p in sorted(folder.rglob("*")):
@@ -28,7 +37,7 @@ def context_tar(folder: Path) -> bytes:
 
 
 def _folder(settings, context):
-    return Path(context) if context else stacks_path(settings) / settings["PROJECT"] / "app"
+    return Path(context) if context else config.stacks_path(settings) / settings["PROJECT"] / "app"
 
 
 def _validate(settings, context=None, tag=None, **_):
@@ -48,6 +57,8 @@ def build_push(run: Run, specs: list[HostSpec], context=None, tag=None, rebuild=
     """Build REGISTRY/PROJECT:TAG on the build host and push it (changed only when new layers)."""
     s = run.settings
     image = f"{s['REGISTRY']}/{s['PROJECT']}:{s.get('IMAGE_TAG', tag)}"
+    import hashlib
+
     data = context_tar(_folder(s, context))
     digest = hashlib.sha256(data).hexdigest()[:32]
 

@@ -5,14 +5,22 @@ kernel.tlinux refuses on any other OS and changes nothing there; it reboots only
 --reboot. kernel.ipvs-tune skips hosts without IPVS (no /proc/sys/net/ipv4/vs).
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 from invoke import Collection
 
-from swarmbook import facts as F
-from swarmbook import kernelcmd as K
-from swarmbook import ops
-from swarmbook.engine import Host
 from swarmbook.errors import StepFailed
+from swarmbook.lazy import lazy
 from swarmbook.taskdef import host_task, refuse
+
+if TYPE_CHECKING:
+    from swarmbook.engine import Host
+
+F = lazy("swarmbook.facts")
+K = lazy("swarmbook.kernelcmd")
+ops = lazy("swarmbook.ops")
 
 
 def _validate(settings, reboot=False, timeout=600):

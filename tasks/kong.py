@@ -5,19 +5,26 @@ Assumes Docker (docker.install) and the attachable shared network (net.create). 
 is published on KONG_ADMIN_BIND (127.0.0.1 by default): reach it over SSH, not from the world.
 """
 
+from __future__ import annotations
+
 import ipaddress
 import json as jsonlib
+from typing import TYPE_CHECKING
 
 from invoke import Collection
 
-from swarmbook import containercmd as C
-from swarmbook import containers
-from swarmbook import facts as F
-from swarmbook import kongcmd as K
-from swarmbook.engine import Host
 from swarmbook.errors import StepFailed
+from swarmbook.lazy import lazy
 from swarmbook.shell import join
 from swarmbook.taskdef import host_task, refuse
+
+if TYPE_CHECKING:
+    from swarmbook.engine import Host
+
+C = lazy("swarmbook.containercmd")
+containers = lazy("swarmbook.containers")
+F = lazy("swarmbook.facts")
+K = lazy("swarmbook.kongcmd")
 
 
 def _bind(settings, admin_bind=None) -> str:

@@ -3,13 +3,21 @@
 Every changing run takes it on the first manager that answers; these tasks show or clear it.
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 from invoke import Collection
 
-from swarmbook import lock as L
-from swarmbook.config import HostSpec
-from swarmbook.engine import Host, Run
+from swarmbook.lazy import lazy
 from swarmbook.shell import quote
 from swarmbook.taskdef import cluster_task
+
+if TYPE_CHECKING:
+    from swarmbook.config import HostSpec
+    from swarmbook.engine import Host, Run
+
+L = lazy("swarmbook.lock")
 
 
 def _first(run: Run, specs: list[HostSpec], body) -> None:

@@ -4,25 +4,32 @@ Runs on the first manager (one database, not one per node). Assumes Docker and t
 attachable shared network (net.create); other containers on it reach it as `mysql`.
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 from invoke import Collection
 
-from swarmbook import containercmd as C
-from swarmbook import containers
-from swarmbook import facts as F
-from swarmbook.config import HostSpec
-from swarmbook.containercmd import Container
-from swarmbook.engine import Host, Run
 from swarmbook.errors import StepFailed
+from swarmbook.lazy import lazy
 from swarmbook.taskdef import cluster_task, refuse
+
+if TYPE_CHECKING:
+    from swarmbook.config import HostSpec
+    from swarmbook.engine import Host, Run
+
+C = lazy("swarmbook.containercmd")
+containers = lazy("swarmbook.containers")
+F = lazy("swarmbook.facts")
 
 NAME = "mysql"
 ENV_FILE = "/etc/swarmbook/mysql.env"
 
 
-def container(s) -> Container:
+def container(s) -> C.Container:
     """Like the runbook's command, but restart always instead of --rm (it comes back after a reboot)."""
-    return Container(name=NAME, image=s["MYSQL_IMAGE"], network=s["NETWORK_NAME"], env_file=ENV_FILE,
-                     volumes=(f"{s['MYSQL_DATA']}:/var/lib/mysql",), ports=(f"{s['MYSQL_PORT']}:3306",))
+    return C.Container(name=NAME, image=s["MYSQL_IMAGE"], network=s["NETWORK_NAME"], env_file=ENV_FILE,
+                       volumes=(f"{s['MYSQL_DATA']}:/var/lib/mysql",), ports=(f"{s['MYSQL_PORT']}:3306",))
 
 
 def query_cmd(sql: str) -> str:

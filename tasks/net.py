@@ -5,16 +5,23 @@ CIDR syntax, host bits, size, and overlap with ingress, other networks and every
 addresses and routes.
 """
 
+from __future__ import annotations
+
 import threading
+from typing import TYPE_CHECKING
 
 from invoke import Collection
 
-from swarmbook import netcheck as N
-from swarmbook.config import HostSpec
-from swarmbook.engine import Host, Run
 from swarmbook.errors import StepFailed
+from swarmbook.lazy import lazy
 from swarmbook.shell import join, quote
 from swarmbook.taskdef import cluster_task, refuse
+
+if TYPE_CHECKING:
+    from swarmbook.config import HostSpec
+    from swarmbook.engine import Host, Run
+
+N = lazy("swarmbook.netcheck")
 
 
 def _survey(run: Run, specs: list[HostSpec]) -> tuple[Host | None, list[dict], dict[str, list[str]]]:

@@ -5,19 +5,26 @@ portainer=true (PORTAINER_NODE, default the first manager), so it always finds i
 portainer_data there. Backups are streamed to this machine: NAME.tar + NAME.tar.sha256.
 """
 
+from __future__ import annotations
+
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from invoke import Collection
 
-from swarmbook import containercmd as C
-from swarmbook import facts as F
-from swarmbook import portainercmd as P
-from swarmbook.config import HostSpec
-from swarmbook.engine import Host, Run
 from swarmbook.errors import StepFailed
+from swarmbook.lazy import lazy
 from swarmbook.shell import join
 from swarmbook.taskdef import cluster_task, refuse
+
+if TYPE_CHECKING:
+    from swarmbook.config import HostSpec
+    from swarmbook.engine import Host, Run
+
+C = lazy("swarmbook.containercmd")
+F = lazy("swarmbook.facts")
+P = lazy("swarmbook.portainercmd")
 
 
 def _node_spec(run: Run, specs: list[HostSpec]) -> HostSpec:

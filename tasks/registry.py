@@ -4,17 +4,24 @@ Assumes Docker on every node. The password comes from REGISTRY_PASSWORD (environ
 hosts.env) and only ever travels on stdin.
 """
 
+from __future__ import annotations
+
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from invoke import Collection
 
-from swarmbook import facts as F
-from swarmbook import ops
-from swarmbook import registrycmd as R
-from swarmbook.config import HostSpec
-from swarmbook.engine import Host, Run
+from swarmbook.lazy import lazy
 from swarmbook.shell import join
 from swarmbook.taskdef import cluster_task, host_task, refuse, require
+
+if TYPE_CHECKING:
+    from swarmbook.config import HostSpec
+    from swarmbook.engine import Host, Run
+
+F = lazy("swarmbook.facts")
+ops = lazy("swarmbook.ops")
+R = lazy("swarmbook.registrycmd")
 
 RUNNER_USER = "gitlab-runner"
 

@@ -5,15 +5,24 @@ A builder runner and a deploy runner differ by tags (RUNNER_TAGS: e.g. builder v
 Assumes Debian/Ubuntu or RHEL/CentOS hosts; runner.grant assumes Docker (docker.install).
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 from invoke import Collection
 
-from swarmbook import facts as F
-from swarmbook import files, ops
-from swarmbook import registrycmd as R
-from swarmbook import runnercmd as N
-from swarmbook.engine import Host
+from swarmbook.lazy import lazy
 from swarmbook.shell import join
 from swarmbook.taskdef import host_task, refuse, require
+
+if TYPE_CHECKING:
+    from swarmbook.engine import Host
+
+F = lazy("swarmbook.facts")
+files = lazy("swarmbook.files")
+ops = lazy("swarmbook.ops")
+R = lazy("swarmbook.registrycmd")
+N = lazy("swarmbook.runnercmd")
 
 
 def _os(h: Host, f: dict) -> str:

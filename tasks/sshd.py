@@ -5,34 +5,41 @@ the old one. Any failure puts the previous config back and checks the old port s
 The hosts file is updated so later tasks (and runs) connect on the new port.
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 from invoke import Collection
 
-from swarmbook import config
-from swarmbook import facts as F
-from swarmbook import sshdcmd as D
-from swarmbook.config import HostSpec, parse_port
-from swarmbook.engine import Host
 from swarmbook.errors import StepFailed
-from swarmbook.session import ConnectFailed
+from swarmbook.lazy import lazy
 from swarmbook.shell import quote
 from swarmbook.taskdef import host_task, refuse
+
+if TYPE_CHECKING:
+    from swarmbook.engine import Host
+
+config = lazy("swarmbook.config")
+F = lazy("swarmbook.facts")
+D = lazy("swarmbook.sshdcmd")
+session = lazy("swarmbook.session")
 
 
 def _validate(settings, port=None):
     value = settings.get("SSHD_PORT", port)
     if not value:
         refuse("no port: pass --port or set SSHD_PORT")
-    parse_port(str(value), "--port")
+    config.parse_port(str(value), "--port")
 
 
 def _login(h: Host, port: int) -> str:
     """'' when a fresh SSH login on ``port`` works from this machine, else why not."""
-    spec = HostSpec(h.spec.host, h.spec.user, port)
+    spec = config.HostSpec(h.spec.host, h.spec.user, port)
     try:
         conn = h.run_.pool.connect(spec, key=h.run_.key, timeout=h.run_.timeout, fresh=True)
         res = h.run_.pool.exec(conn, "true", timeout=30)
         return "" if res.rc == 0 else f"exit {res.rc}"
-    except (ConnectFailed, OSError, TimeoutError) as exc:
+    except (session.ConnectFailed, OSError, TimeoutError) as exc:
         return str(exc)
 
 
@@ -82,7 +89,7 @@ def move_port(h: Host, port=None):
         if why:
             _rollback(h, content, old, env, why)
         h.change(f"sshd port {old} -> {new}", None, reason="fresh login on the new port verified")
-    h.spec = HostSpec(h.spec.host, h.spec.user, new)
+    h.spec = config.HostSpec(h.spec.host, h.spec.user, new)
     if config.record_port(h.settings.source, h.spec.host, new):
         h.note(f"{h.settings.source}: {h.spec.host} now uses port {new}")
 

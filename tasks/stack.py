@@ -5,20 +5,29 @@ Assumes an active swarm, the shared network (net.create) and registry logins
 (registry.login) on the managers.
 """
 
+from __future__ import annotations
+
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from invoke import Collection
 
-from swarmbook import facts as F
-from swarmbook import ops
-from swarmbook import registrycmd as R
-from swarmbook import stackcmd as K
-from swarmbook.config import HostSpec, stacks_path
-from swarmbook.engine import Host, Run
 from swarmbook.errors import StepFailed
+from swarmbook.lazy import lazy
 from swarmbook.shell import join, quote
 from swarmbook.taskdef import cluster_task, refuse
+
+if TYPE_CHECKING:
+    from swarmbook.config import HostSpec
+    from swarmbook.engine import Host, Run
+
+F = lazy("swarmbook.facts")
+ops = lazy("swarmbook.ops")
+R = lazy("swarmbook.registrycmd")
+K = lazy("swarmbook.stackcmd")
+config = lazy("swarmbook.config")
+
 
 def _sources(stacks: Path, name: str, app_env: str | None) -> tuple[Path, Path]:
     if not name:
@@ -35,7 +44,7 @@ def _sources(stacks: Path, name: str, app_env: str | None) -> tuple[Path, Path]:
 
 def render(settings, name, app_env=None, tag=None) -> tuple[str, str, str]:
     """(rendered stack file, .env content, config name); raises ConfigError on bad input."""
-    template, env = _sources(stacks_path(settings), name, app_env)
+    template, env = _sources(config.stacks_path(settings), name, app_env)
     content = env.read_text()
     values = K.template_vars(settings, name, content, IMAGE_TAG=tag)
     rendered = K.render(template.read_text(), values, source=str(template))

@@ -5,19 +5,26 @@ Assumes Docker runs on every node (docker.install). The first manager is the lea
 unless hosts.env lists it in WORKERS or ``--workers`` names it.
 """
 
+from __future__ import annotations
+
 import ipaddress
 import json as jsonlib
 import threading
+from typing import TYPE_CHECKING
 
 from invoke import Collection
 
-from swarmbook import facts as F
-from swarmbook import swarmcmd as S
-from swarmbook.config import HostSpec
-from swarmbook.engine import Host, Run
 from swarmbook.errors import StepFailed
+from swarmbook.lazy import lazy
 from swarmbook.shell import quote
 from swarmbook.taskdef import cluster_task, refuse
+
+if TYPE_CHECKING:
+    from swarmbook.config import HostSpec
+    from swarmbook.engine import Host, Run
+
+F = lazy("swarmbook.facts")
+S = lazy("swarmbook.swarmcmd")
 
 
 def _is_ip(text: str) -> bool:
