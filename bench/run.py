@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -76,12 +77,45 @@ def lab_cpu_seconds() -> float | None:
     return total
 
 
-def fanout(env: dict, runs: int) -> tuple[list[dict], float | None]:
-    """docker.install --check runs, and the lab hosts' CPU per run."""
-    before = lab_cpu_seconds()
-    out = [measure(["inv", "docker.install", "--check", "--json"], env) for _ in range(runs)]
-    after = lab_cpu_seconds()
-    return out, (after - before) / runs if before is not None and after is not None else None
+def script(tool: str) -> str:
+    """The console script itself: where ``tool`` on PATH is a pyenv shim (a bash script that
+    runs ``pyenv exec``, ~0.1 s here), the script it would run."""
+    path = shutil.which(tool) or tool
+    if "/shims/" in path:
+        real = subprocess.run(["pyenv", "which", tool], capture_output=True, text=True).stdout.strip()
+        return real or path
+    return path
+
+
+def subset_env(hosts_env: Path, workers: int) -> Path:
+    """A hosts file for the same lab with only the first ``workers`` workers (0600, beside it)."""
+    lines = []
+    for line in hosts_env.read_text().splitlines():
+        if line.startswith("WORKERS="):
+            line = "WORKERS=" + ",".join(line.split("=", 1)[1].split(",")[:workers])
+        lines.append(line)
+    out = hosts_env.with_name(f"hosts-{workers + 1}.env")
+    out.write_text("\n".join(lines) + "\n")
+    out.chmod(0o600)
+    return out
+
+
+def fanout(envs: dict[int, dict], runs: int) -> dict[int, dict]:
+    """docker.install --check on each host count, runs interleaved (this machine's speed drifts
+    by tens of percent over minutes); per run: wall, swarmbook CPU, lab hosts' CPU."""
+    out: dict[int, dict] = {n: {"wall": [], "cpu": [], "lab_cpu": []} for n in envs}
+    for i in range(runs):
+        for n in sorted(envs, reverse=bool(i % 2)):
+            before = lab_cpu_seconds()
+            r = measure([script("inv"), "docker.install", "--check", "--json"], envs[n])
+            after = lab_cpu_seconds()
+            assert r["rc"] == 0 and len(json.loads(r["stdout"].splitlines()[-1])["hosts"]) == n, r["stdout"][-500:]
+            out[n]["wall"].append(r["wall"])
+            out[n]["cpu"].append(r["cpu"])
+            out[n]["rss_kib"] = max(out[n].get("rss_kib", 0), r["rss_kib"])
+            if before is not None and after is not None:
+                out[n]["lab_cpu"].append(after - before)
+    return out
 
 
 def round_trips(timeline: list) -> dict[str, dict[str, int]]:
@@ -120,21 +154,30 @@ def main() -> int:
     subprocess.run([sys.executable, "-m", "compileall", "-q", "swarmbook", "tasks", "fabfile.py"],
                    cwd=REPO, check=True, stdout=subprocess.DEVNULL)
     n = max(args.runs, 9)
-    for tool in ("inv", "fab"):
-        runs = [measure([tool, "--list"]) for _ in range(n)]
-        results[f"{tool}_list"] = [r["wall"] for r in runs]
-        rows.append((f"`{tool} --list`", med(results[f"{tool}_list"])))
     with tempfile.TemporaryDirectory() as tiny:
         Path(tiny, "tasks.py").write_text("from invoke import task\n\n@task\ndef hello(c):\n    \"\"\"Say hello.\"\"\"\n")
-        runs = [measure(["inv", "--list"], cwd=tiny) for _ in range(n)]
-    results["invoke_floor_list"] = [r["wall"] for r in runs]
-    rows.append(("  Invoke's floor: `inv --list` of a one-task collection", med(results["invoke_floor_list"])))
+        tools = {"inv": script("inv"), "fab": script("fab")}
+        runs: dict[str, list[float]] = {"inv": [], "fab": [], "floor": [], "shim": []}
+        for _ in range(n):  # interleaved: this machine's speed drifts over minutes
+            runs["inv"].append(measure([tools["inv"], "--list"])["wall"])
+            runs["floor"].append(measure([tools["inv"], "--list"], cwd=tiny)["wall"])
+            runs["fab"].append(measure([tools["fab"], "--list"])["wall"])
+            if tools["inv"] != shutil.which("inv"):
+                runs["shim"].append(measure(["inv", "--list"])["wall"])
+    results.update({"inv_list": runs["inv"], "fab_list": runs["fab"], "invoke_floor_list": runs["floor"],
+                    "inv_list_via_shim": runs["shim"]})
+    rows.append(("`inv --list`", med(runs["inv"])))
+    rows.append(("  Invoke's floor: `inv --list` of a one-task collection", med(runs["floor"])))
+    rows.append(("`fab --list`", med(runs["fab"])))
+    if runs["shim"]:
+        rows.append(("  `inv --list` through pyenv's shim (a bash script in front of every command)",
+                     med(runs["shim"])))
 
     # 1. first converge on 3 fresh hosts
     lab.down()
     info = lab.up(hosts=3)
     env = {"SWARMBOOK_ENV": str(info.hosts_env)}
-    first = measure(["inv", "bootstrap-all", "--json"], env)
+    first = measure([script("inv"), "bootstrap-all", "--json"], env)
     assert first["rc"] == 0, first["stdout"][-2000:] + first["stderr"][-2000:]
     remote = remote_seconds(first["stats"]["timeline"])
     waiting = remote_seconds(first["stats"]["timeline"], ("exec", "connect", "wait"))
@@ -148,7 +191,7 @@ def main() -> int:
                  f"its CPU {first['cpu']:.1f}s"))
 
     # 2 + 4. no-op re-run and round trips
-    noop = [measure(["inv", "bootstrap-all", "--json"], env) for _ in range(args.runs)]
+    noop = [measure([script("inv"), "bootstrap-all", "--json"], env) for _ in range(args.runs)]
     assert all(r["rc"] == 0 for r in noop)
     changed = sum(1 for r in noop for ln in r["stdout"].splitlines() if '"status": "changed"' in ln)
     results["noop"] = {"wall": [r["wall"] for r in noop], "changed": changed,
@@ -160,26 +203,31 @@ def main() -> int:
     rows.append(("  SSH round trips per host per task (max)", f"{worst[0]} ({worst[1]} on {worst[2]})"))
     rows.append(("  SSH round trips, whole no-op run", str(sum(sum(h.values()) for h in trips.values()))))
 
-    # 3. fan-out: no-op check of host-level tasks on 3 and 20 hosts
-    check3, lab3 = fanout(env, args.runs)
-    results["fanout_3"] = [r["wall"] for r in check3]
-    results["fanout_3_cpu"] = [r["cpu"] for r in check3]
-    results["fanout_3_lab_cpu"] = lab3
-    rows.append(("docker.install --check, 3 hosts", med(results["fanout_3"]) + _cpu(results["fanout_3_cpu"], lab3)))
+    # 3. fan-out: the no-op check of a host-level task on 3 and on 20 hosts of one 20-host lab
+    # (fresh hosts without Docker, as the issue allows), interleaved
+    fan: dict[int, dict] = {}
     if not args.skip_20:
         lab.down()
         info20 = lab.up(hosts=20)
-        env20 = {"SWARMBOOK_ENV": str(info20.hosts_env)}
-        check20, lab20 = fanout(env20, args.runs)
-        results["fanout_20"] = [r["wall"] for r in check20]
-        results["fanout_20_cpu"] = [r["cpu"] for r in check20]
-        results["fanout_20_lab_cpu"] = lab20
-        results["fanout_20_rss_kib"] = max(r["rss_kib"] for r in check20)
-        ratio = statistics.median(results["fanout_20"]) / statistics.median(results["fanout_3"])
-        rows.append(("docker.install --check, 20 hosts", med(results["fanout_20"]) + f" ({ratio:.2f}x the 3-host time)"
-                     + _cpu(results["fanout_20_cpu"], lab20)))
+        envs = {3: {"SWARMBOOK_ENV": str(subset_env(info20.hosts_env, 2))},
+                20: {"SWARMBOOK_ENV": str(info20.hosts_env)}}
+        fan = fanout(envs, args.runs)
+        results["fanout"] = fan
+        cores = os.cpu_count() or 1
+        for n in (3, 20):
+            f = fan[n]
+            text = med(f["wall"])
+            if n == 20:
+                text += f" = {statistics.median(f['wall']) / statistics.median(fan[3]['wall']):.2f}x the 3-host time"
+            own = statistics.median(f["cpu"])
+            text += f"; CPU per run: swarmbook {own:.2f}s"
+            if f["lab_cpu"]:
+                labc = statistics.median(f["lab_cpu"])
+                text += (f", lab hosts {labc:.2f}s; all of it on {cores} cores takes at least "
+                         f"{(own + labc) / cores:.2f}s")
+            rows.append((f"docker.install --check, {n} hosts (same lab)", text))
     # 6. memory
-    peak = max([first["rss_kib"], results["noop"]["rss_kib"], results.get("fanout_20_rss_kib", 0)])
+    peak = max([first["rss_kib"], results["noop"]["rss_kib"], fan.get(20, {}).get("rss_kib", 0)])
     rows.append(("peak RSS of the swarmbook process (1-3)", f"{peak / 1024:.0f} MiB"))
     lab.down()
 

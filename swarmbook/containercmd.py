@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -71,17 +72,39 @@ def env_file_text(values: dict[str, str]) -> str:
     return "".join(f"{k}={v}\n" for k, v in values.items())
 
 
-def state_fact(name: str) -> Fact:
-    """``docker inspect NAME``: {running, spec, image, ...} or None when there is no such container."""
-    fmt = '{"running": {{json .State.Running}}, "status": {{json .State.Status}}, ' \
-          '"spec": {{json (index .Config.Labels "' + SPEC_LABEL + '")}}, "health": ' \
-          '{{if .State.Health}}{{json .State.Health.Status}}{{else}}null{{end}}}'
+_STATE_FORMAT = ('"id": {{json .ID}}, "running": {{json .State.Running}}, "status": {{json .State.Status}}, '
+                 '"spec": {{json (index .Config.Labels "' + SPEC_LABEL + '")}}, "health": '
+                 '{{if .State.Health}}{{json .State.Health.Status}}{{else}}null{{end}}')
 
+
+def state_fact(name: str) -> Fact:
+    """``docker inspect NAME``: {id, running, status, spec, health} or None when there is no such container."""
     def parse(text: str, rc: int) -> dict[str, Any] | None:
         if rc != 0 or not text.strip():
             return None
         return json.loads(text)
-    return Fact(f"container:{name}", join(["docker", "inspect", "--type", "container", "--format", fmt, name]), parse)
+    return Fact(f"container:{name}", join(["docker", "inspect", "--type", "container", "--format",
+                                           "{" + _STATE_FORMAT + "}", name]), parse)
+
+
+def states_fact(names: Sequence[str]) -> Fact:
+    """Several containers in one ``docker inspect`` (each docker CLI run costs ~45 ms on a
+    small host): {name: state as in :func:`state_fact`, or None when absent}."""
+    def parse(text: str, rc: int) -> dict[str, dict[str, Any] | None]:
+        found = {}
+        for line in text.splitlines():
+            if line.strip():
+                state = json.loads(line)
+                found[state.pop("name").lstrip("/")] = state
+        return {n: found.get(n) for n in names}
+    return Fact("containers", join(["docker", "inspect", "--type", "container", "--format",
+                                    '{"name": {{json .Name}}, ' + _STATE_FORMAT + "}", *names]), parse)
+
+
+def image_id_fact(image: str) -> Fact:
+    """The ID the tag ``image`` points to on this host (None when not pulled)."""
+    return Fact(f"image:{image}", join(["docker", "image", "inspect", "--format", "{{.Id}}", image]),
+                lambda t, rc: (t.strip() or None) if rc == 0 else None)
 
 
 def plan(c: Container, state: dict[str, Any] | None, spec_hash: str, *, env_changed: bool = False) -> tuple[str, list[str]]:
@@ -113,4 +136,5 @@ def http_ok_cmd(url: str, timeout: int = 5) -> str:
     return join(["curl", "-fsS", "-o", "/dev/null", "-m", str(timeout), url])
 
 
-__all__ = ["Container", "env_file_text", "exec_cmd", "http_ok_cmd", "network_fact", "plan", "quote", "state_fact"]
+__all__ = ["Container", "env_file_text", "exec_cmd", "http_ok_cmd", "image_id_fact", "network_fact", "plan",
+           "quote", "state_fact", "states_fact"]

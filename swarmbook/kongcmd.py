@@ -9,7 +9,6 @@ import re
 import urllib.parse
 
 from .containercmd import Container
-from .facts import Fact
 from .shell import join, quote
 
 DB, KONG, DASHBOARD = "kong-database", "kong", "kong-dashboard"
@@ -85,8 +84,9 @@ def mark_cmd(image: str) -> str:
             f"\"$(docker inspect --type container --format '{{{{.Id}}}}' {DB} 2>/dev/null)\"")
 
 
-def mark_fact(image: str) -> Fact:
-    return Fact("kong_mark", mark_cmd(image), lambda t, rc: t.strip() if len(t.split()) == 2 else None)
+def mark(image_id: str | None, db_container_id: str | None) -> str | None:
+    """What :func:`mark_cmd` prints for this image and database container (None if one is missing)."""
+    return f"{image_id} {db_container_id}" if image_id and db_container_id else None
 
 
 def record_mark_cmd(image: str) -> str:

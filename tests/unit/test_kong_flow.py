@@ -1,0 +1,70 @@
+"""kong.bootstrap's flow on a converged host: one probe (three containers in one docker
+inspect, no Postgres exec, no migrations list) plus the dashboard's auth check; a database
+that is not the recorded one makes it wait for Postgres and list migrations."""
+
+import json
+
+import tasks.kong as T
+from swarmbook import containercmd as C
+from swarmbook import kongcmd as K
+from swarmbook.session import Result
+
+from .fakes import FakePool, make_run
+
+bootstrap = T.bootstrap.body.__wrapped__
+ENV = "KONG=h1\nKONG_PG_PASSWORD=pw-1\nKONG_DASHBOARD_USERS=admin=dash-1\n"
+
+
+def converged(settings, *, recorded_db="db-id"):
+    net, pw, users = settings["NETWORK_NAME"], "pw-1", "admin=dash-1"
+    db, gw = K.database(settings["KONG_DB_IMAGE"], net), K.gateway(settings["KONG_IMAGE"], net, "127.0.0.1")
+    dash = K.dashboard(settings["KONG_DASHBOARD_IMAGE"], net, settings["KONG_DASHBOARD_PORT"])
+    secrets = {db.name: K.db_secrets(pw), gw.name: K.kong_secrets(pw), dash.name: K.dashboard_secrets(users)}
+    ids = {db.name: "db-id", gw.name: "kong-id", dash.name: "dash-id"}
+    lines = [json.dumps({"name": "/" + c.name, "id": ids[c.name], "running": True, "status": "running",
+                         "spec": c.spec_hash(C.env_file_text(secrets[c.name])), "health": None})
+             for c in (db, gw, dash)]
+    env_file = lambda c: ("root root 600\n" + C.env_file_text(secrets[c.name]), 0)  # noqa: E731
+    return {"has:docker": ("/usr/bin/docker", 0), f"network:{net}": ("overlay true swarm", 0),
+            "containers": ("\n".join(lines), 0),
+            K.DB_ENV: env_file(db), K.KONG_ENV: env_file(gw), K.DASH_ENV: env_file(dash),
+            K.MIGRATED: (f"root root 600\nsha256:kong-image {recorded_db}\n", 0),
+            f"image:{gw.image}": ("sha256:kong-image\n", 0), "admin_ok": ("", 0), "dash_code": ("401", 0)}
+
+
+def run_bootstrap(facts_for, responses):
+    pool = FakePool({}, responses)
+    run, out = make_run(pool, ENV, task="kong.bootstrap")
+    pool.facts = facts_for(run.settings)
+    run.each(run.settings.group("kong"), lambda h: bootstrap(h))
+    return pool, run, out.getvalue()
+
+
+def test_a_converged_host_is_one_probe_and_the_auth_check():
+    pool, run, out = run_bootstrap(converged, {r"-K -": Result("200", "", 0)})
+    assert run.failed() == [] and run.reporter.counts()["h1"]["changed"] == 0, out
+    assert pool.commands_run == 2
+    probe = pool.sent[0][0]
+    assert probe.count("docker inspect") == 1 and "pg_isready" not in probe and "migrations" not in probe
+    assert "up to date (recorded" in out
+
+
+def test_another_database_container_waits_for_postgres_and_lists_migrations():
+    pool, run, out = run_bootstrap(lambda s: converged(s, recorded_db="an-older-db"), {
+        r"pg_isready": Result("", "", 0),
+        r"kong migrations list": Result("", "", K.LIST_OK),
+        r"kong-migrated": Result("", "", 0),
+        r"-K -": Result("200", "", 0)})
+    sent = [c for c, _ in pool.sent]
+    assert run.failed() == [], out
+    assert any("pg_isready" in c for c in sent) and any("migrations list" in c for c in sent)
+    assert [i for i, c in enumerate(sent) if "pg_isready" in c][0] < [i for i, c in enumerate(sent) if "list" in c][0]
+
+
+def test_states_fact_parses_found_and_missing_containers():
+    fact = C.states_fact(["a", "b"])
+    assert fact.command.startswith("docker inspect --type container --format") and fact.command.endswith(" a b")
+    got = fact.parse('{"name": "/a", "id": "x", "running": true, "status": "running", "spec": "s", "health": null}\n', 1)
+    assert got == {"a": {"id": "x", "running": True, "status": "running", "spec": "s", "health": None}, "b": None}
+    assert C.image_id_fact("kong:3").parse("sha256:1\n", 0) == "sha256:1"
+    assert C.image_id_fact("kong:3").parse("", 1) is None
