@@ -10,7 +10,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from .facts import Fact
+from .facts import Fact, engine_get_cmd
 from .shell import join
 
 SOCKET = "/var/run/docker.sock"
@@ -54,17 +54,21 @@ def init_cmd(advertise: str, *, default_addr_pool: str | None = None) -> str:
     return join(argv)
 
 
-def token_cmd(role: str) -> str:
-    return join(["docker", "swarm", "join-token", "-q", role])
-
-
 def _parse_tokens(text: str, rc: int) -> dict[str, str] | None:
-    words = text.split()
-    return {"manager": words[0], "worker": words[1]} if rc == 0 and len(words) == 2 else None
+    if rc != 0:
+        return None
+    try:
+        tokens = json.loads(text).get("JoinTokens") or {}
+    except (json.JSONDecodeError, AttributeError):
+        return None
+    if not (tokens.get("Manager") and tokens.get("Worker")):
+        return None
+    return {"manager": tokens["Manager"], "worker": tokens["Worker"]}
 
 
-# Both join tokens (secrets: the engine masks them from every line it prints).
-TOKENS = Fact("tokens", f"{token_cmd('manager')} && {token_cmd('worker')}", _parse_tokens)
+# Both join tokens from the engine API's /swarm, one call (secrets: the engine masks them from
+# every line it prints; they never appear in argv).
+TOKENS = Fact("tokens", engine_get_cmd("/swarm"), _parse_tokens)
 
 
 def join_body(token: str, leader_addr: str, advertise: str) -> str:

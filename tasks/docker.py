@@ -76,9 +76,7 @@ def _wanted_mirrors(settings, mirrors=None) -> list[str]:
 def mirrors(h: Host, mirrors=None):
     """Merge registry mirrors into /etc/docker/daemon.json; validate, restart only on change."""
     wanted = _wanted_mirrors(h.settings, mirrors)
-    f = h.probe(F.command_exists("dockerd"), F.file_state(D.DAEMON_JSON, "daemon"),
-                F.Fact("running", "docker info --format '{{json .RegistryConfig.Mirrors}}'",
-                       lambda t, rc: t.strip() if rc == 0 else None))
+    f = h.probe(F.command_exists("dockerd"), F.file_state(D.DAEMON_JSON, "daemon"), F.docker_info())
     if not f["has:dockerd"]:
         h.fail("mirrors", "docker is not installed (run docker.install first)")
     current = f["daemon"]["content"] if f["daemon"] else ""
@@ -90,8 +88,9 @@ def mirrors(h: Host, mirrors=None):
     except files.BadJSON as exc:
         raise StepFailed(f"{D.DAEMON_JSON} is {exc}; fix it by hand, nothing was changed") from None
     if new == current:
-        running = f["running"] or ""
-        if f["running"] is not None and any(m.rstrip("/") not in running for m in wanted):
+        info = f["docker_info"]
+        running = {m.rstrip("/") for m in ((info or {}).get("RegistryConfig") or {}).get("Mirrors") or []}
+        if info is not None and any(m.rstrip("/") not in running for m in wanted):
             # the file is right but the engine never restarted with it (e.g. an earlier run was killed)
             h.change("registry mirrors", D.restart_engine_cmd(), reason="daemon.json not applied yet; docker restarted")
         else:

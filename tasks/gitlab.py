@@ -70,13 +70,19 @@ def up(h: Host, hostname=None, ports=None, timeout=None):
         h.ok(f"folders under {home}")
     else:
         h.change(f"folders under {home}", join(["mkdir", "-p", f"{home}/config", f"{home}/logs", f"{home}/data"]))
-    containers.ensure(h, c, f[f"container:{G.CONTAINER}"])
+    changed = containers.ensure(h, c, f[f"container:{G.CONTAINER}"])
     if h.check:
         return
-    _wait_healthy(h, s.get("GITLAB_TIMEOUT", timeout), G.host_port(wanted, 80))
+    _wait_healthy(h, s.get("GITLAB_TIMEOUT", timeout), G.host_port(wanted, 80),
+                  probed=None if changed else f[f"container:{G.CONTAINER}"])
 
 
-def _wait_healthy(h: Host, timeout, http_port) -> None:
+def _wait_healthy(h: Host, timeout, http_port, probed: dict | None = None) -> None:
+    """Wait for GitLab's HEALTHCHECK (or its /-/health page); ``probed``: the state just read
+    from an unchanged container, which saves a second look when it already says healthy."""
+    if probed and probed.get("health") == "healthy":
+        h.ok("GitLab healthy", "already")
+        return
     fact = C.state_fact(G.CONTAINER)
     state: dict = {}
 

@@ -168,3 +168,18 @@ def test_unit_state_is_active_and_enabled_from_one_systemctl_show():
     # a unit that is not installed: systemd answers inactive with no unit file state
     assert parse_unit_state("ActiveState=inactive\nUnitFileState=\n", 0) == {"active": False, "enabled": False}
     assert parse_unit_state("ActiveState=active\nUnitFileState=disabled\n", 0) == {"active": True, "enabled": False}
+
+
+def test_engine_api_facts_join_tokens_and_docker_info_fallback():
+    from swarmbook import swarmcmd as S
+    from swarmbook.facts import docker_info, engine_get_cmd
+
+    assert engine_get_cmd("/swarm") == ("curl -sSf --max-time 30 --unix-socket /var/run/docker.sock "
+                                        "http://localhost/swarm")
+    assert S.TOKENS.command == engine_get_cmd("/swarm")
+    body = '{"ID": "x", "JoinTokens": {"Worker": "SWMTKN-1-w", "Manager": "SWMTKN-1-m"}, "Spec": {}}'
+    assert S.TOKENS.parse(body, 0) == {"manager": "SWMTKN-1-m", "worker": "SWMTKN-1-w"}
+    assert S.TOKENS.parse('{"message": "This node is not a swarm manager."}', 0) is None
+    assert S.TOKENS.parse("", 22) is None and S.TOKENS.parse("not json", 0) is None
+    # where curl is missing the docker CLI answers the same JSON
+    assert docker_info().command == f"{engine_get_cmd('/info')} || docker info --format '{{{{json .}}}}'"

@@ -79,9 +79,19 @@ def test_mirrors_merge_keeps_other_keys_and_restarts_once():
 
 def test_mirrors_no_change_when_already_set():
     daemon = 'root root 644\n{\n  "registry-mirrors": [\n    "https://m.lab:5001"\n  ]\n}\n'
-    pool = FakePool({"has:dockerd": ("/usr/bin/dockerd", 0), "daemon": (daemon, 0)})
+    info = json.dumps({"RegistryConfig": {"Mirrors": ["https://m.lab:5001/"]}})  # the engine adds the slash
+    pool = FakePool({"has:dockerd": ("/usr/bin/dockerd", 0), "daemon": (daemon, 0), "docker_info": (info, 0)})
     run, out = run_body(pool, mirrors, mirrors="https://m.lab:5001")
-    assert pool.changes() == []
+    assert pool.changes() == [] and pool.commands_run == 1
+
+
+def test_mirrors_written_but_not_running_restart_the_engine_once():
+    daemon = 'root root 644\n{\n  "registry-mirrors": [\n    "https://m.lab:5001"\n  ]\n}\n'
+    info = json.dumps({"RegistryConfig": {"Mirrors": []}})  # e.g. a run killed before the restart
+    pool = FakePool({"has:dockerd": ("/usr/bin/dockerd", 0), "daemon": (daemon, 0), "docker_info": (info, 0)},
+                    {r"systemctl restart docker": Result("", "", 0)})
+    run, out = run_body(pool, mirrors, mirrors="https://m.lab:5001")
+    assert len(pool.changes()) == 1 and "not applied yet" in out
 
 
 def test_mirrors_refuse_to_touch_unreadable_daemon_json():

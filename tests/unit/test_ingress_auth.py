@@ -145,7 +145,7 @@ def test_swarm_init_no_op_is_one_round_trip_per_host():
     info = json.dumps({"Name": "h1", "Swarm": {"LocalNodeState": "active", "NodeID": "n1", "NodeAddr": "10.0.0.1",
                                                 "ControlAvailable": True, "Cluster": {"ID": "c1"}}})
     nodes = json.dumps({"ID": "n1 *", "Hostname": "h1"})
-    pool = FakePool({"docker_info": (info, 0), "src_addr": ("10.0.0.1", 0), "tokens": ("SWMTKN-m\nSWMTKN-w\n", 0),
+    pool = FakePool({"docker_info": (info, 0), "src_addr": ("10.0.0.1", 0), "tokens": (json.dumps({"ID": "c1", "JoinTokens": {"Worker": "SWMTKN-w", "Manager": "SWMTKN-m"}}), 0),
                      "nodes": (nodes, 0)})
     run, _ = make_run(pool, "MANAGERS=h1,h2,h3\n", task="swarm.init")
     TS.init.body.__wrapped__(run, run.settings.group("nodes"))

@@ -128,3 +128,23 @@ def test_every_new_task_has_help_and_validators_accept_every_parameter():
             params = [p for p in inspect.signature(t.body).parameters if p not in ("c", "env_file", "check", "json")]
             for p in params:
                 assert p.replace("_", "-") in t.help or p in t.help, (t.name, p)
+
+
+def test_gitlab_up_on_a_healthy_unchanged_container_is_one_round_trip():
+    """The first probe's health is enough: no second look, no HTTP check."""
+    import json
+
+    from swarmbook import gitlabcmd as GC
+    from swarmbook.config import parse
+
+    env = "MANAGERS=h1\nGITLAB=h1\n"
+    s = parse(env, environ={})
+    c = GC.container(image=s["GITLAB_IMAGE"], hostname="h1", home=s["GITLAB_HOME"], ports=tuple(s["GITLAB_PORTS"]))
+    state = {"id": "g1", "running": True, "status": "running", "spec": c.spec_hash(), "health": "healthy"}
+    port = GC.host_port(tuple(s["GITLAB_PORTS"]), 22)
+    pool = FakePool({"has:docker": ("/usr/bin/docker", 0), "container:gitlab": (json.dumps(state), 0),
+                     f"listen:{port}": ('LISTEN 0 128 0.0.0.0:22 users:(("docker-proxy",pid=9,fd=4))', 0),
+                     "dirs": ("", 0)})
+    run, out = run_on(pool, body(G.up), env=env)
+    assert run.failed() == [] and pool.changes() == [] and pool.commands_run == 1, out
+    assert "GitLab healthy" in out and "already" in out
