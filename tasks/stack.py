@@ -70,42 +70,36 @@ HELP = {
 }
 
 
-def _state_facts(name: str) -> list[F.Fact]:
-    """Replicas and rolling-update state of a stack's services (read in one round trip)."""
-    ns = quote(f"label=com.docker.stack.namespace={name}")
-    return [
-        F.Fact("replicas", join(["docker", "stack", "services", name, "--format", "{{.Name}} {{.Replicas}}"]),
-               lambda t, rc: K.parse_replicas(t) if rc == 0 else {}),
-        F.Fact("updating", f"docker service ls -q --filter {ns} | xargs -r docker service inspect --format "
-                           "'{{if .UpdateStatus}}{{.UpdateStatus.State}}{{end}}'",
-               lambda t, rc: [u for u in t.split() if u in ("updating", "rollback_started")]),
-    ]
+def _replicas(services: dict | None) -> str:
+    return ", ".join(f"{n} {s['replicas'][0]}/{s['replicas'][1]}" if s["replicas"] else f"{n} ?"
+                     for n, s in (services or {}).items())
 
 
-def converged(f: dict) -> bool:
-    reps = f["replicas"]
-    return bool(reps) and all(r == w and w > 0 for r, w in reps.values()) and not f["updating"]
+def converged(services: dict | None) -> bool:
+    """Every service of the stack runs all its tasks and none is in a rolling update."""
+    return bool(services) and all(s["replicas"] and s["replicas"][0] == s["replicas"][1] > 0 and not s["updating"]
+                                  for s in services.values())
 
 
 def _converge(h: Host, name: str, timeout: int) -> None:
     state: dict = {}
 
     def ready() -> bool:
-        state.update(h.probe(*_state_facts(name)))
-        return converged(state)
+        state.update(h.probe(K.services_fact(name)))
+        return converged(state["services"])
 
     try:
         h.wait(f"stack {name} to converge", ready, timeout=timeout, interval=2)
     except StepFailed:
         why = h.try_run(f"docker stack ps --no-trunc --filter desired-state=running --format "
                         f"'{{{{.Name}}}} {{{{.CurrentState}}}} {{{{.Error}}}}' {quote(name)} | head -5").stdout
-        raise StepFailed(f"stack {name} not converged after {timeout}s: {state.get('replicas')}; "
+        raise StepFailed(f"stack {name} not converged after {timeout}s: {_replicas(state.get('services'))}; "
                          f"{' | '.join(why.splitlines()) or 'no task info'}") from None
-    _report_running(h, name, state)
+    _report_running(h, name, state["services"])
 
 
-def _report_running(h: Host, name: str, state: dict) -> None:
-    h.ok(f"stack {name} running", ", ".join(f"{s} {r}/{w}" for s, (r, w) in state["replicas"].items()))
+def _report_running(h: Host, name: str, services: dict) -> None:
+    h.ok(f"stack {name} running", _replicas(services))
 
 
 def _prune_configs(h: Host, old: set[str]) -> None:
@@ -131,12 +125,10 @@ def _deploy(run: Run, specs, name, app_env, tag, timeout, *, always: bool) -> No
     done = threading.Event()
 
     def body(h: Host) -> None:
-        f = h.probe(F.file_state(path, "file"),
-                    F.Fact("configs", join(["docker", "config", "ls", "--format", "{{.Name}}",
-                                            "--filter", f"name={name}_env_"]), lambda t, rc: set(t.split())),
-                    F.Fact("images", f"docker service ls --filter label=com.docker.stack.namespace={quote(name)} "
-                                     "--format '{{.Name}} {{.Image}}'", lambda t, rc: t.strip()),
-                    *_state_facts(name))
+        f = h.probe(F.file_state(path, "file"), K.configs_fact(f"{name}_env_"), K.services_fact(name))
+        services = f["services"] or {}
+        if any(s["replicas"] is None for s in services.values()):
+            h.fail(f"stack {name}", "the engine reports no task counts (API < 1.41): stack.deploy needs Docker 20.10+")
         changed = False
         if cfg in f["configs"]:
             h.ok(f"config {cfg}")
@@ -145,21 +137,22 @@ def _deploy(run: Run, specs, name, app_env, tag, timeout, *, always: bool) -> No
                      reason="new .env content")
             changed = True
         changed |= ops.put_file(h, path, rendered, state=f["file"], step=f"stack file {path}")
-        if changed or always or not f["images"]:
+        if changed or always or not services:
             h.change(f"deploy stack {name}", join(["docker", "stack", "deploy", "--with-registry-auth",
                                                    "--prune", "-c", path, name]), timeout=600)
             changed = True
         else:
             h.ok(f"stack {name} deployed")
         if not h.check:
-            if changed or not converged(f):
+            if changed or not converged(services):
                 _converge(h, name, timeout)
             else:
-                _report_running(h, name, f)
+                _report_running(h, name, services)
             if always:
-                after = h.run(f"docker service ls --filter label=com.docker.stack.namespace={quote(name)} "
-                              "--format '{{.Name}} {{.Image}}'").stdout.strip()
-                h.note(f"images {'changed' if after != f['images'] else 'unchanged'}: {after}")
+                after = {n: s["image"] for n, s in (h.probe(K.services_fact(name))["services"] or {}).items()}
+                before = {n: s["image"] for n, s in services.items()}
+                h.note(f"images {'changed' if after != before else 'unchanged'}: "
+                       f"{', '.join(f'{n} {i}' for n, i in sorted(after.items()))}")
         _prune_configs(h, f["configs"] - {cfg})
         done.set()
 

@@ -145,8 +145,39 @@ def test_bad_stack_files_are_one_line_errors(template, message):
         stackcmd.render(template, _values(), source="x.yml")
 
 
-def test_parse_replicas():
-    assert stackcmd.parse_replicas("demo_demo 3/3\nx_y 0/1 (max 1 per node)\n") == {"demo_demo": (3, 3), "x_y": (0, 1)}
+def test_stack_services_and_configs_from_the_engine_api():
+    import json
+    import urllib.parse
+
+    fact = stackcmd.services_fact("demo")
+    query = urllib.parse.unquote(fact.command.split("?", 1)[1])
+    assert "--unix-socket /var/run/docker.sock" in fact.command and "status=true" in query
+    assert '"label":["com.docker.stack.namespace=demo"]' in query
+    api = [{"Spec": {"Name": "demo_demo", "TaskTemplate": {"ContainerSpec": {"Image": "r/demo:1@sha256:ab"}}},
+            "ServiceStatus": {"RunningTasks": 3, "DesiredTasks": 3}},
+           {"Spec": {"Name": "demo_db", "TaskTemplate": {"ContainerSpec": {"Image": "mariadb"}}},
+            "ServiceStatus": {"RunningTasks": 0, "DesiredTasks": 1}, "UpdateStatus": {"State": "updating"}},
+           {"Spec": {"Name": "old_engine", "TaskTemplate": {"ContainerSpec": {"Image": "x"}}}}]
+    got = fact.parse(json.dumps(api), 0)
+    assert got == {"demo_demo": {"image": "r/demo:1@sha256:ab", "replicas": (3, 3), "updating": False},
+                   "demo_db": {"image": "mariadb", "replicas": (0, 1), "updating": True},
+                   "old_engine": {"image": "x", "replicas": None, "updating": False}}
+    assert fact.parse("", 7) is None  # engine not answering
+    configs = stackcmd.configs_fact("demo_env_")
+    assert '"name":["demo_env_"]' in urllib.parse.unquote(configs.command)
+    assert configs.parse('[{"ID": "c1", "Spec": {"Name": "demo_env_1a2b"}}]', 0) == {"demo_env_1a2b"}
+    assert configs.parse("[]", 0) == set() and configs.parse("", 22) == set()
+
+
+def test_a_stack_is_converged_when_every_service_runs_all_tasks_and_none_updates():
+    from tasks.stack import converged
+
+    ok = {"image": "i", "replicas": (2, 2), "updating": False}
+    assert converged({"a": ok, "b": {**ok, "replicas": (1, 1)}})
+    assert not converged({"a": ok, "b": {**ok, "replicas": (0, 1)}})
+    assert not converged({"a": {**ok, "updating": True}})
+    assert not converged({"a": {**ok, "replicas": (0, 0)}})  # scaled to zero never "runs"
+    assert not converged({"a": {**ok, "replicas": None}}) and not converged({}) and not converged(None)
 
 
 def test_service_labels_merge_into_list_or_mapping_labels():
