@@ -11,7 +11,7 @@ import json
 from typing import Any
 
 from .errors import ConfigError
-from .facts import SERVICE_SPECS_CMD, Fact
+from .facts import SERVICE_SPECS_CMD, Fact, engine_get_cmd
 
 Net = ipaddress.IPv4Network | ipaddress.IPv6Network
 LARGE_PREFIX = 16  # larger than /16 (e.g. the runbook's /8) draws a warning
@@ -66,23 +66,22 @@ ROUTES = Fact("routes", "ip -4 -o addr show; ip -4 route show", parse_routes)
 
 
 def _parse_networks(text: str, rc: int) -> list[dict[str, Any]] | None:
-    if rc != 0:
+    """The engine API's /networks (a JSON array) as plain dicts."""
+    if rc != 0 or not text.strip():
         return None
     nets = []
-    for line in text.splitlines():
-        if line.strip():
-            n = json.loads(line)
-            cfg = (n.get("IPAM") or {}).get("Config") or []
-            nets.append({"name": n.get("Name"), "id": n.get("Id", ""), "driver": n.get("Driver"),
-                         "scope": n.get("Scope"), "ingress": bool(n.get("Ingress")),
-                         "attachable": bool(n.get("Attachable")),
-                         "encrypted": "encrypted" in (n.get("Options") or {}),
-                         "subnets": [c.get("Subnet") for c in cfg if c.get("Subnet")]})
+    for n in json.loads(text):
+        cfg = (n.get("IPAM") or {}).get("Config") or []
+        nets.append({"name": n.get("Name"), "id": n.get("Id", ""), "driver": n.get("Driver"),
+                     "scope": n.get("Scope"), "ingress": bool(n.get("Ingress")),
+                     "attachable": bool(n.get("Attachable")),
+                     "encrypted": "encrypted" in (n.get("Options") or {}),
+                     "subnets": [c.get("Subnet") for c in cfg if c.get("Subnet")]})
     return nets
 
 
-NETWORKS = Fact("networks", "docker network ls -q | xargs -r docker network inspect --format '{{json .}}'",
-                _parse_networks)
+# one engine API call (docker network ls + inspect were two CLI runs)
+NETWORKS = Fact("networks", engine_get_cmd("/networks"), _parse_networks)
 
 
 def taken_by(networks: list[dict[str, Any]], routes: dict[str, list[str]], *, skip: str = "") -> dict[str, list[str]]:

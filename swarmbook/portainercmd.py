@@ -8,8 +8,10 @@ import io
 import json
 import re
 import tarfile
+import urllib.parse
+from typing import Any
 
-from .facts import Fact
+from .facts import Fact, engine_get_cmd
 from .shell import join
 
 SERVICE = "portainer"
@@ -38,16 +40,26 @@ def with_spec_label(argv: list[str], spec: str) -> list[str]:
     return argv[:i] + ["--label", f"{SPEC_LABEL}={spec}"] + argv[i:]
 
 
-SERVICE_FACT = Fact("service", join(["docker", "service", "inspect", "--format",
-                                     '{"spec": {{json (index .Spec.Labels "' + SPEC_LABEL + '")}}, '
-                                     '"replicas": {{if .Spec.Mode.Replicated}}{{.Spec.Mode.Replicated.Replicas}}'
-                                     '{{else}}0{{end}}}', SERVICE]),
-                    lambda t, rc: json.loads(t) if rc == 0 and t.strip() else None)
+def _parse_service(text: str, rc: int) -> dict[str, Any] | None:
+    """{spec label, replicas} of the portainer service (None when absent: the API answers 404)."""
+    if rc != 0 or not text.strip():
+        return None
+    spec = json.loads(text).get("Spec") or {}
+    return {"spec": (spec.get("Labels") or {}).get(SPEC_LABEL),
+            "replicas": ((spec.get("Mode") or {}).get("Replicated") or {}).get("Replicas", 0)}
 
-NODES_FACT = Fact("nodes", "docker node ls -q | xargs -r docker node inspect --format "
-                           "'{{.ID}} {{.Description.Hostname}} {{.Status.Addr}} {{.Spec.Role}} {{json .Spec.Labels}}'",
-                  lambda t, rc: [dict(zip(("id", "hostname", "addr", "role", "labels"), ln.split(" ", 4)))
-                                 for ln in t.splitlines() if ln.strip()] if rc == 0 else None)
+
+def _parse_nodes(text: str, rc: int) -> list[dict[str, Any]] | None:
+    if rc != 0 or not text.strip():
+        return None
+    return [{"id": n["ID"], "hostname": (n.get("Description") or {}).get("Hostname", ""),
+             "addr": (n.get("Status") or {}).get("Addr", ""), "role": (n.get("Spec") or {}).get("Role", ""),
+             "labels": (n.get("Spec") or {}).get("Labels") or {}} for n in json.loads(text)]
+
+
+# engine API reads (one curl each; the docker CLI took four runs for these)
+SERVICE_FACT = Fact("service", engine_get_cmd(f"/services/{SERVICE}"), _parse_service)
+NODES_FACT = Fact("nodes", engine_get_cmd("/nodes"), _parse_nodes)
 
 
 def pick_node(nodes: list[dict], wanted: str) -> dict | None:
@@ -59,12 +71,21 @@ def pick_node(nodes: list[dict], wanted: str) -> dict | None:
 
 
 def has_label(node: dict) -> bool:
-    return (json.loads(node.get("labels") or "null") or {}).get(LABEL) == "true"
+    return (node.get("labels") or {}).get(LABEL) == "true"
 
 
 def running_cmd() -> str:
-    """Running tasks of the service on this node (container ids)."""
-    return join(["docker", "ps", "-q", "--filter", f"label=com.docker.swarm.service.name={SERVICE}"])
+    """Running tasks of the service on this node: a JSON list of containers ('[]' when none)."""
+    filters = urllib.parse.quote(json.dumps({"label": [f"com.docker.swarm.service.name={SERVICE}"]}))
+    return engine_get_cmd(f"/containers/json?filters={filters}")
+
+
+def running(text: str, rc: int = 0) -> bool:
+    """Whether :func:`running_cmd` found a running task container."""
+    try:
+        return rc == 0 and bool(json.loads(text or "[]"))
+    except json.JSONDecodeError:
+        return False
 
 
 def scale_cmd(n: int) -> str:

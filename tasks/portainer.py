@@ -38,7 +38,7 @@ def _node_spec(run: Run, specs: list[HostSpec]) -> HostSpec:
 
 
 def _wait_running(h: Host, timeout: int = 120) -> None:
-    h.wait("portainer task running", lambda: bool(h.try_run(P.running_cmd()).stdout.strip()), timeout=timeout)
+    h.wait("portainer task running", lambda: P.running(h.try_run(P.running_cmd()).stdout), timeout=timeout)
 
 
 def _http_cmd(port: int) -> str:
@@ -52,7 +52,7 @@ def _answers(h: Host, port: int, timeout: int = 60) -> None:
 
 def _ready_facts(port: int) -> list[F.Fact]:
     """Task running here and HTTP answering: probed up front, so a converged node needs no waits."""
-    return [F.Fact("portainer_running", P.running_cmd(), lambda t, rc: bool(t.strip())),
+    return [F.Fact("portainer_running", P.running_cmd(), P.running),
             F.Fact("portainer_http", _http_cmd(port), lambda t, rc: rc == 0)]
 
 
@@ -193,7 +193,7 @@ def restore(run: Run, specs: list[HostSpec], file=None, yes=False):
         on_manager(P.scale_cmd(0), "stop portainer (scale 0)")
         try:
             if not h.check:
-                h.wait("portainer task gone", lambda: not h.try_run(P.running_cmd()).stdout.strip(), timeout=120)
+                h.wait("portainer task gone", lambda: not P.running(h.try_run(P.running_cmd()).stdout), timeout=120)
             h.change("restore portainer_data", P.restore_cmd(), stdin=data, reason=Path(file).name, timeout=900)
         finally:  # whatever happened, Portainer runs again
             on_manager(P.scale_cmd(1), "start portainer (scale 1)")

@@ -43,8 +43,8 @@ def test_unpublish_and_republish_are_inverse():
     assert "published=5353,target=53,protocol=udp,mode=host" in add
 
 
-NETS = json.dumps({"Name": "ingress", "Id": "i1", "Ingress": True, "Attachable": False,
-                   "Options": {}, "IPAM": {"Config": [{"Subnet": "10.0.0.0/24"}]}})
+NETS = json.dumps([{"Name": "ingress", "Id": "i1", "Ingress": True, "Attachable": False,
+                    "Options": {}, "IPAM": {"Config": [{"Subnet": "10.0.0.0/24"}]}}])
 
 
 def _ingress_pool(users_text):

@@ -218,3 +218,26 @@ def test_reconfigure_records_what_it_applied_in_a_private_marker():
     assert cmd.startswith("docker exec gitlab gitlab-ctl reconfigure && (umask 077;")
     assert G.applied_hash("smtp_password = 'pw'") in cmd and "pw'" not in cmd
     assert G.reconfigure_cmd() == "docker exec gitlab gitlab-ctl reconfigure"
+
+
+def test_portainer_facts_from_the_engine_api():
+    import json
+    import urllib.parse
+
+    from swarmbook import portainercmd as P
+
+    nodes = [{"ID": "n1", "Description": {"Hostname": "h1"}, "Status": {"Addr": "10.0.0.1"},
+              "Spec": {"Role": "manager", "Labels": {"portainer": "true"}}},
+             {"ID": "n2", "Description": {"Hostname": "h2"}, "Status": {"Addr": "10.0.0.2"},
+              "Spec": {"Role": "worker", "Labels": {}}}]
+    got = P.NODES_FACT.parse(json.dumps(nodes), 0)
+    assert got[0] == {"id": "n1", "hostname": "h1", "addr": "10.0.0.1", "role": "manager",
+                      "labels": {"portainer": "true"}}
+    assert P.has_label(got[0]) and not P.has_label(got[1]) and P.pick_node(got, "10.0.0.2")["id"] == "n2"
+    assert P.NODES_FACT.parse('{"message": "not a swarm manager"}', 22) is None
+    svc = {"Spec": {"Labels": {P.SPEC_LABEL: "abc"}, "Mode": {"Replicated": {"Replicas": 1}}}}
+    assert P.SERVICE_FACT.parse(json.dumps(svc), 0) == {"spec": "abc", "replicas": 1}
+    assert P.SERVICE_FACT.parse('{"message": "service portainer not found"}', 22) is None
+    assert P.SERVICE_FACT.command.endswith("http://localhost/services/portainer")
+    assert "com.docker.swarm.service.name=portainer" in urllib.parse.unquote(P.running_cmd())
+    assert P.running('[{"Id": "c1"}]') and not P.running("[]") and not P.running("", 7)
