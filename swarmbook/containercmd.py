@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
+import urllib.parse
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .facts import Fact
+from .facts import Fact, engine_get_cmd
 from .shell import join, quote
 
 SPEC_LABEL = "swarmbook.spec"
@@ -72,39 +74,53 @@ def env_file_text(values: dict[str, str]) -> str:
     return "".join(f"{k}={v}\n" for k, v in values.items())
 
 
-_STATE_FORMAT = ('"id": {{json .ID}}, "running": {{json .State.Running}}, "status": {{json .State.Status}}, '
-                 '"spec": {{json (index .Config.Labels "' + SPEC_LABEL + '")}}, "health": '
-                 '{{if .State.Health}}{{json .State.Health.Status}}{{else}}null{{end}}')
+# Container, network and image facts read the engine API over its socket (one curl, ~20 ms)
+# instead of running the docker CLI (~45 ms each on a small host): probes run several.
+
+def _state(c: dict[str, Any]) -> dict[str, Any]:
+    """{id, running, status, spec, health} from the API's container inspect."""
+    st = c.get("State") or {}
+    return {"id": c.get("Id"), "running": bool(st.get("Running")), "status": st.get("Status"),
+            "spec": ((c.get("Config") or {}).get("Labels") or {}).get(SPEC_LABEL),
+            "health": (st.get("Health") or {}).get("Status")}
+
+
+_LISTED_HEALTH = re.compile(r"\((healthy|unhealthy|health: starting)\)")
+
+
+def _listed_state(c: dict[str, Any]) -> dict[str, Any]:
+    """The same from the API's container list (health only shows in its Status text)."""
+    m = _LISTED_HEALTH.search(c.get("Status") or "")
+    return {"id": c.get("Id"), "running": c.get("State") == "running", "status": c.get("State"),
+            "spec": (c.get("Labels") or {}).get(SPEC_LABEL),
+            "health": ("starting" if m.group(1) == "health: starting" else m.group(1)) if m else None}
 
 
 def state_fact(name: str) -> Fact:
-    """``docker inspect NAME``: {id, running, status, spec, health} or None when there is no such container."""
+    """Container ``name``: {id, running, status, spec, health}, or None when there is no such container."""
     def parse(text: str, rc: int) -> dict[str, Any] | None:
-        if rc != 0 or not text.strip():
-            return None
-        return json.loads(text)
-    return Fact(f"container:{name}", join(["docker", "inspect", "--type", "container", "--format",
-                                           "{" + _STATE_FORMAT + "}", name]), parse)
+        return _state(json.loads(text)) if rc == 0 and text.strip() else None
+    return Fact(f"container:{name}", engine_get_cmd(f"/containers/{name}/json"), parse)
 
 
 def states_fact(names: Sequence[str]) -> Fact:
-    """Several containers in one ``docker inspect`` (each docker CLI run costs ~45 ms on a
-    small host): {name: state as in :func:`state_fact`, or None when absent}."""
+    """Several containers in one call: {name: state as in :func:`state_fact`, or None when absent}."""
+    filters = urllib.parse.quote(json.dumps({"name": [f"^/{n}$" for n in names]}, separators=(",", ":")))
+
     def parse(text: str, rc: int) -> dict[str, dict[str, Any] | None]:
         found = {}
-        for line in text.splitlines():
-            if line.strip():
-                state = json.loads(line)
-                found[state.pop("name").lstrip("/")] = state
+        for c in (json.loads(text) if rc == 0 and text.strip() else []):
+            for n in c.get("Names") or []:
+                found[n.lstrip("/")] = _listed_state(c)
         return {n: found.get(n) for n in names}
-    return Fact("containers", join(["docker", "inspect", "--type", "container", "--format",
-                                    '{"name": {{json .Name}}, ' + _STATE_FORMAT + "}", *names]), parse)
+    return Fact("containers", engine_get_cmd(f"/containers/json?all=true&filters={filters}"), parse)
 
 
 def image_id_fact(image: str) -> Fact:
     """The ID the tag ``image`` points to on this host (None when not pulled)."""
-    return Fact(f"image:{image}", join(["docker", "image", "inspect", "--format", "{{.Id}}", image]),
-                lambda t, rc: (t.strip() or None) if rc == 0 else None)
+    def parse(text: str, rc: int) -> str | None:
+        return json.loads(text).get("Id") if rc == 0 and text.strip() else None
+    return Fact(f"image:{image}", engine_get_cmd(f"/images/{image}/json"), parse)
 
 
 def plan(c: Container, state: dict[str, Any] | None, spec_hash: str, *, env_changed: bool = False) -> tuple[str, list[str]]:
@@ -121,10 +137,13 @@ def plan(c: Container, state: dict[str, Any] | None, spec_hash: str, *, env_chan
 
 
 def network_fact(name: str) -> Fact:
-    """Driver and attachable flag of a docker network (None when absent)."""
-    return Fact(f"network:{name}", join(["docker", "network", "inspect", "--format",
-                                         "{{.Driver}} {{.Attachable}} {{.Scope}}", name]),
-                lambda t, rc: dict(zip(("driver", "attachable", "scope"), t.split())) if rc == 0 else None)
+    """{driver, attachable, scope} of a docker network (None when absent)."""
+    def parse(text: str, rc: int) -> dict[str, Any] | None:
+        if rc != 0 or not text.strip():
+            return None
+        n = json.loads(text)
+        return {"driver": n.get("Driver"), "attachable": bool(n.get("Attachable")), "scope": n.get("Scope")}
+    return Fact(f"network:{name}", engine_get_cmd(f"/networks/{name}"), parse)
 
 
 def exec_cmd(container: str, argv: list[str], *, stdin: bool = False) -> str:

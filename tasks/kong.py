@@ -71,7 +71,7 @@ def bootstrap(h: Host, admin_bind=None, timeout=180):
     if not f["has:docker"]:
         h.fail("kong", "docker is not installed (run docker.install first)")
     network = f[f"network:{net}"]
-    if not network or (network["driver"] == "overlay" and network["attachable"] != "true"):
+    if not network or (network["driver"] == "overlay" and not network["attachable"]):
         h.fail("kong", f"network {net} is missing or not attachable (run net.create first)")
     if bind == "0.0.0.0":
         h.note("the Kong admin API is published on 0.0.0.0: anyone who reaches this host can reconfigure it",

@@ -21,15 +21,15 @@ def converged(settings, *, recorded_db="db-id"):
     dash = K.dashboard(settings["KONG_DASHBOARD_IMAGE"], net, settings["KONG_DASHBOARD_PORT"])
     secrets = {db.name: K.db_secrets(pw), gw.name: K.kong_secrets(pw), dash.name: K.dashboard_secrets(users)}
     ids = {db.name: "db-id", gw.name: "kong-id", dash.name: "dash-id"}
-    lines = [json.dumps({"name": "/" + c.name, "id": ids[c.name], "running": True, "status": "running",
-                         "spec": c.spec_hash(C.env_file_text(secrets[c.name])), "health": None})
-             for c in (db, gw, dash)]
+    listed = [{"Id": ids[c.name], "Names": ["/" + c.name], "State": "running", "Status": "Up 2 hours",
+               "Labels": {C.SPEC_LABEL: c.spec_hash(C.env_file_text(secrets[c.name]))}} for c in (db, gw, dash)]
     env_file = lambda c: ("root root 600\n" + C.env_file_text(secrets[c.name]), 0)  # noqa: E731
-    return {"has:docker": ("/usr/bin/docker", 0), f"network:{net}": ("overlay true swarm", 0),
-            "containers": ("\n".join(lines), 0),
+    return {"has:docker": ("/usr/bin/docker", 0),
+            f"network:{net}": (json.dumps({"Driver": "overlay", "Attachable": True, "Scope": "swarm"}), 0),
+            "containers": (json.dumps(listed), 0),
             K.DB_ENV: env_file(db), K.KONG_ENV: env_file(gw), K.DASH_ENV: env_file(dash),
             K.MIGRATED: (f"root root 600\nsha256:kong-image {recorded_db}\n", 0),
-            f"image:{gw.image}": ("sha256:kong-image\n", 0), "admin_ok": ("", 0), "dash_code": ("401", 0)}
+            f"image:{gw.image}": (json.dumps({"Id": "sha256:kong-image"}), 0), "admin_ok": ("", 0), "dash_code": ("401", 0)}
 
 
 def run_bootstrap(facts_for, responses):
@@ -45,7 +45,7 @@ def test_a_converged_host_is_one_probe_and_the_auth_check():
     assert run.failed() == [] and run.reporter.counts()["h1"]["changed"] == 0, out
     assert pool.commands_run == 2
     probe = pool.sent[0][0]
-    assert probe.count("docker inspect") == 1 and "pg_isready" not in probe and "migrations" not in probe
+    assert probe.count("/containers/json?all=true") == 1 and "pg_isready" not in probe and "migrations" not in probe
     assert "up to date (recorded" in out
 
 
@@ -62,9 +62,25 @@ def test_another_database_container_waits_for_postgres_and_lists_migrations():
 
 
 def test_states_fact_parses_found_and_missing_containers():
+    import urllib.parse
+
     fact = C.states_fact(["a", "b"])
-    assert fact.command.startswith("docker inspect --type container --format") and fact.command.endswith(" a b")
-    got = fact.parse('{"name": "/a", "id": "x", "running": true, "status": "running", "spec": "s", "health": null}\n', 1)
-    assert got == {"a": {"id": "x", "running": True, "status": "running", "spec": "s", "health": None}, "b": None}
-    assert C.image_id_fact("kong:3").parse("sha256:1\n", 0) == "sha256:1"
-    assert C.image_id_fact("kong:3").parse("", 1) is None
+    assert '"name":["^/a$","^/b$"]' in urllib.parse.unquote(fact.command) and "all=true" in fact.command
+    listed = [{"Id": "x", "Names": ["/a"], "State": "running", "Status": "Up 1 hour (healthy)",
+               "Labels": {C.SPEC_LABEL: "s"}},
+              {"Id": "y", "Names": ["/ab"], "State": "exited", "Status": "Exited (0)", "Labels": {}}]
+    got = fact.parse(json.dumps(listed), 0)
+    assert got == {"a": {"id": "x", "running": True, "status": "running", "spec": "s", "health": "healthy"}, "b": None}
+    assert fact.parse("", 7) == {"a": None, "b": None}  # engine not answering: treated as absent
+    assert C.image_id_fact("kong:3").parse('{"Id": "sha256:1", "RepoTags": ["kong:3"]}', 0) == "sha256:1"
+    assert C.image_id_fact("kong:3").parse('{"message": "No such image: kong:3"}', 22) is None
+    one = C.state_fact("gitlab")
+    assert one.command.endswith("http://localhost/containers/gitlab/json")
+    inspect = {"Id": "g", "State": {"Running": False, "Status": "exited", "Health": {"Status": "unhealthy"}},
+               "Config": {"Labels": {C.SPEC_LABEL: "h"}}}
+    assert one.parse(json.dumps(inspect), 0) == {"id": "g", "running": False, "status": "exited", "spec": "h",
+                                                 "health": "unhealthy"}
+    assert one.parse('{"message": "No such container: gitlab"}', 22) is None
+    net = C.network_fact("default-network")
+    assert net.parse('{"Driver": "overlay", "Attachable": true, "Scope": "swarm"}', 0) == {
+        "driver": "overlay", "attachable": True, "scope": "swarm"}

@@ -140,7 +140,9 @@ def test_gitlab_up_on_a_healthy_unchanged_container_is_one_round_trip():
     env = "MANAGERS=h1\nGITLAB=h1\n"
     s = parse(env, environ={})
     c = GC.container(image=s["GITLAB_IMAGE"], hostname="h1", home=s["GITLAB_HOME"], ports=tuple(s["GITLAB_PORTS"]))
-    state = {"id": "g1", "running": True, "status": "running", "spec": c.spec_hash(), "health": "healthy"}
+    from swarmbook.containercmd import SPEC_LABEL
+    state = {"Id": "g1", "State": {"Running": True, "Status": "running", "Health": {"Status": "healthy"}},
+             "Config": {"Labels": {SPEC_LABEL: c.spec_hash()}}}
     port = GC.host_port(tuple(s["GITLAB_PORTS"]), 22)
     pool = FakePool({"has:docker": ("/usr/bin/docker", 0), "container:gitlab": (json.dumps(state), 0),
                      f"listen:{port}": ('LISTEN 0 128 0.0.0.0:22 users:(("docker-proxy",pid=9,fd=4))', 0),
