@@ -136,6 +136,15 @@ def plan(c: Container, state: dict[str, Any] | None, spec_hash: str, *, env_chan
     return "", []
 
 
+def image_label_fact(image: str, label: str) -> Fact:
+    """Label ``label`` of image ``image`` here ('' when the image or the label is missing)."""
+    def parse(text: str, rc: int) -> str:
+        if rc != 0 or not text.strip():
+            return ""
+        return ((json.loads(text).get("Config") or {}).get("Labels") or {}).get(label, "")
+    return Fact("label", engine_get_cmd(f"/images/{image}/json"), parse)
+
+
 def network_fact(name: str) -> Fact:
     """{driver, attachable, scope} of a docker network (None when absent)."""
     def parse(text: str, rc: int) -> dict[str, Any] | None:
@@ -155,5 +164,5 @@ def http_ok_cmd(url: str, timeout: int = 5) -> str:
     return join(["curl", "-fsS", "-o", "/dev/null", "-m", str(timeout), url])
 
 
-__all__ = ["Container", "env_file_text", "exec_cmd", "http_ok_cmd", "image_id_fact", "network_fact", "plan",
-           "quote", "state_fact", "states_fact"]
+__all__ = ["Container", "env_file_text", "exec_cmd", "http_ok_cmd", "image_id_fact", "image_label_fact",
+           "network_fact", "plan", "quote", "state_fact", "states_fact"]

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from swarmbook.config import HostSpec
     from swarmbook.engine import Host, Run
 
+C = lazy("swarmbook.containercmd")
 config = lazy("swarmbook.config")
 
 
@@ -56,15 +57,14 @@ def _validate(settings, context=None, tag=None, **_):
 def build_push(run: Run, specs: list[HostSpec], context=None, tag=None, rebuild=False):
     """Build REGISTRY/PROJECT:TAG on the build host and push it (changed only when new layers)."""
     s = run.settings
-    image = f"{s['REGISTRY']}/{s['PROJECT']}:{s.get('IMAGE_TAG', tag)}"
     import hashlib
 
+    image = f"{s['REGISTRY']}/{s['PROJECT']}:{s.get('IMAGE_TAG', tag)}"
     data = context_tar(_folder(s, context))
     digest = hashlib.sha256(data).hexdigest()[:32]
 
     def body(h: Host) -> None:
-        label = h.try_run(join(["docker", "image", "inspect", "--format",
-                                "{{index .Config.Labels \"swarmbook.context\"}}", image])).stdout.strip()
+        label = h.probe(C.image_label_fact(image, "swarmbook.context"))["label"]
         if label == digest and not rebuild:
             h.ok(f"build {image}", "context unchanged")
         elif h.check:

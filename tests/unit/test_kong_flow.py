@@ -84,3 +84,11 @@ def test_states_fact_parses_found_and_missing_containers():
     net = C.network_fact("default-network")
     assert net.parse('{"Driver": "overlay", "Attachable": true, "Scope": "swarm"}', 0) == {
         "driver": "overlay", "attachable": True, "scope": "swarm"}
+
+
+def test_image_label_fact_reads_the_build_context_label():
+    fact = C.image_label_fact("reg.lab:5000/demo:1", "swarmbook.context")
+    assert fact.command.endswith("http://localhost/images/reg.lab:5000/demo:1/json")
+    assert fact.parse(json.dumps({"Config": {"Labels": {"swarmbook.context": "abc"}}}), 0) == "abc"
+    assert fact.parse(json.dumps({"Config": {"Labels": None}}), 0) == ""
+    assert fact.parse('{"message": "No such image"}', 22) == ""
