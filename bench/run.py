@@ -192,7 +192,8 @@ def main() -> int:
 
     # 2 + 4. no-op re-run and round trips
     noop = [measure([script("inv"), "bootstrap-all", "--json"], env) for _ in range(args.runs)]
-    assert all(r["rc"] == 0 for r in noop)
+    for r in noop:
+        assert r["rc"] == 0, "no-op run failed:\n" + r["stdout"][-3000:] + r["stderr"][-2000:]
     changed = sum(1 for r in noop for ln in r["stdout"].splitlines() if '"status": "changed"' in ln)
     results["noop"] = {"wall": [r["wall"] for r in noop], "changed": changed,
                        "rss_kib": max(r["rss_kib"] for r in noop)}

@@ -37,12 +37,19 @@ def _check_method(settings, method=None):
               "default DOCKER_INSTALL_METHOD",
 })
 def install(h: Host, method=None):
-    """Install and start Docker (no-op when present); add the SSH user to the docker group."""
+    """Install curl and Docker and start it (no-op when present); add the SSH user to the docker group."""
     method = h.settings.get("DOCKER_INSTALL_METHOD", method)
     user = h.spec.user
-    f = h.probe(F.OS_RELEASE, F.command_exists("dockerd"), F.unit_state("docker"), F.user_groups(user))
+    f = h.probe(F.OS_RELEASE, F.command_exists("dockerd"), F.command_exists("curl"), F.unit_state("docker"),
+                F.user_groups(user))
     family = F.os_family(f["os"])
     installed_now = False
+    if f["has:curl"]:  # get.docker.com is fetched with it; later tasks read the engine API with it
+        h.ok("curl installed")
+    elif family == "unknown":
+        h.fail("curl", "curl is missing and the OS family is unknown: install curl first")
+    else:
+        ops.ensure_packages(h, family, ["curl"], installed=set())
     if f["has:dockerd"]:
         h.ok("docker installed")
     elif method == "script":
@@ -53,11 +60,11 @@ def install(h: Host, method=None):
             h.fail("install docker", f"no distro packages known for {f['os'].get('ID', '?')}; use --method script")
         installed_now = ops.ensure_packages(h, family, D.DISTRO_PACKAGES[family], installed=set())
     unit = f["unit:docker"]
-    ops.ensure_service(h, "docker", active=unit["active"] and not installed_now,
-                       enabled=unit["enabled"] and not installed_now)
+    docker_changed = ops.ensure_service(h, "docker", active=unit["active"] and not installed_now,
+                                        enabled=unit["enabled"] and not installed_now) or installed_now
     if user != "root":
-        ops.ensure_in_group(h, user, "docker", groups=f[f"groups:{user}"])
-    if h.changed_any and not h.check:
+        docker_changed |= ops.ensure_in_group(h, user, "docker", groups=f[f"groups:{user}"])
+    if docker_changed and not h.check:  # (curl alone does not need it)
         version = h.run("docker version --format '{{.Server.Version}}'", step="verify docker").stdout.strip()
         h.ok("docker answers", f"engine {version}")
 

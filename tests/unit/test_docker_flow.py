@@ -16,7 +16,7 @@ install = T.install.body.__wrapped__
 mirrors = T.mirrors.body.__wrapped__
 
 DEBIAN = ('ID=debian\n', 0)
-PRESENT = {"os": DEBIAN, "has:dockerd": ("/usr/sbin/dockerd", 0),
+PRESENT = {"os": DEBIAN, "has:dockerd": ("/usr/sbin/dockerd", 0), "has:curl": ("/usr/bin/curl", 0),
            "unit:docker": ("ActiveState=active\nUnitFileState=enabled\n", 0), "groups:root": ("root", 0)}
 
 
@@ -50,6 +50,16 @@ def test_install_adds_non_root_user_to_docker_group_with_sudo():
                                                                   r"docker version": Result("24.0\n", "", 0)})
     run, out = run_body(pool, install, env="MANAGERS=ops@h1\n", method="distro")
     assert pool.changes()[0] == "sudo -n sh -c 'usermod -aG docker ops'"
+
+
+def test_install_adds_curl_where_it_is_missing():
+    """swarmbook reads the engine API with curl (and get.docker.com is fetched with it)."""
+    pool = FakePool({**PRESENT, "has:curl": ("", 1)}, {r"apt-get install .*curl": Result("", "", 0)})
+    run, out = run_body(pool, install, method="distro")
+    assert len(pool.changes()) == 1 and "curl" in pool.changes()[0] and run.failed() == []
+    pool = FakePool({**PRESENT, "has:curl": ("", 1), "os": ("ID=plan9\n", 0)})
+    run, out = run_body(pool, install, method="distro")
+    assert pool.changes() == [] and run.failed() == ["h1"] and "install curl first" in out
 
 
 def test_install_check_mode_sends_no_change():
