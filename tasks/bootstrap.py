@@ -5,7 +5,7 @@ from invoke import task
 from invoke.exceptions import Exit
 
 from swarmbook.errors import SwarmbookError
-from swarmbook.taskdef import COMMON_HELP, cluster_lock, execute, modes
+from swarmbook.taskdef import COMMON_HELP, SwarmbookTask, cluster_lock, execute, modes
 
 from . import docker, gitlab, image, kong, mysql, net, portainer, registry, runner, sshd, stack, swarm
 
@@ -42,7 +42,7 @@ def plan(settings) -> list[tuple[object, dict, str]]:
     ]
 
 
-@task(name="bootstrap-all", help=COMMON_HELP)
+@task(name="bootstrap-all", help=COMMON_HELP, klass=SwarmbookTask)
 def bootstrap_all(c, env_file=None, check=False, json=False):
     """Run the whole runbook against hosts.env in order; a second run reports 0 changed."""
     from swarmbook import config
