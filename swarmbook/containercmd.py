@@ -12,12 +12,11 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import urllib.parse
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .facts import Fact, engine_get_cmd
+from .facts import Fact, engine_fact, engine_filters
 from .shell import join, quote
 
 SPEC_LABEL = "swarmbook.spec"
@@ -98,29 +97,22 @@ def _listed_state(c: dict[str, Any]) -> dict[str, Any]:
 
 def state_fact(name: str) -> Fact:
     """Container ``name``: {id, running, status, spec, health}, or None when there is no such container."""
-    def parse(text: str, rc: int) -> dict[str, Any] | None:
-        return _state(json.loads(text)) if rc == 0 and text.strip() else None
-    return Fact(f"container:{name}", engine_get_cmd(f"/containers/{name}/json"), parse)
+    return engine_fact(f"container:{name}", f"/containers/{name}/json", _state)
 
 
 def states_fact(names: Sequence[str]) -> Fact:
     """Several containers in one call: {name: state as in :func:`state_fact`, or None when absent}."""
-    filters = urllib.parse.quote(json.dumps({"name": [f"^/{n}$" for n in names]}, separators=(",", ":")))
-
-    def parse(text: str, rc: int) -> dict[str, dict[str, Any] | None]:
-        found = {}
-        for c in (json.loads(text) if rc == 0 and text.strip() else []):
-            for n in c.get("Names") or []:
-                found[n.lstrip("/")] = _listed_state(c)
+    def convert(listed: list[dict[str, Any]]) -> dict[str, dict[str, Any] | None]:
+        found = {n.lstrip("/"): _listed_state(c) for c in listed for n in c.get("Names") or []}
         return {n: found.get(n) for n in names}
-    return Fact("containers", engine_get_cmd(f"/containers/json?all=true&filters={filters}"), parse)
+    filters = engine_filters(name=[f"^/{n}$" for n in names])
+    return engine_fact("containers", f"/containers/json?all=true&filters={filters}", convert,
+                       absent=dict.fromkeys(names))
 
 
 def image_id_fact(image: str) -> Fact:
     """The ID the tag ``image`` points to on this host (None when not pulled)."""
-    def parse(text: str, rc: int) -> str | None:
-        return json.loads(text).get("Id") if rc == 0 and text.strip() else None
-    return Fact(f"image:{image}", engine_get_cmd(f"/images/{image}/json"), parse)
+    return engine_fact(f"image:{image}", f"/images/{image}/json", lambda i: i.get("Id"))
 
 
 def plan(c: Container, state: dict[str, Any] | None, spec_hash: str, *, env_changed: bool = False) -> tuple[str, list[str]]:
@@ -138,21 +130,15 @@ def plan(c: Container, state: dict[str, Any] | None, spec_hash: str, *, env_chan
 
 def image_label_fact(image: str, label: str) -> Fact:
     """Label ``label`` of image ``image`` here ('' when the image or the label is missing)."""
-    def parse(text: str, rc: int) -> str:
-        if rc != 0 or not text.strip():
-            return ""
-        return ((json.loads(text).get("Config") or {}).get("Labels") or {}).get(label, "")
-    return Fact("label", engine_get_cmd(f"/images/{image}/json"), parse)
+    return engine_fact("label", f"/images/{image}/json",
+                       lambda i: ((i.get("Config") or {}).get("Labels") or {}).get(label, ""), absent="")
 
 
 def network_fact(name: str) -> Fact:
     """{driver, attachable, scope} of a docker network (None when absent)."""
-    def parse(text: str, rc: int) -> dict[str, Any] | None:
-        if rc != 0 or not text.strip():
-            return None
-        n = json.loads(text)
-        return {"driver": n.get("Driver"), "attachable": bool(n.get("Attachable")), "scope": n.get("Scope")}
-    return Fact(f"network:{name}", engine_get_cmd(f"/networks/{name}"), parse)
+    return engine_fact(f"network:{name}", f"/networks/{name}",
+                       lambda n: {"driver": n.get("Driver"), "attachable": bool(n.get("Attachable")),
+                                  "scope": n.get("Scope")})
 
 
 def exec_cmd(container: str, argv: list[str], *, stdin: bool = False) -> str:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import secrets
+import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -147,6 +148,19 @@ ENGINE_SOCKET = "/var/run/docker.sock"
 def engine_get_cmd(path: str) -> str:
     """GET ``path`` (e.g. ``/info``) from the local Docker Engine API; fails on HTTP errors."""
     return join(["curl", "-sSf", "--max-time", "30", "--unix-socket", ENGINE_SOCKET, f"http://localhost{path}"])
+
+
+def engine_filters(**wanted: list[str]) -> str:
+    """The engine API's ``filters`` query value, e.g. ``engine_filters(label=["a=b"])``."""
+    return urllib.parse.quote(json.dumps(wanted, separators=(",", ":")))
+
+
+def engine_fact(name: str, path: str, convert: Callable[[Any], Any], absent: Any = None) -> Fact:
+    """A GET on the engine API whose JSON answer ``convert`` turns into the fact's value;
+    ``absent`` when the engine does not answer or answers an error (e.g. 404: no such object)."""
+    def parse(text: str, rc: int) -> Any:
+        return convert(json.loads(text)) if rc == 0 and text.strip() else absent
+    return Fact(name, engine_get_cmd(path), parse)
 
 
 def docker_info() -> Fact:

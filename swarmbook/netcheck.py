@@ -11,7 +11,7 @@ import json
 from typing import Any
 
 from .errors import ConfigError
-from .facts import SERVICE_SPECS_CMD, Fact, engine_get_cmd
+from .facts import SERVICE_SPECS_CMD, Fact, engine_fact
 
 Net = ipaddress.IPv4Network | ipaddress.IPv6Network
 LARGE_PREFIX = 16  # larger than /16 (e.g. the runbook's /8) draws a warning
@@ -65,12 +65,10 @@ def parse_routes(text: str, rc: int = 0) -> list[str]:
 ROUTES = Fact("routes", "ip -4 -o addr show; ip -4 route show", parse_routes)
 
 
-def _parse_networks(text: str, rc: int) -> list[dict[str, Any]] | None:
-    """The engine API's /networks (a JSON array) as plain dicts."""
-    if rc != 0 or not text.strip():
-        return None
+def _networks(networks: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The engine API's /networks as plain dicts."""
     nets = []
-    for n in json.loads(text):
+    for n in networks:
         cfg = (n.get("IPAM") or {}).get("Config") or []
         nets.append({"name": n.get("Name"), "id": n.get("Id", ""), "driver": n.get("Driver"),
                      "scope": n.get("Scope"), "ingress": bool(n.get("Ingress")),
@@ -81,7 +79,7 @@ def _parse_networks(text: str, rc: int) -> list[dict[str, Any]] | None:
 
 
 # one engine API call (docker network ls + inspect were two CLI runs)
-NETWORKS = Fact("networks", engine_get_cmd("/networks"), _parse_networks)
+NETWORKS = engine_fact("networks", "/networks", _networks)
 
 
 def taken_by(networks: list[dict[str, Any]], routes: dict[str, list[str]], *, skip: str = "") -> dict[str, list[str]]:

@@ -8,10 +8,9 @@ import io
 import json
 import re
 import tarfile
-import urllib.parse
 from typing import Any
 
-from .facts import Fact, engine_get_cmd
+from .facts import engine_fact, engine_filters, engine_get_cmd
 from .shell import join
 
 SERVICE = "portainer"
@@ -40,26 +39,23 @@ def with_spec_label(argv: list[str], spec: str) -> list[str]:
     return argv[:i] + ["--label", f"{SPEC_LABEL}={spec}"] + argv[i:]
 
 
-def _parse_service(text: str, rc: int) -> dict[str, Any] | None:
-    """{spec label, replicas} of the portainer service (None when absent: the API answers 404)."""
-    if rc != 0 or not text.strip():
-        return None
-    spec = json.loads(text).get("Spec") or {}
+def _service(svc: dict[str, Any]) -> dict[str, Any]:
+    """{spec label, replicas} of the portainer service."""
+    spec = svc.get("Spec") or {}
     return {"spec": (spec.get("Labels") or {}).get(SPEC_LABEL),
             "replicas": ((spec.get("Mode") or {}).get("Replicated") or {}).get("Replicas", 0)}
 
 
-def _parse_nodes(text: str, rc: int) -> list[dict[str, Any]] | None:
-    if rc != 0 or not text.strip():
-        return None
+def _nodes(nodes: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [{"id": n["ID"], "hostname": (n.get("Description") or {}).get("Hostname", ""),
              "addr": (n.get("Status") or {}).get("Addr", ""), "role": (n.get("Spec") or {}).get("Role", ""),
-             "labels": (n.get("Spec") or {}).get("Labels") or {}} for n in json.loads(text)]
+             "labels": (n.get("Spec") or {}).get("Labels") or {}} for n in nodes]
 
 
-# engine API reads (one curl each; the docker CLI took four runs for these)
-SERVICE_FACT = Fact("service", engine_get_cmd(f"/services/{SERVICE}"), _parse_service)
-NODES_FACT = Fact("nodes", engine_get_cmd("/nodes"), _parse_nodes)
+# engine API reads (one curl each; the docker CLI took four runs for these). None when absent
+# (the API answers 404) or, for the nodes, when this is not a manager.
+SERVICE_FACT = engine_fact("service", f"/services/{SERVICE}", _service)
+NODES_FACT = engine_fact("nodes", "/nodes", _nodes)
 
 
 def pick_node(nodes: list[dict], wanted: str) -> dict | None:
@@ -76,7 +72,7 @@ def has_label(node: dict) -> bool:
 
 def running_cmd() -> str:
     """Running tasks of the service on this node: a JSON list of containers ('[]' when none)."""
-    filters = urllib.parse.quote(json.dumps({"label": [f"com.docker.swarm.service.name={SERVICE}"]}))
+    filters = engine_filters(label=[f"com.docker.swarm.service.name={SERVICE}"])
     return engine_get_cmd(f"/containers/json?filters={filters}")
 
 

@@ -8,17 +8,15 @@ a new config, so the service rolls to it instead of failing with "config is in u
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 import string
-import urllib.parse
 from collections.abc import Callable
 from typing import Any
 
 import yaml
 
 from .errors import ConfigError
-from .facts import Fact, engine_get_cmd
+from .facts import Fact, engine_fact, engine_filters
 
 
 def config_name(stack: str, content: str) -> str:
@@ -110,24 +108,17 @@ def published_ports(rendered: str) -> list[int]:
 NAMESPACE_LABEL = "com.docker.stack.namespace"
 
 
-def _filters(**wanted: list[str]) -> str:
-    """The engine API's ``filters`` query value."""
-    return urllib.parse.quote(json.dumps(wanted, separators=(",", ":")))
-
-
 def services_fact(stack: str) -> Fact:
     """A stack's services, read from the engine API with their running and desired task counts
     (``status=true``: API 1.41, Docker 20.10+). One curl instead of three docker CLI runs."""
-    path = f"/services?status=true&filters={_filters(label=[f'{NAMESPACE_LABEL}={stack}'])}"
-    return Fact("services", engine_get_cmd(path), parse_services)
+    path = f"/services?status=true&filters={engine_filters(label=[f'{NAMESPACE_LABEL}={stack}'])}"
+    return engine_fact("services", path, services_by_name)
 
 
-def parse_services(text: str, rc: int) -> dict[str, dict[str, Any]] | None:
+def services_by_name(services: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     """name -> {image, replicas: (running, desired) or None on an older engine, updating}."""
-    if rc != 0 or not text.strip():
-        return None
     out = {}
-    for svc in json.loads(text):
+    for svc in services:
         spec, status = svc.get("Spec") or {}, svc.get("ServiceStatus")
         out[spec.get("Name", "")] = {
             "image": ((spec.get("TaskTemplate") or {}).get("ContainerSpec") or {}).get("Image", ""),
@@ -139,6 +130,5 @@ def parse_services(text: str, rc: int) -> dict[str, dict[str, Any]] | None:
 
 def configs_fact(prefix: str) -> Fact:
     """Names of the swarm configs whose name starts with ``prefix`` (engine API)."""
-    def parse(text: str, rc: int) -> set[str]:
-        return {c["Spec"]["Name"] for c in json.loads(text)} if rc == 0 and text.strip() else set()
-    return Fact("configs", engine_get_cmd(f"/configs?filters={_filters(name=[prefix])}"), parse)
+    return engine_fact("configs", f"/configs?filters={engine_filters(name=[prefix])}",
+                       lambda configs: {c["Spec"]["Name"] for c in configs}, absent=frozenset())

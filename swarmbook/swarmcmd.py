@@ -10,10 +10,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from .facts import Fact, engine_get_cmd
+from .facts import ENGINE_SOCKET, Fact, engine_get_cmd
 from .shell import join
-
-SOCKET = "/var/run/docker.sock"
 
 
 @dataclass(frozen=True)
@@ -79,7 +77,7 @@ def join_body(token: str, leader_addr: str, advertise: str) -> str:
 
 def join_cmd() -> str:
     """Join via the engine API: the body (with the token) arrives on stdin."""
-    return join(["curl", "-sS", "--fail-with-body", "--max-time", "120", "--unix-socket", SOCKET,
+    return join(["curl", "-sS", "--fail-with-body", "--max-time", "120", "--unix-socket", ENGINE_SOCKET,
                  "-H", "Content-Type: application/json", "-X", "POST", "--data-binary", "@-",
                  "http://localhost/swarm/join"])
 
