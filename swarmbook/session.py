@@ -102,7 +102,7 @@ class Pool:
         with self._lock:
             self.commands_run += 1
         t0 = time.monotonic()
-        chan = conn.client.get_transport().open_session()
+        chan = self._live(conn).client.get_transport().open_session()
         try:
             chan.exec_command(command)
             if stdin is not None:
@@ -115,6 +115,16 @@ class Pool:
         finally:
             chan.close()
             self.timeline.append(("exec", conn.host, label, t0, time.monotonic()))
+
+    def _live(self, conn):
+        """``conn``, or the pool's newer connection to the same login when ``conn`` was replaced
+        by a fresh connect (after a group change): every holder then uses the new one."""
+        transport = conn.client.get_transport()
+        if transport is not None and transport.is_active():
+            return conn
+        with self._lock:
+            newer = self._conns.get((conn.user, conn.host, conn.port))
+        return newer if newer is not None else conn
 
     def claim_fab_call(self, task: str, hosts: tuple[str, ...]) -> bool:
         """fab calls a task once per -H host; the first call runs it for all, the rest skip."""

@@ -73,3 +73,37 @@ def test_a_refused_port_is_one_line_naming_the_host():
     srv.close()  # nothing listens there now
     with pytest.raises(ConnectFailed, match=f"cannot connect to root@127.0.0.1:{port}: .*refused"):
         Pool().connect(HostSpec("127.0.0.1", "root", port))
+
+
+class _Transport:
+    def __init__(self, active=True):
+        self.active, self.opened = active, 0
+
+    def is_active(self):
+        return self.active
+
+    def open_session(self):
+        self.opened += 1
+        raise RuntimeError("stop here: the channel is not what this test is about")
+
+
+class _Conn:
+    def __init__(self, transport):
+        self.user, self.host, self.port = "deploy", "10.9.9.8", 22
+        self.client = type("Client", (), {"get_transport": lambda s: transport})()
+
+
+def test_a_step_holding_a_replaced_connection_runs_on_the_new_one():
+    """docker.install reconnects after adding a non-root user to the docker group (a fresh
+    connect closes the old connection); the cluster lock's holder still has the old one and
+    must run its release on the new one (found in the lab: 'NoneType' has no 'open_session')."""
+    pool = Pool()
+    old, new = _Conn(None), _Conn(_Transport())
+    pool._conns[("deploy", "10.9.9.8", 22)] = new
+    with pytest.raises(RuntimeError, match="stop here"):
+        pool.exec(old, "true")
+    assert new.client.get_transport().opened == 1
+    live = _Conn(_Transport())  # a live connection is used as it is, whatever the pool holds
+    with pytest.raises(RuntimeError, match="stop here"):
+        pool.exec(live, "true")
+    assert live.client.get_transport().opened == 1 and new.client.get_transport().opened == 1
