@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import re
+import urllib.parse
 
 from .shell import quote
 
@@ -15,13 +16,36 @@ GET_DOCKER = "curl -fsSL https://get.docker.com -o /tmp/get-docker.sh && sh /tmp
 DISTRO_PACKAGES = {"debian": ["docker.io"], "rhel": ["docker"]}
 METHODS = ("script", "distro")
 
-_MIRROR = re.compile(r"^https?://[A-Za-z0-9.-]+(:\d{1,5})?(/[^\s]*)?$")
+_MIRROR_HOST = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?)(:(\d*))?$")
 
 
 def bad_mirror(url: str) -> str:
-    """'' when ``url`` is a usable mirror address, else why not."""
-    if not _MIRROR.match(url):
+    """'' when dockerd accepts ``url`` as a registry mirror, else why not.
+
+    dockerd's rules (moby registry.ValidateMirror): scheme http or https; no path other than
+    '' or '/'; no query, no fragment; no user name or password. It refuses daemon.json at
+    start-up when one entry breaks them, so they are checked here, before any host is
+    touched; and a host, with a port from 1 to 65535 when one is given.
+    """
+    if re.search(r"[\x00-\x20\x7f]", url):
+        return f"registry mirror {url!r} contains a space or control character"
+    try:
+        parts = urllib.parse.urlsplit(url)
+    except ValueError:
         return f"registry mirror {url!r} is not an http(s)://host[:port] URL"
+    if "@" in parts.netloc:  # never echo the password back
+        shown = url.replace(parts.netloc, "xxxxx@" + parts.netloc.rsplit("@", 1)[1], 1)
+        return f"registry mirror {shown!r} has a user name or password: dockerd refuses them in a mirror URL"
+    m = _MIRROR_HOST.match(parts.netloc)
+    if parts.scheme not in ("http", "https") or not m:
+        return f"registry mirror {url!r} is not an http(s)://host[:port] URL"
+    port = m.group(4)
+    if port is not None and (not port or len(port) > 5 or not 1 <= int(port) <= 65535):
+        return f"registry mirror {url!r}: port {port!r} is not a number from 1 to 65535"
+    if parts.path not in ("", "/"):
+        return f"registry mirror {url!r} has a path ({parts.path}): dockerd takes only http(s)://host[:port][/]"
+    if "?" in url or "#" in url:  # (dockerd lets a bare '?' or '#' through; it is no use either)
+        return f"registry mirror {url!r} has a query or fragment: dockerd refuses them in a mirror URL"
     return ""
 
 

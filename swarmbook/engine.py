@@ -63,6 +63,8 @@ class Host:
 
     def probe(self, *facts: F.Fact) -> dict[str, Any]:
         """Gather facts in one round trip; read-only, so it also runs in check mode."""
+        if not facts:
+            return {}
         script, token = F.batch(list(facts))
         res = self.try_run(script)
         values = F.split(res.stdout, token, list(facts))
@@ -91,20 +93,21 @@ class Host:
 
     def wait(self, what: str, ready: Callable[[], bool], *, timeout: float = 120, interval: float = 1.0) -> None:
         """Poll ``ready`` until true; print progress every 10 s; StepFailed on timeout."""
-        start = last = time.monotonic()
+        clock = self.run_.clock
+        start = last = clock()
         try:
             while not ready():
-                now = time.monotonic()
+                now = clock()
                 if now - start > timeout:
                     raise StepFailed(f"{what}: not ready after {timeout:.0f}s")
                 if now - last >= 10:
                     self.note(f"waiting for {what} ({now - start:.0f}s of {timeout:.0f}s)")
                     last = now
-                time.sleep(interval)
+                self.run_.sleep(interval)
         finally:  # for bench/: time spent polling a host until it is ready
             timeline = getattr(self.run_.pool, "timeline", None)
             if timeline is not None:
-                timeline.append(("wait", self.name, self.run_.task, start, time.monotonic()))
+                timeline.append(("wait", self.name, self.run_.task, start, clock()))
 
     def reconnect(self) -> None:
         """New SSH session (e.g. so a new group membership applies)."""
@@ -118,8 +121,11 @@ class Run:
     """One task over a set of hosts: connect in parallel, run the body, record everything."""
 
     def __init__(self, task: str, settings: Settings, reporter: Reporter, *, check: bool = False,
-                 pool: Pool = POOL, key: str | None = None, timeout: int | None = None):
+                 pool: Pool = POOL, key: str | None = None, timeout: int | None = None,
+                 clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep):
         self.task = task
+        self.clock = clock  # what Host.wait polls with (a test passes a fake clock)
+        self.sleep = sleep
         self.settings = settings
         self.reporter = reporter
         self.check = check

@@ -50,11 +50,12 @@ def put_file(h: Host, path: str, content: str, *, mode: str = "0644", owner: str
     return True
 
 
-def ensure_packages(h: Host, family: str, packages: list[str], *, installed: set[str] | None = None) -> bool:
-    """Install whichever of ``packages`` is missing (one command for all of them)."""
-    if installed is None:
-        out = h.try_run(oscmd.installed_query(family, packages)).stdout
-        installed = set(out.split())
+def ensure_packages(h: Host, family: str, packages: list[str], *, installed: set[str]) -> bool:
+    """Install whichever of ``packages`` is not in ``installed`` (one command for all of them).
+
+    ``installed`` comes from the caller's facts (e.g. ``command -v dockerd`` in the probe the
+    task makes anyway), so this costs no round trip of its own.
+    """
     missing = [p for p in packages if p not in installed]
     if not missing:
         h.ok(f"packages {' '.join(packages)}")
@@ -63,11 +64,22 @@ def ensure_packages(h: Host, family: str, packages: list[str], *, installed: set
     return True
 
 
-def ensure_service(h: Host, unit: str, *, active: bool, enabled: bool, restart: bool = False) -> bool:
-    """Enable and start a unit; restart it once when ``restart`` (something it reads changed)."""
+def restart_cmd(unit: str, *, enable: bool = False) -> str:
+    """Reload unit files and restart ``unit`` once. ``reset-failed`` first clears systemd's
+    start rate limit, so a restart soon after another one (a second task, a heal) still runs."""
+    u = quote(unit)
+    return (f"systemctl daemon-reload && {{ systemctl reset-failed {u} 2>/dev/null; "
+            + (f"systemctl enable {u} && " if enable else "") + f"systemctl restart {u}; }}")
+
+
+def ensure_service(h: Host, unit: str, *, active: bool, enabled: bool, restart: bool = False,
+                   why: str = "configuration changed") -> bool:
+    """Enable and start a unit; restart it once when ``restart`` (something it reads changed).
+
+    A unit that is not running is started, not restarted: the start reads the new files too.
+    """
     if restart and active:
-        h.change(f"restart {unit}", f"systemctl daemon-reload && systemctl restart {quote(unit)}",
-                 reason="configuration changed")
+        h.change(f"restart {unit}", restart_cmd(unit, enable=not enabled), reason=why)
         return True
     if active and enabled:
         h.ok(f"service {unit} running")
@@ -75,6 +87,28 @@ def ensure_service(h: Host, unit: str, *, active: bool, enabled: bool, restart: 
     h.change(f"start {unit}", f"systemctl daemon-reload && systemctl enable --now {quote(unit)}",
              reason=("not running" if not active else "not enabled"))
     return True
+
+
+def unit_facts(path: str, unit: str) -> list[F.Fact]:
+    """What :func:`ensure_unit` reads; a task may add them to its own probe and pass the result."""
+    return [F.file_state(path, f"file:{path}"), F.unit_state(unit), F.unit_stale(unit, [path])]
+
+
+def ensure_unit(h: Host, path: str, content: str, unit: str, *, facts: dict[str, Any] | None = None,
+                step: str | None = None) -> bool:
+    """Ensure a systemd unit file or drop-in (``path``) holds ``content`` and ``unit`` runs with it.
+
+    Writes the file only when it differs, then reloads systemd and restarts ``unit`` once; when
+    nothing changed there is no restart, unless the unit still runs with older files (a run
+    killed between the write and the restart). A stopped unit is enabled and started.
+    ``facts``: the values of :func:`unit_facts` if the caller probed them already.
+    """
+    f = facts if facts is not None else h.probe(*unit_facts(path, unit))
+    written = put_file(h, path, content, state=f[f"file:{path}"], step=step or f"unit file {path}")
+    service = f[f"unit:{unit}"]
+    stale = bool(f[f"stale:{unit}"]) and not written
+    return ensure_service(h, unit, active=service["active"], enabled=service["enabled"], restart=written or stale,
+                          why=f"{path} changed" if written else "unit files written earlier, not applied yet") or written
 
 
 def ensure_in_group(h: Host, user: str, group: str, *, groups: set[str] | None) -> bool:

@@ -92,3 +92,19 @@ class Reporter:
                 if not table:
                     self.out.write("(no hosts)\n")
             self.out.flush()
+
+
+def refusal(error: str, *, json_lines: bool, label: str = "error", out: TextIO | None = None) -> str | None:
+    """A run stopped outside any host's steps: bad input (refused before any host is touched),
+    a cluster lock someone else holds, or a bug.
+
+    Text: returns the one line ``swarmbook: <label>: <error>`` for the caller's exit to print
+    on stderr. JSON lines: writes one object ``{"event": "error", "error": ...}`` to stdout,
+    so a runbook reading stdout gets JSON either way, and returns None (nothing more to print).
+    """
+    if not json_lines:
+        return f"swarmbook: {label}: {error}"
+    out = out or sys.stdout
+    out.write(json.dumps({"event": "error", "error": error}) + "\n")
+    out.flush()
+    return None

@@ -5,7 +5,8 @@ Two shapes:
 - :func:`host_task`: ``body(h: Host, **params)`` runs on each host of ``group`` in parallel.
 - :func:`cluster_task`: ``body(run: Run, specs: list[HostSpec], **params)`` orchestrates
   across hosts itself (init the first manager, then join the rest).
-Bad input raises ConfigError before any connection; failed hosts make the exit code 1.
+Bad input raises ConfigError before any connection (one line, or with ``--json`` one JSON
+object on stdout); failed hosts make the exit code 1.
 """
 
 from __future__ import annotations
@@ -163,7 +164,7 @@ def _wrap(body: Callable, *, group: str, cluster: bool, help: dict[str, str], na
     @functools.wraps(body)
     def wrapper(c, *args, env_file=None, check=False, json=False, **kwargs):
         from .engine import Run
-        from .report import Reporter
+        from .report import Reporter, refusal
 
         check, json = modes(check, json)
         try:
@@ -178,13 +179,13 @@ def _wrap(body: Callable, *, group: str, cluster: bool, help: dict[str, str], na
             run = Run(spec.title, settings, reporter, check=check, key=key)
             with cluster_lock(run, specs, enabled=locks):
                 execute(spec, run, specs, args, kwargs)
-        except SwarmbookError as exc:
-            raise Exit(f"swarmbook: error: {exc}", code=exc.exit_code) from None
+        except SwarmbookError as exc:  # one line (or one JSON object with --json)
+            raise Exit(refusal(str(exc), json_lines=json), code=exc.exit_code) from None
         except Exception as exc:  # a bug: one line by default, the traceback on request
             if os.environ.get("SWARMBOOK_DEBUG") == "1":
                 raise
-            raise Exit(f"swarmbook: internal error in {spec.title}: {type(exc).__name__}: {exc} "
-                       "(SWARMBOOK_DEBUG=1 shows the traceback)", code=1) from None
+            raise Exit(refusal(f"{type(exc).__name__}: {exc} (SWARMBOOK_DEBUG=1 shows the traceback)",
+                               json_lines=json, label=f"internal error in {spec.title}"), code=1) from None
         finish(run)
         return None
 

@@ -88,10 +88,42 @@ def test_fact_split_detects_missing_output():
         F.split("garbage", "abc", fs)
 
 
-def test_mirror_validation_and_daemon_json_script():
-    assert dockercmd.bad_mirror("https://registry.lab:5001") == ""
-    assert "not an http(s)" in dockercmd.bad_mirror("registry.lab:5001")
-    assert "not an http(s)" in dockercmd.bad_mirror("https://x;reboot")
+@pytest.mark.parametrize("url", ["https://registry.lab:5001", "https://registry.lab:5001/", "http://10.0.0.1",
+                                 "http://[fd00::1]:5000/", "https://m:65535", "https://m:1"])
+def test_mirror_dockerd_accepts(url):
+    assert dockercmd.bad_mirror(url) == ""
+
+
+@pytest.mark.parametrize("url, why", [
+    # dockerd's ValidateMirror refuses these (daemon.json with one of them stops the engine)
+    ("https://m/v2", "has a path (/v2)"),
+    ("https://m//", "has a path (//)"),
+    ("https://m/?a=b", "query or fragment"),
+    ("https://m?a=b", "query or fragment"),
+    ("https://m/#x", "query or fragment"),
+    ("ftp://m", "not an http(s)://host[:port] URL"),
+    ("registry.lab:5001", "not an http(s)://host[:port] URL"),
+    ("https://user:pw@m", "user name or password"),
+    ("https://user@m", "user name or password"),
+    # and these could never be reached
+    ("https://m:99999", "port '99999' is not a number from 1 to 65535"),
+    ("https://m:0", "port '0'"),
+    ("https://m:", "port ''"),
+    ("https://", "not an http(s)://host[:port] URL"),
+    ("https://x;reboot", "not an http(s)://host[:port] URL"),
+    ("https://m /", "space or control character"),
+    ("https://m\n", "space or control character"),
+])
+def test_mirror_dockerd_refuses(url, why):
+    assert why in dockercmd.bad_mirror(url)
+
+
+def test_mirror_refusal_never_echoes_a_password():
+    why = dockercmd.bad_mirror("https://ops:s3cret-canary@mirror.lab:5001/")
+    assert "s3cret-canary" not in why and "mirror.lab:5001" in why
+
+
+def test_daemon_json_script_validates_before_install_and_restores():
     s = dockercmd.replace_engine_files({dockercmd.DAEMON_JSON: "{}\n"})
     assert "dockerd --validate" in s and "mv -f /etc/docker/daemon.json.swarmbook.bak /etc/docker/daemon.json" in s
     assert s.index("--validate") < s.index("mv -f /etc/docker/daemon.json.swarmbook.tmp")

@@ -10,7 +10,7 @@ import tasks.docker as T
 from swarmbook.errors import ConfigError
 from swarmbook.session import Result
 
-from .fakes import FakePool, make_run
+from .fakes import ABSENT, FakePool, make_run
 
 install = T.install.body.__wrapped__
 mirrors = T.mirrors.body.__wrapped__
@@ -45,11 +45,27 @@ def test_install_distro_installs_starts_and_verifies():
     assert "engine 20.10.24" in out and run.failed() == []
 
 
-def test_install_adds_non_root_user_to_docker_group_with_sudo():
+def test_install_adds_non_root_user_to_docker_group_then_reconnects():
+    """A new group membership applies only to new sessions: after usermod the engine must
+    reconnect, and the check that docker answers runs in the new session."""
     pool = FakePool({**PRESENT, "groups:ops": ("ops sudo", 0)}, {r"usermod -aG docker ops": Result("", "", 0),
                                                                   r"docker version": Result("24.0\n", "", 0)})
     run, out = run_body(pool, install, env="MANAGERS=ops@h1\n", method="distro")
     assert pool.changes()[0] == "sudo -n sh -c 'usermod -aG docker ops'"
+    assert pool.reconnects("h1") == 1
+    (_, _, after), = [c for c in pool.connects if c[1]]
+    assert "usermod" in pool.sent[after - 1][0]  # reconnected right after the group change
+    (conn, _), = [(c, cmd) for c, cmd in pool.on if "docker version" in cmd]
+    assert conn.fresh
+    assert run.failed() == [] and run.reporter.counts()["h1"]["changed"] == 1
+
+
+def test_install_user_already_in_docker_group_changes_nothing_and_keeps_the_session():
+    pool = FakePool({**PRESENT, "groups:ops": ("ops sudo docker", 0)})
+    run, out = run_body(pool, install, env="MANAGERS=ops@h1\n", method="distro")
+    assert pool.changes() == [] and pool.commands_run == 1
+    assert pool.reconnects() == 0
+    assert run.reporter.counts()["h1"]["changed"] == 0 and run.failed() == []
 
 
 def test_install_adds_curl_where_it_is_missing():
@@ -76,7 +92,7 @@ def test_bad_method_is_refused_before_hosts():
 
 def test_mirrors_merge_keeps_other_keys_and_restarts_once():
     daemon = 'root root 644\n{"log-driver": "journald"}'
-    pool = FakePool({"has:dockerd": ("/usr/bin/dockerd", 0), "daemon": (daemon, 0)},
+    pool = FakePool({"has:dockerd": ("/usr/bin/dockerd", 0), "daemon": (daemon, 0), "docker_info": ABSENT},
                     {r"dockerd --validate": Result("", "", 0),
                      r"docker info": Result('["https://m.lab:5001/"]', "", 0)})
     run, out = run_body(pool, mirrors, mirrors="https://m.lab:5001")
@@ -105,7 +121,8 @@ def test_mirrors_written_but_not_running_restart_the_engine_once():
 
 
 def test_mirrors_refuse_to_touch_unreadable_daemon_json():
-    pool = FakePool({"has:dockerd": ("/usr/bin/dockerd", 0), "daemon": ("root root 644\n{broken", 0)})
+    pool = FakePool({"has:dockerd": ("/usr/bin/dockerd", 0), "daemon": ("root root 644\n{broken", 0),
+                     "docker_info": ABSENT})
     run, out = run_body(pool, mirrors, mirrors="https://m.lab:5001")
     assert pool.changes() == [] and run.failed() == ["h1"]
     assert "not valid JSON" in out
