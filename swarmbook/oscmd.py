@@ -8,15 +8,6 @@ from .shell import join
 DEBIAN_ENV = "DEBIAN_FRONTEND=noninteractive"
 
 
-def installed_query(family: str, packages: list[str]) -> str:
-    """A command that prints one line per installed package among ``packages``."""
-    if family == "debian":
-        return join(["dpkg-query", "-W", "-f", "${Status} ${Package}\\n", *packages]) + " 2>/dev/null | awk '$3==\"installed\"{print $4}'"
-    if family == "rhel":
-        return join(["rpm", "-q", "--qf", "%{NAME}\\n", *packages]) + " 2>/dev/null | grep -v 'is not installed'"
-    raise StepFailed(f"unsupported OS family {family!r}")
-
-
 def install(family: str, packages: list[str]) -> str:
     """Install packages; on Debian refresh the package lists only when the first try fails."""
     if family == "debian":

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import atexit
 import json
+import logging
 import os
 import select
 import socket
@@ -20,6 +21,10 @@ from dataclasses import dataclass
 
 from .config import HostSpec
 from .shell import Secret
+
+# paramiko logs a traceback of its transport thread to stderr when no handler is set (a port that
+# accepts TCP but never sends an SSH banner); the one-line reason below says what happened.
+logging.getLogger("paramiko").addHandler(logging.NullHandler())
 
 
 @dataclass
@@ -208,6 +213,8 @@ def _connect_reason(exc: Exception, spec: HostSpec) -> str:
     where = f"{spec.user}@{spec.host}:{spec.port}"
     name = type(exc).__name__
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else name
+    if text in ("No existing session", "Error reading SSH protocol banner"):  # paramiko's words for it
+        return f"cannot connect to {where}: no SSH answer (the port accepts TCP but sends no SSH banner; timed out)"
     if isinstance(exc, (TimeoutError, socket.timeout)) or "timed out" in text.lower():
         return f"cannot connect to {where}: no answer (timed out)"
     if "Authentication" in name or "auth" in text.lower():

@@ -16,7 +16,8 @@ def _lab():
     return lab
 
 
-@task(help={"hosts": "number of lab hosts to run (h1 manager, the rest workers; default 3)"})
+@task(auto_shortflags=False,  # -h stays --help
+      help={"hosts": "number of lab hosts to run (h1 manager, the rest workers; default 3)"})
 def up(c, hosts=3):
     """Create the lab hosts, registry and .lab/hosts.env (idempotent)."""
     lab = _lab()
@@ -33,8 +34,10 @@ def up(c, hosts=3):
 
 @task(help={"as_json": "print the full status as JSON"})
 def status(c, as_json=False):
-    """Show which lab containers, services, registries and network exist."""
-    st = _lab().status()
+    """Show which lab containers, services, registries and network exist, and their memory."""
+    lab = _lab()
+    st = lab.status()
+    st["memory"] = lab.memory()
     if as_json:
         print(json.dumps(st, indent=2, default=str))
         return
@@ -49,6 +52,12 @@ def status(c, as_json=False):
               f"systemd={h['systemd']} sshd={h['sshd']}")
     if not st["hosts"]:
         print("hosts     none")
+        return
+    mem = st["memory"]
+    per_host = ", ".join(f"{name} {m['rss_mib']:.0f}" for name, m in mem["hosts"].items())
+    print(f"memory    resident {mem['total']['rss_mib']:.0f} MiB RSS ({mem['total']['pss_mib']:.0f} MiB PSS) "
+          f"in {mem['total']['processes']} processes; RSS MiB per host: {per_host}; "
+          f"registries/apt {mem['lab_processes']['rss_mib']:.0f}")
 
 
 @task

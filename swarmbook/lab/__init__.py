@@ -2,10 +2,10 @@
 the outer docker engine, plus a TLS registry and a read-only mirror. See docs/lab.md.
 
 Public API: up(hosts=3, state_dir=None) -> LabInfo, status(state_dir=None) -> dict,
-down(state_dir=None) -> None.
+down(state_dir=None) -> None, memory(state_dir=None) -> dict.
 """
 
-from .control import down, status, up
+from .control import down, memory, status, up
 from .layout import LabError, LabHost, LabInfo
 
-__all__ = ["up", "status", "down", "LabInfo", "LabHost", "LabError"]
+__all__ = ["up", "status", "down", "memory", "LabInfo", "LabHost", "LabError"]

@@ -9,7 +9,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from . import builders, creds, image, layout, platform, registry, sh
+from . import builders, creds, image, layout, platform, procmem, registry, sh
 from . import hosts as lab_hosts
 from .layout import LabError, LabInfo, Paths
 
@@ -131,6 +131,21 @@ def status(state_dir: Path | None = None) -> dict:
         i = int(name.rsplit("h", 1)[1])
         out["hosts"].append(lab_hosts.host_state(layout.host(i)))
     return out
+
+
+def memory(state_dir: Path | None = None) -> dict:
+    """Resident memory (RSS and PSS, MiB) of each running host's processes (nested dockerd and
+    containers included) and of the lab's own registry/apt processes, with totals."""
+    p = Paths(layout.state_dir(state_dir))
+    sid = layout.state_id(p.state)
+    host_pids: dict[str, int] = {}
+    if sh.ok(["docker", "info"]):
+        for c in lab_hosts.lab_containers():
+            info = lab_hosts.container_info(c["name"]) if c["owner"] == sid else None
+            if info and info["State"]["Running"]:
+                host_pids[info["Config"]["Hostname"]] = int(info["State"]["Pid"])
+    own = [pid for pid in [*(registry.pid_of(p, port) for port in registry.PORTS), platform._server_pid(p)] if pid]
+    return procmem.measure(host_pids, own)
 
 
 def down(state_dir: Path | None = None) -> None:
