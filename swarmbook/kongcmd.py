@@ -44,21 +44,49 @@ def gateway(image: str, network: str, admin_bind: str) -> Container:
                      ports=("8000:8000", "8443:8443", f"{admin_bind}:8001:8001", f"{admin_bind}:8444:8444"))
 
 
+# pgbi/kong-dashboard (v3) reads its users only from `start --basic-auth u=p ...` (yargs over
+# process.argv) and nothing from the environment, and argv is world-readable in every `ps` on the
+# host. So node runs a short program (no secret in it) that reads the users and Kong's URL from
+# the environment, puts them into process.argv and then requires the image's CLI, which parses
+# process.argv at that moment; the OS keeps seeing `node -e <program>`.
+DASHBOARD_CLI = "/app/bin/kong-dashboard.js"  # the image's CLI (WORKDIR /app, ./docker/entrypoint.sh runs it)
+AUTH_ENV, KONG_URL_ENV = "KONG_DASHBOARD_AUTH", "KONG_DASHBOARD_KONG_URL"
+
+
+def dashboard_program(cli: str = DASHBOARD_CLI) -> str:
+    """The ``node -e`` program (double quotes only, so it quotes cleanly for the shell). It refuses
+    to start without Kong's URL or with a user that is not exactly ``user=password`` (kong-dashboard
+    would skip such a user, and serve without auth if none is left)."""
+    cli, why = json.dumps(cli), json.dumps(f"kong-dashboard: {KONG_URL_ENV} and {AUTH_ENV} "
+                                           "(user=password ...) are needed")
+    return (f"const e=process.env,u=(e.{AUTH_ENV}||\"\").split(/\\s+/).filter(Boolean);"
+            f"if(!e.{KONG_URL_ENV}||!u.length||u.some(x=>x.split(\"=\").length!==2||x[0]===\"-\"))"
+            f"{{console.error({why});process.exit(1)}}"
+            f"process.argv=[process.argv[0],{cli},\"start\",\"--kong-url\",e.{KONG_URL_ENV},"
+            f"\"--basic-auth\",...u];require({cli})")
+
+
 def dashboard(image: str, network: str, port: int) -> Container:
-    """kong-dashboard; users come from its env file (KONG_DASHBOARD_AUTH), never from argv."""
+    """kong-dashboard behind basic auth: users from its env file, never in any process's argv."""
     return Container(name=DASHBOARD, image=image, network=network, env_file=DASH_ENV,
-                     ports=(f"{port}:8080",), command=("start", "--kong-url", f"http://{KONG}:8001"))
+                     env=((KONG_URL_ENV, f"http://{KONG}:8001"),), ports=(f"{port}:8080",),
+                     entrypoint="node", command=("-e", dashboard_program()))
 
 
 def dashboard_secrets(users: str) -> dict[str, str]:
-    return {"KONG_DASHBOARD_AUTH": " ".join(users.split())}
+    return {AUTH_ENV: " ".join(users.split())}
 
 
 def bad_users(users: str) -> str:
+    """Why ``users`` cannot be kong-dashboard's --basic-auth ('' when it can)."""
     for u in users.split():
         name, eq, pw = u.partition("=")
         if not eq or not name or not pw:
             return "KONG_DASHBOARD_USERS must be 'user=password [user2=password2 ...]'"
+        if "=" in pw:  # kong-dashboard splits on every '=' and skips such a user
+            return f"KONG_DASHBOARD_USERS: user {name!r}: the password may not contain '='"
+        if name.startswith("-"):  # yargs would read it as an option
+            return f"KONG_DASHBOARD_USERS: user {name!r} may not start with '-'"
     return "" if users.split() else "KONG_DASHBOARD_USERS is empty"
 
 

@@ -1,15 +1,17 @@
 """Images and packages for the platform services of issue 5, built once and pushed to the lab.
 
 No public registry or packages.gitlab.com is reachable here, so the lab provides:
-- real Debian builds: ``library/postgres:15`` (postgresql, honours POSTGRES_USER/DB/PASSWORD)
-  and ``library/mariadb:10.11`` (mariadb-server, honours MYSQL_ROOT_PASSWORD);
+- real Debian builds: ``library/postgres:15`` (postgresql, honours POSTGRES_USER/DB/PASSWORD),
+  ``library/mariadb:10.11`` (mariadb-server, honours MYSQL_ROOT_PASSWORD) and
+  ``library/nginx:latest`` (nginx in the foreground on :80, with tar and sha256sum);
 - clearly named stand-ins ``swarmbook-standin/{gitlab-ce,portainer,kong,kong-dashboard}``
-  (see standin/standin.py for what each does and does not do);
+  (see standin/standin.py and standin/kong-dashboard.js for what each does and does not do);
 - a signed apt repository with a stand-in ``gitlab-runner`` package, laid out like
   packages.gitlab.com and served over HTTP on the lab gateway (:5080).
 
-All of them sit on one ``platform-base`` image (debian seed + apt packages), saved as a tarball
-in the cache dir, so a new machine or a pruned engine reloads it instead of rebuilding.
+All but nginx sit on one ``platform-base`` image (debian seed + apt packages), saved as a tarball
+in the cache dir, so a new machine or a pruned engine reloads it instead of rebuilding; nginx and
+the dashboard's nodejs are apt layers of their own (about 8 s each, kept by the engine's cache).
 """
 
 from __future__ import annotations
@@ -45,14 +47,18 @@ def _file(name: str) -> str:
 
 # -- pure: build contexts --------------------------------------------------------------------
 
-def base_dockerfile() -> str:
+def apt_install(packages: tuple[str, ...], also_remove: str = "") -> str:
+    """A Dockerfile RUN line: Debian packages without recommends, no service started, lists dropped."""
     return f"""\
-FROM {image.SEED_DEBIAN}
 RUN set -eux; export DEBIAN_FRONTEND=noninteractive; \\
     printf '#!/bin/sh\\nexit 101\\n' > /usr/sbin/policy-rc.d; chmod +x /usr/sbin/policy-rc.d; \\
-    apt-get update -q; apt-get install -y -q --no-install-recommends {' '.join(BASE_PACKAGES)}; \\
-    apt-get clean; rm -rf /var/lib/apt/lists/* /var/lib/mysql/* /var/lib/postgresql/* /usr/sbin/policy-rc.d
+    apt-get update -q; apt-get install -y -q --no-install-recommends {' '.join(packages)}; \\
+    apt-get clean; rm -rf /var/lib/apt/lists/* {also_remove + ' ' if also_remove else ''}/usr/sbin/policy-rc.d
 """
+
+
+def base_dockerfile() -> str:
+    return f"FROM {image.SEED_DEBIAN}\n" + apt_install(BASE_PACKAGES, "/var/lib/mysql/* /var/lib/postgresql/*")
 
 
 def base_ref() -> str:
@@ -76,6 +82,12 @@ def contexts() -> dict[str, dict[str, str]]:
                           "ENV PGDATA=/var/lib/postgresql/data\nEXPOSE 5432\n"
                           'ENTRYPOINT ["/usr/local/bin/docker-entrypoint.sh"]\n',
             "entrypoint.sh": _file("postgres-entrypoint.sh")},
+        # real nginx (Debian's package) shaped like the official image; also the runbook's helper
+        # image for tar/sha256sum (both in every Debian)
+        "library/nginx:latest": {
+            "Dockerfile": f"FROM {image.SEED_DEBIAN}\n{apt_install(('nginx',))}"
+                          "RUN ln -sf /dev/stdout /var/log/nginx/access.log && ln -sf /dev/stderr /var/log/nginx/error.log\n"
+                          'EXPOSE 80\nSTOPSIGNAL SIGQUIT\nCMD ["nginx", "-g", "daemon off;"]\n'},
         "library/mariadb:10.11": {
             "Dockerfile": f"FROM {base}\nCOPY entrypoint.sh /usr/local/bin/docker-entrypoint.sh\nEXPOSE 3306\n"
                           'ENTRYPOINT ["/usr/local/bin/docker-entrypoint.sh"]\n',
@@ -91,8 +103,15 @@ def contexts() -> dict[str, dict[str, str]]:
         # the same stand-in one version later: one more migration, so `up`/`finish` have work
         f"{STANDIN}/kong:next": py_image('["kong", "start"]',
                                          kong_extra + "ENV KONG_STANDIN_MIGRATIONS=\"000_base 001_next\"\n"),
-        f"{STANDIN}/kong-dashboard:latest": py_image(
-            '["start"]', 'ENTRYPOINT ["/usr/local/bin/standin.py", "dashboard"]\n'),
+        # node from Debian (~8 s, its layer cached before the COPYs), the CLI where the real image
+        # has it, the same ENTRYPOINT/WORKDIR: kongcmd's `node -e` wrapper runs here as on the real one
+        f"{STANDIN}/kong-dashboard:latest": {
+            "Dockerfile": f"FROM {base}\n{apt_install(('nodejs',))}"
+                          "COPY kong-dashboard.js /app/bin/kong-dashboard.js\n"
+                          "COPY entrypoint.sh /app/docker/entrypoint.sh\nWORKDIR /app\n"
+                          'LABEL swarmbook.standin=true\nEXPOSE 8080\nENTRYPOINT ["./docker/entrypoint.sh"]\n',
+            "kong-dashboard.js": _file("kong-dashboard.js"),
+            "entrypoint.sh": _file("kong-dashboard-entrypoint.sh")},
         f"{STANDIN}/portainer:latest": {
             "Dockerfile": f"FROM {image.SEED_BUSYBOX}\nCOPY entrypoint.sh /entrypoint.sh\n"
                           'LABEL swarmbook.standin=true\nEXPOSE 9000\nVOLUME /data\nCMD ["/entrypoint.sh"]\n',
@@ -133,7 +152,7 @@ def _build(ref: str, ctx: dict[str, str], label: str) -> None:
     with tempfile.TemporaryDirectory(prefix="swarmbook-lab-platform-") as d:
         for name, text in ctx.items():
             Path(d, name).write_text(text)
-            if name.endswith(".sh") or name in ("gitlab-ctl", "standin.py"):
+            if name.endswith((".sh", ".js")) or name in ("gitlab-ctl", "standin.py"):
                 Path(d, name).chmod(0o755)
         sh.run(["docker", "build", "-q", "--label", f"{layout.LABEL}.recipe={label}", "-t", ref, d],
                env={"DOCKER_BUILDKIT": "0"}, timeout=1800)
@@ -165,6 +184,8 @@ def ensure_images() -> list[str]:
     for repo_tag, ctx in contexts().items():
         ref, want = local_ref(repo_tag), recipe(repo_tag)
         if image.image_label(ref, f"{layout.LABEL}.recipe") != want:
+            if ctx["Dockerfile"].startswith(f"FROM {image.SEED_DEBIAN}\n"):  # not only platform-base's
+                done += image.ensure_seed_images()
             _build(ref, ctx, want)
             done.append(f"built {ref}")
     return done

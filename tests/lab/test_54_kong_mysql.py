@@ -2,11 +2,16 @@
 
 Postgres (Debian postgresql 15, library/postgres:15 in the lab) and MariaDB (Debian
 mariadb-server 10.11 as MYSQL_IMAGE) are real. Kong and kong-dashboard are stand-ins
-(swarmbook/lab/standin/standin.py): `kong migrations` runs real SQL against the real Postgres
-and the admin API stores services/routes there, but NOT proved: real Kong's migrations, plugins,
-proxying, or the real kong-dashboard image reading its users from the environment.
+(swarmbook/lab/standin/): `kong migrations` runs real SQL against the real Postgres and the
+admin API stores services/routes there. The dashboard runs as in production: kongcmd's
+`node -e` wrapper (real node, Debian's nodejs) reads the users from the env file and requires
+/app/bin/kong-dashboard.js, which in the lab is a stand-in taking only `start --kong-url
+--port --basic-auth` from process.argv (no environment) like the real CLI's yargs options.
+NOT proved: real Kong's migrations, plugins or proxying; the real dashboard's UI, its yargs
+version's parsing beyond those options, or node 10 of the real image (the lab has Debian's).
 """
 
+import base64
 import json
 import urllib.error
 import urllib.request
@@ -50,14 +55,30 @@ def test_bootstrap_runs_migrations_once_and_keeps_admin_off_the_world(cluster):
     assert "8001/tcp -> 127.0.0.1:8001" in ports and "8000/tcp -> 0.0.0.0:8000" in ports
     with pytest.raises(urllib.error.URLError):
         urllib.request.urlopen(f"http://{h.addr}:8001/", timeout=3)
-    with pytest.raises(urllib.error.HTTPError) as e:
-        urllib.request.urlopen(f"http://{h.addr}:8080/", timeout=5)
-    assert e.value.code == 401
+    dashboard_works_with_users_only_in_its_env_file(lab, h)
     again = sb(lab, "kong.bootstrap")
     assert again.rc == 0 and again.changed == 0, again.stdout
     # the rerun trusts the record of this image + database instead of starting `migrations list`
     assert [e["reason"] for e in again.steps("ok") if e["step"] == "kong migrations"] == \
         ["up to date (recorded for this Kong image and database)"]
+
+
+def dashboard_works_with_users_only_in_its_env_file(lab, h):
+    users = [ln.split("=", 1)[1] for ln in lab.hosts_env.read_text().splitlines()
+             if ln.startswith("KONG_DASHBOARD_USERS=")][0]
+    name, _, pw = users.split()[0].partition("=")
+    with pytest.raises(urllib.error.HTTPError) as e:
+        urllib.request.urlopen(f"http://{h.addr}:8080/", timeout=5)
+    assert e.value.code == 401
+    req = urllib.request.Request(f"http://{h.addr}:8080/", headers={
+        "Authorization": "Basic " + base64.b64encode(f"{name}:{pw}".encode()).decode()})
+    with urllib.request.urlopen(req, timeout=5) as r:  # it read Kong's admin API over the shared network
+        assert json.loads(r.read())["kong"]["tagline"] == "Welcome to kong"
+    # the container's process is `node -e <wrapper>`, and no process on the host has the password
+    top = run(lab, h, "docker exec kong-dashboard cat /proc/1/cmdline | tr '\\0' ' '").stdout
+    assert top.startswith("node -e const e=process.env") and pw not in top
+    assert pw not in run(lab, h, "ps -eo args").stdout
+    assert pw not in run(lab, h, "docker inspect --format '{{json .Config.Cmd}} {{json .Args}}' kong-dashboard").stdout
 
 
 def test_service_and_route_created_once_then_updated_only_on_change(cluster):

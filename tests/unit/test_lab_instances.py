@@ -70,7 +70,14 @@ def test_hosts_env_platform_section_parses():
 
 def test_platform_images_are_named_and_cached_by_recipe():
     ctx = platform.contexts()
-    assert {"library/postgres:15", "library/mariadb:10.11"} <= set(ctx)
+    assert {"library/postgres:15", "library/mariadb:10.11", "library/nginx:latest"} <= set(ctx)
+    nginx = ctx["library/nginx:latest"]["Dockerfile"]  # real Debian nginx, the official image's shape
+    assert nginx.startswith("FROM swarmbook-lab-seed/debian:bookworm\n") and "--no-install-recommends nginx;" in nginx
+    assert nginx.rstrip().endswith('CMD ["nginx", "-g", "daemon off;"]') and "swarmbook.standin" not in nginx
+    dash = ctx["swarmbook-standin/kong-dashboard:latest"]  # node + a CLI where the real image has it
+    assert "--no-install-recommends nodejs;" in dash["Dockerfile"] and "KONG_DASHBOARD_AUTH" not in dash["kong-dashboard.js"]
+    assert "COPY kong-dashboard.js /app/bin/kong-dashboard.js\n" in dash["Dockerfile"]
+    assert 'WORKDIR /app\n' in dash["Dockerfile"] and 'ENTRYPOINT ["./docker/entrypoint.sh"]' in dash["Dockerfile"]
     standins = [k for k in ctx if not k.startswith("library/")]
     assert standins and all(k.startswith("swarmbook-standin/") for k in standins)
     assert all("swarmbook.standin=true" in ctx[k]["Dockerfile"] for k in standins)

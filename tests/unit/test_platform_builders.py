@@ -3,7 +3,10 @@ commands, secrets kept out of argv, injection attempts quoted."""
 
 import io
 import json
+import os
 import shlex
+import shutil
+import subprocess
 import tarfile
 
 import pytest
@@ -11,7 +14,7 @@ import pytest
 from swarmbook import containercmd as C
 from swarmbook import croncmd, gitlabcmd, kernelcmd, kongcmd, portainercmd, runnercmd
 from swarmbook.config import parse
-from swarmbook.shell import Secret, quote
+from swarmbook.shell import Secret, join, quote
 
 
 def test_container_run_argv_and_spec_hash_ignore_secret_values():
@@ -144,11 +147,57 @@ def test_kong_containers_keep_admin_local_and_secrets_in_env_files():
     assert all("PASSWORD" not in k for k, _ in gw.env)
     db = kongcmd.database("postgres:9.6", "default-network")
     assert db.ports == () and ("POSTGRES_DB", "kong") in db.env
-    dash = kongcmd.dashboard("pgbi/kong-dashboard", "default-network", 8080)
-    assert dash.command == ("start", "--kong-url", "http://kong:8001") and "8080:8080" in dash.ports
     assert kongcmd.bad_users("admin") and not kongcmd.bad_users("a=b c=d")
+    assert "may not contain '='" in kongcmd.bad_users("a=b=c")  # kong-dashboard would skip that user
+    assert "may not start with '-'" in kongcmd.bad_users("-a=b")  # yargs would read an option
     assert kongcmd.migrations_cmd("kong:2", "net", "bootstrap") == \
         "docker run --rm --network net --env-file /etc/swarmbook/kong.env kong:2 kong migrations bootstrap"
+
+
+# kong-dashboard's spec hash before its users moved from argv-less KONG_DASHBOARD_AUTH (which the
+# real image never read) to the node wrapper: a dashboard created then must be recreated once
+DASHBOARD_SPEC_BEFORE_WRAPPER = "ff8af6dacd1f9dea"
+
+
+def test_kong_dashboard_runs_the_real_cli_under_node_with_users_from_the_env_file():
+    dash = kongcmd.dashboard("pgbi/kong-dashboard", "default-network", 8080)
+    env = C.env_file_text(kongcmd.dashboard_secrets("admin=s3cret  bob=p'w\"$(id)"))
+    assert env == "KONG_DASHBOARD_AUTH=admin=s3cret bob=p'w\"$(id)\n"
+    argv = dash.run_argv(dash.spec_hash(env))
+    assert argv[argv.index("--publish"):] == [
+        "--publish", "8080:8080", "--env", "KONG_DASHBOARD_KONG_URL=http://kong:8001",
+        "--env-file", "/etc/swarmbook/kong-dashboard.env", "--entrypoint", "node", "pgbi/kong-dashboard",
+        "-e", kongcmd.dashboard_program()]
+    line = join(argv)
+    assert shlex.split(line) == argv and "s3cret" not in line and "$(id)" not in line
+    prog = kongcmd.dashboard_program()
+    assert "'" not in prog and "KONG_DASHBOARD_AUTH" in prog and prog.endswith('require("/app/bin/kong-dashboard.js")')
+    assert dash.spec_hash(env) != DASHBOARD_SPEC_BEFORE_WRAPPER
+
+
+def _node_program(tmp_path, env: dict[str, str]):
+    """Run the wrapper through a shell (quoted by shell.join) with a CLI that prints what it was given."""
+    cli = tmp_path / "kong-dashboard.js"
+    cli.write_text("console.log(JSON.stringify({argv: process.argv.slice(1), auth_in_os_argv: "
+                   "require('fs').readFileSync('/proc/self/cmdline', 'utf8').includes('pw-1')}))\n")
+    line = join(["node", "-e", kongcmd.dashboard_program(str(cli))])
+    return subprocess.run(["sh", "-c", line], env={"PATH": os.environ["PATH"], **env},
+                          capture_output=True, text=True, timeout=30), str(cli)
+
+
+@pytest.mark.skipif(shutil.which("node") is None, reason="needs node (the lab test runs it in the image)")
+def test_kong_dashboard_wrapper_hands_the_env_users_to_the_cli_in_process_argv_only(tmp_path):
+    users = "admin=pw-1 bob=pw'\"$(id)`id`;"
+    p, cli = _node_program(tmp_path, {"KONG_DASHBOARD_AUTH": users, "KONG_DASHBOARD_KONG_URL": "http://kong:8001"})
+    assert p.returncode == 0, p.stderr
+    assert json.loads(p.stdout) == {"argv": [cli, "start", "--kong-url", "http://kong:8001", "--basic-auth",
+                                             "admin=pw-1", "bob=pw'\"$(id)`id`;"], "auth_in_os_argv": False}
+    for bad in ({"KONG_DASHBOARD_AUTH": "", "KONG_DASHBOARD_KONG_URL": "http://kong:8001"},
+                {"KONG_DASHBOARD_AUTH": "admin=a=b", "KONG_DASHBOARD_KONG_URL": "http://kong:8001"},
+                {"KONG_DASHBOARD_AUTH": "-v=x", "KONG_DASHBOARD_KONG_URL": "http://kong:8001"},
+                {"KONG_DASHBOARD_AUTH": "admin=pw"}):
+        refused, _ = _node_program(tmp_path, bad)
+        assert refused.returncode == 1 and refused.stdout == "" and "are needed" in refused.stderr, bad
 
 
 def test_kong_admin_diffs():

@@ -16,14 +16,12 @@ One small program baked into the swarmbook-standin/* images:
                          GET|PUT|DELETE /routes/NAME, GET /services/NAME/routes,
                          GET|PUT /services/NAME/routes/ROUTE; rows in Postgres. No plugins,
                          no real proxying, no clustering, no TLS listeners.
-  dashboard start --kong-url URL
-                         kong-dashboard stand-in on :8080 behind HTTP basic auth; users from
-                         --basic-auth u=p ... or $KONG_DASHBOARD_AUTH ("u=p u2=p2").
+
+The kong-dashboard stand-in is kong-dashboard.js beside this file (node, like the real image).
 """
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 import secrets
@@ -31,7 +29,6 @@ import subprocess
 import sys
 import time
 import urllib.parse
-import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from threading import Thread
 
@@ -293,50 +290,6 @@ def kong_start() -> None:
     ThreadingHTTPServer(("0.0.0.0", 8001), Admin).serve_forever()
 
 
-# --- kong-dashboard ------------------------------------------------------------------------
-
-def dashboard(args: list[str]) -> None:
-    kong_url, users, i = "http://kong:8001", [], 0
-    while i < len(args):
-        if args[i] == "--kong-url":
-            kong_url, i = args[i + 1], i + 2
-        elif args[i] == "--basic-auth":
-            i += 1
-            while i < len(args) and not args[i].startswith("--"):
-                users.append(args[i])
-                i += 1
-        else:
-            i += 1
-    users += os.environ.get("KONG_DASHBOARD_AUTH", "").split()
-    allowed = {"Basic " + base64.b64encode(u.encode()).decode() for u in users if "=" in u
-               for u in [u.replace("=", ":", 1)]}
-    if not allowed:
-        raise SystemExit("kong-dashboard stand-in: no --basic-auth users; refusing to serve without auth")
-
-    class H(BaseHTTPRequestHandler):
-        def do_GET(self):
-            if self.headers.get("Authorization") not in allowed:
-                self.send_response(401)
-                self.send_header("WWW-Authenticate", 'Basic realm="kong-dashboard"')
-                self.end_headers()
-                return
-            try:
-                with urllib.request.urlopen(kong_url + "/", timeout=3) as r:
-                    kong = json.loads(r.read())
-            except Exception as exc:  # noqa: BLE001
-                kong = {"error": str(exc)}
-            body = json.dumps({"dashboard": "swarmbook lab stand-in", "kong": kong}).encode()
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *a):
-            pass
-
-    ThreadingHTTPServer(("0.0.0.0", 8080), H).serve_forever()
-
-
 def main(argv: list[str]) -> int:
     prog = os.path.basename(argv[0])
     args = argv[1:]
@@ -348,8 +301,6 @@ def main(argv: list[str]) -> int:
         return migrations(args[1])
     elif prog == "kong" and args[:1] in ([], ["start"]):
         kong_start()
-    elif prog in ("dashboard", "kong-dashboard") and args[:1] == ["start"]:
-        dashboard(args[1:])
     else:
         print(f"stand-in: unsupported: {prog} {' '.join(args)}", file=sys.stderr)
         return 2
