@@ -9,16 +9,22 @@ inv lab.up --hosts "${1:-3}"
 export SWARMBOOK_ENV="$PWD/.lab/hosts.env"
 inv bootstrap-all
 inv swarm.status
+inv lab.status
 first=$(sed -n 's/^MANAGERS=\([^,:]*\).*/\1/p' "$SWARMBOOK_ENV")
 kong=$(sed -n 's/^KONG=\([^,:]*\).*/\1/p' "$SWARMBOOK_ENV")
 gitlab=$(sed -n 's/^GITLAB=\([^,:]*\).*/\1/p' "$SWARMBOOK_ENV")
+key() { v=$(sed -n "s/^$1=//p" "$SWARMBOOK_ENV" | tail -1); echo "${v:-$2}"; }  # hosts.env value, else default
+portainer_port=$(key PORTAINER_PORT 9000)
+dashboard_port=$(key KONG_DASHBOARD_PORT 8080)
 cat <<INFO
 
 Where to look (lab addresses; the lab's services are stand-ins where noted in docs/platform.md):
   demo app        http://$first:9501/        (every node answers: curl each host's address)
-  portainer       http://$first:9000/
+  portainer       http://$first:$portainer_port/
   gitlab          http://$gitlab/            (sshd on that host moved to 2222; GitLab holds 22)
-  kong proxy      http://$kong:8000/          dashboard http://$kong:8080/ (basic auth)
-  hosts file      $SWARMBOOK_ENV  (e.g. SWARMBOOK_ENV=$SWARMBOOK_ENV inv swarm.status)
+  kong proxy      http://$kong:8000/          dashboard http://$kong:$dashboard_port/ (basic auth)
+  hosts file      $SWARMBOOK_ENV
+                  export SWARMBOOK_ENV=$SWARMBOOK_ENV   # then any task runs on the lab: inv swarm.status
+  lab status      inv lab.status     (hosts, registries, resident memory)
   tear down       inv lab.down
 INFO

@@ -5,7 +5,7 @@
 set -euo pipefail
 
 PKGS=(docker.io debootstrap docker-registry openssh-client apache2-utils openssl
-      busybox-static iproute2 iptables ca-certificates)
+      busybox-static iproute2 iptables ca-certificates gnupg)
 # Every lab instance's bridge (swarmbook-lab, swarmbook-lab1, ...): iptables' "+" wildcard.
 LAB_BRIDGE=${SWARMBOOK_LAB_BRIDGE:-swarmbook-lab+}
 DOCKERD_LOG=/var/log/swarmbook-dockerd.log

@@ -5,9 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/outer-setup.sh
-python3 -m pip install -q --disable-pip-version-check --root-user-action=ignore -e '.[test]' 2>&1 \
-    | grep -v "is ignored: it is neither a file nor a directory" || true
-python3 -c 'import swarmbook, fabric, invoke, dotenv, yaml, pytest' # fail loudly if pip did not deliver
+bash scripts/python-setup.sh
 # Bytecode for this checkout, as pip does for installed packages: `inv` and `fab` then start
 # without compiling ~60 modules (which matters where PYTHONDONTWRITEBYTECODE is set).
 python3 -m compileall -q swarmbook tasks fabfile.py >/dev/null

@@ -128,8 +128,7 @@ def test_second_up_changes_nothing(lab):
     again = swarmbook_lab.up(hosts=len(lab.hosts), state_dir=lab.state_dir)
     elapsed = time.monotonic() - t0
     print(f"second up(): {elapsed:.1f}s, changed={again.changed}")
-    assert again.changed == []
-    assert elapsed < 60
+    assert again.changed == []  # its time is the bench's (tests assert no wall-clock figures)
     assert again.hosts == lab.hosts and again.hosts_env == lab.hosts_env
     st = swarmbook_lab.status(lab.state_dir)
     assert st["network"]["ours"] and st["network"]["subnet"] == layout.SUBNET
