@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""swarmbook benchmark: first converge, no-op re-run, fan-out to 3 and 20 hosts, round trips,
-start-up and peak memory, measured on the local lab. Prints a table, writes bench/results/.
+"""swarmbook benchmark: lab.up, first converge, no-op re-run, fan-out to 3 and 20 hosts, round trips,
+start-up, peak memory and the lab's resident memory, measured on the local lab. Prints a table, writes bench/results/.
 
 Usage: python3 bench/run.py [--runs 5] [--skip-20]
 Needs root and the lab (it brings it up and takes it down itself). Takes ~10 minutes.
@@ -173,9 +173,19 @@ def main() -> int:
         rows.append(("  `inv --list` through pyenv's shim (a bash script in front of every command)",
                      med(runs["shim"])))
 
-    # 1. first converge on 3 fresh hosts
+    # 0. the lab itself: up after down (images and packages cached), then a second, no-op up
     lab.down()
+    t0 = time.monotonic()
     info = lab.up(hosts=3)
+    up_cold = time.monotonic() - t0
+    t0 = time.monotonic()
+    lab.up(hosts=3)
+    up_again = time.monotonic() - t0
+    results["lab_up"] = {"after_down": up_cold, "again": up_again}
+    rows.append(("`lab.up` (3 hosts) after `lab.down`, image cache warm", f"{up_cold:.1f}s"))
+    rows.append(("second `lab.up` (nothing to do)", f"{up_again:.1f}s"))
+
+    # 1. first converge on 3 fresh hosts
     env = {"SWARMBOOK_ENV": str(info.hosts_env)}
     first = measure([script("inv"), "bootstrap-all", "--json"], env)
     assert first["rc"] == 0, first["stdout"][-2000:] + first["stderr"][-2000:]
@@ -203,6 +213,15 @@ def main() -> int:
     worst = max((n, t, h) for t, hosts in trips.items() for h, n in hosts.items())
     rows.append(("  SSH round trips per host per task (max)", f"{worst[0]} ({worst[1]} on {worst[2]})"))
     rows.append(("  SSH round trips, whole no-op run", str(sum(sum(h.values()) for h in trips.values()))))
+
+    # 7. resident memory of the 3-host lab with the whole runbook running (dockerd on each host)
+    mem = lab.memory()
+    results["lab_memory"] = mem
+    per_host = ", ".join(f"{name} {m['rss_mib']:.0f}" for name, m in mem["hosts"].items())
+    rows.append(("resident memory of the 3-host lab after bootstrap-all (all processes of the hosts, "
+                 "nested containers included, + registries)",
+                 f"{mem['total']['rss_mib']:.0f} MiB RSS ({mem['total']['pss_mib']:.0f} MiB PSS); "
+                 f"per host RSS MiB: {per_host}"))
 
     # 3. fan-out: the no-op check of a host-level task on 3 and on 20 hosts of one 20-host lab
     # (fresh hosts without Docker, as the issue allows), interleaved
