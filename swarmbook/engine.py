@@ -15,7 +15,7 @@ from typing import Any
 
 from . import facts as F
 from .config import HostSpec, Settings
-from .errors import StepFailed, SwarmbookError
+from .errors import StepFailed, SwarmbookError, Unmet
 from .report import CHANGED, FAILED, OK, SKIPPED, Event, Reporter
 from .session import POOL, ConnectFailed, Pool, Result
 from .shell import Secret
@@ -87,6 +87,11 @@ class Host:
 
     def fail(self, step: str, reason: str) -> None:
         raise StepFailed(f"{step}: {reason}")
+
+    def needs(self, step: str, reason: str) -> None:
+        """Stop here: a prerequisite an earlier task makes is missing ("... (run X first)").
+        Failed, or skipped in check mode, where X would have made it first."""
+        raise Unmet(f"{step}: {reason}")
 
     def note(self, text: str, level: str = "info") -> None:
         self.run_.reporter.note(text, host=self.name, level=level)
@@ -167,6 +172,11 @@ class Run:
             return None
         try:
             body(host)
+        except Unmet as exc:
+            if self.check:
+                self.emit(spec.host, "not yet", SKIPPED, f"{exc}; nothing more to check until then")
+            else:
+                self.emit(spec.host, "failed", FAILED, str(exc))
         except StepFailed as exc:
             self.emit(spec.host, "failed", FAILED, str(exc))
         except SwarmbookError as exc:

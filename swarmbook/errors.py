@@ -13,3 +13,9 @@ class ConfigError(SwarmbookError):
 
 class StepFailed(Exception):
     """A step failed on one host; the engine records it and goes on with other hosts."""
+
+
+class Unmet(StepFailed):
+    """A prerequisite that an earlier task makes is missing (docker, a network, a package).
+    Failed when changing; in check mode skipped instead: that earlier task would make it first,
+    and nothing more can be probed here until it exists (``bootstrap-all --check`` on new hosts)."""

@@ -76,7 +76,7 @@ def install(run: Run, specs: list[HostSpec], name=None, schedule=None, command=N
                     F.Fact("cron", "systemctl is-active cron 2>/dev/null || systemctl is-active crond",
                            lambda t, rc: "active" in t.split()))
         if not f["has:docker"]:
-            h.fail("cron", "docker is not installed (run docker.install first)")
+            h.needs("cron", "docker is not installed (run docker.install first)")
         if not f["has:flock"]:
             h.fail("cron", "flock (util-linux) is missing on this host")
         ops.put_file(h, p["env"], env, mode="0600", state=f["env"], secret=True, step=f"app .env {p['env']}")

@@ -85,7 +85,7 @@ def mirrors(h: Host, mirrors=None):
     wanted = _wanted_mirrors(h.settings, mirrors)
     f = h.probe(F.command_exists("dockerd"), F.file_state(D.DAEMON_JSON, "daemon"), F.docker_info())
     if not f["has:dockerd"]:
-        h.fail("mirrors", "docker is not installed (run docker.install first)")
+        h.needs("mirrors", "docker is not installed (run docker.install first)")
     current = f["daemon"]["content"] if f["daemon"] else ""
     try:
         if not wanted and '"registry-mirrors"' not in current:
@@ -144,7 +144,7 @@ def tcp(h: Host, insecure=False, bind=None, port=None):
                 *[F.file_state(f"{D.TLS_DIR}/{n}", n) for n in ("ca.pem", "server-cert.pem", "server-key.pem")],
                 F.unit_stale("docker", [D.DAEMON_JSON, D.TCP_DROPIN]))
     if not f["unit"]:
-        h.fail("docker tcp", "docker is not installed (run docker.install first)")
+        h.needs("docker tcp", "docker is not installed (run docker.install first)")
     restart = False
     if insecure:
         h.note(f"WARNING: Docker API without TLS on {listen}: anyone who can reach it controls this host",

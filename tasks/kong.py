@@ -69,10 +69,10 @@ def bootstrap(h: Host, admin_bind=None, timeout=180):
                 F.Fact("admin_ok", C.http_ok_cmd(admin), lambda t, rc: rc == 0),
                 F.Fact("dash_code", _code_cmd(dash_url), lambda t, rc: t.strip()))
     if not f["has:docker"]:
-        h.fail("kong", "docker is not installed (run docker.install first)")
+        h.needs("kong", "docker is not installed (run docker.install first)")
     network = f[f"network:{net}"]
     if not network or (network["driver"] == "overlay" and not network["attachable"]):
-        h.fail("kong", f"network {net} is missing or not attachable (run net.create first)")
+        h.needs("kong", f"network {net} is missing or not attachable (run net.create first)")
     if bind == "0.0.0.0":
         h.note("the Kong admin API is published on 0.0.0.0: anyone who reaches this host can reconfigure it",
                level="warning")

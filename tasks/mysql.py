@@ -58,9 +58,9 @@ def up(run: Run, specs: list[HostSpec], timeout=180):
         f = h.probe(F.command_exists("docker"), C.network_fact(c.network), C.state_fact(NAME),
                     F.file_state(ENV_FILE, "env"))
         if not f["has:docker"]:
-            h.fail("mysql", "docker is not installed (run docker.install first)")
+            h.needs("mysql", "docker is not installed (run docker.install first)")
         if not f[f"network:{c.network}"]:
-            h.fail("mysql", f"network {c.network} is missing (run net.create first)")
+            h.needs("mysql", f"network {c.network} is missing (run net.create first)")
         containers.ensure(h, c, f[f"container:{NAME}"], secrets={"MYSQL_ROOT_PASSWORD": pw.reveal()},
                           env_state=f["env"])
         if h.check:

@@ -161,7 +161,7 @@ def _member(h: Host, leader: _Leader, states, *, is_manager: bool) -> None:
         h.fail("swarm join", f"already in another swarm (node {st.node_id[:12]}); "
                              "run `docker swarm leave` there first if that is intended")
     if st.state == "unknown":
-        h.fail("swarm join", "docker does not answer (run docker.install first)")
+        h.needs("swarm join", "docker does not answer (run docker.install first)")
     if st.state != "inactive":  # error / locked / still pending: joining again would make a second node
         h.fail("swarm join", f"swarm state {st.state}{': ' + st.error if st.error else ''}; "
                              "fix or `docker swarm leave --force` there first")

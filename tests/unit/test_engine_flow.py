@@ -248,3 +248,33 @@ def test_an_empty_probe_costs_no_round_trip():
     got = []
     run.each(run.settings.group("managers"), lambda h: got.append(h.probe()))
     assert got == [{}] and pool.commands_run == 0
+
+
+def _needs_docker(h):
+    if not h.probe(F.command_exists("app"))["has:app"]:
+        h.needs("app", "app is not installed (run app.install first)")
+    h.change("configure app", "echo configure")
+
+
+NO_APP = {"has:app": ("", 1)}
+
+
+def test_a_missing_prerequisite_fails_a_changing_run():
+    pool = FakePool(NO_APP, {})
+    run, out = make_run(pool, TWO, task="t.needs")
+    run.each(run.settings.group("managers"), _needs_docker)
+    assert sorted(run.failed()) == ["h1", "h2"]
+    assert "failed: app: app is not installed (run app.install first)" in out.getvalue()
+    assert not [c for c, _ in pool.sent if "echo" in c]
+
+
+def test_a_missing_prerequisite_is_skipped_in_check_mode_where_an_earlier_task_would_make_it():
+    """bootstrap-all --check on new hosts: the step that would install it comes earlier, so a
+    later step has nothing to probe yet; skipped, not failed, and the run goes on."""
+    pool = FakePool(NO_APP, {})
+    run, out = make_run(pool, TWO, task="t.needs", check=True)
+    run.each(run.settings.group("managers"), _needs_docker)
+    taskdef.finish(run)  # no Exit: nothing failed
+    text = out.getvalue()
+    assert "skipped      t.needs | not yet: app: app is not installed (run app.install first)" in text, text
+    assert recap_rows(text)["h1"] == {"ok": 0, "changed": 0, "failed": 0, "skipped": 1}
