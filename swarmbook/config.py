@@ -20,9 +20,9 @@ from typing import Any
 from .errors import ConfigError
 from .shell import Secret
 
-GROUPS = ("MANAGERS", "WORKERS", "BUILD", "GITLAB", "RUNNERS", "KONG")
+GROUPS = ("MANAGERS", "WORKERS", "BUILD", "GITLAB", "RUNNERS", "DEPLOY_RUNNERS", "KONG")
 # Group names a task may ask for, beyond the ones above (all lower-case in code).
-DERIVED_GROUPS = {"nodes": ("MANAGERS", "WORKERS"), "all": GROUPS}
+DERIVED_GROUPS = {"nodes": ("MANAGERS", "WORKERS"), "runner_hosts": ("RUNNERS", "DEPLOY_RUNNERS"), "all": GROUPS}
 
 
 @dataclass(frozen=True)
@@ -83,14 +83,21 @@ KEYS: dict[str, Key] = {
                            "gitlab-runner package repository (runner.install)"),
     "RUNNER_URL": Key("", "str", "GitLab URL runners register with (empty: http://<first GITLAB host>/) (runner.register)"),
     "RUNNER_CLONE_URL": Key("", "str", "--clone-url: GitLab's internal address for git fetches (runner.register)"),
-    "RUNNER_TOKEN": Key(Secret(""), "secret", "glrt- authentication token or legacy registration token (runner.register)"),
+    "RUNNER_TOKEN": Key(Secret(""), "secret", "builder runners (RUNNERS): glrt- authentication token or legacy "
+                                              "registration token (runner.register)"),
     "RUNNER_EXECUTOR": Key("shell", "str", "executor: shell, docker, ... (runner.register)"),
-    "RUNNER_TAGS": Key(("builder",), "list", "tags (legacy registration token only) (runner.register)"),
+    "RUNNER_TAGS": Key(("builder",), "list", "builder runners' tags (legacy registration token only) (runner.register)"),
+    "DEPLOY_RUNNER_TOKEN": Key(Secret(""), "secret", "deploy runners (DEPLOY_RUNNERS): glrt- authentication token "
+                                                     "or legacy registration token (runner.register)"),
+    "DEPLOY_RUNNER_TAGS": Key(("test",), "list", "deploy runners' tags, test or tags (legacy registration token "
+                                                 "only) (runner.register)"),
     "RUNNER_DOCKER_IMAGE": Key("docker:latest", "str", "default image for the docker executor (runner.register)"),
     "RUNNER_CONCURRENT": Key(5, "int", "concurrent jobs per runner host (runner.concurrency)"),
     "PORTAINER_IMAGE": Key("portainer/portainer", "str", "Portainer image (portainer.up)"),
     "PORTAINER_PORT": Key(9000, "port", "Portainer's published port (portainer.up)"),
     "PORTAINER_NODE": Key("", "str", "manager that holds portainer_data (empty: the first manager) (portainer.*)"),
+    "PORTAINER_HELPER_IMAGE": Key("nginx:latest", "str", "image with sh, tar, find and sha256sum that reads and "
+                                                          "writes portainer_data (portainer.backup/restore)"),
     "KONG_IMAGE": Key("kong:latest", "str", "Kong image (kong.bootstrap)"),
     "KONG_DB_IMAGE": Key("postgres:9.6", "str", "Kong's Postgres image (kong.bootstrap)"),
     "KONG_DASHBOARD_IMAGE": Key("pgbi/kong-dashboard", "str", "kong-dashboard image (kong.bootstrap)"),

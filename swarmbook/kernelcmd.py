@@ -62,6 +62,18 @@ def set_default_cmd(version: str) -> str:
 
 REBOOT_CMD = "nohup sh -c 'sleep 2; systemctl reboot' >/dev/null 2>&1 &"
 
+# A random id the kernel makes at every boot: a host is back from *its* reboot only when this
+# differs from the one read before (an SSH answer alone may still come from the old boot).
+BOOT_ID_PATH = "/proc/sys/kernel/random/boot_id"
+BOOT_ID = Fact("boot_id", join(["cat", BOOT_ID_PATH]), lambda t, rc: t.strip() if rc == 0 else "")
+BOOT_CMD = join(["cat", BOOT_ID_PATH]) + " && uname -r"
+
+
+def parse_boot(text: str) -> tuple[str, str]:
+    """(boot_id, kernel release) from :data:`BOOT_CMD`'s output; ('', '') when incomplete."""
+    lines = text.split()
+    return (lines[0], lines[1]) if len(lines) == 2 else ("", "")
+
 
 def sysctl_text() -> str:
     return "# written by swarmbook kernel.ipvs-tune\n" + "".join(f"{k} = {v}\n" for k, v in IPVS_SYSCTLS.items())

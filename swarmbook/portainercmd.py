@@ -1,5 +1,7 @@
 """Pure builders for Portainer as a swarm service pinned to one manager, and for backups of
-its data volume (timestamped tar + sha256, checked before any restore)."""
+its data volume (timestamped tar + sha256, checked before any restore). The volume is read and
+written by a helper image (PORTAINER_HELPER_IMAGE, the runbook's nginx): the Portainer image has
+no shell or tar."""
 
 from __future__ import annotations
 
@@ -10,13 +12,12 @@ import re
 import tarfile
 from typing import Any
 
-from .facts import engine_fact, engine_filters, engine_get_cmd
+from .facts import Fact, engine_fact, engine_filters, engine_get_cmd
 from .shell import join
 
 SERVICE = "portainer"
 VOLUME = "portainer_data"
 LABEL = "portainer"  # node label node.labels.portainer == true keeps the service beside its volume
-HELPER_IMAGE = "busybox:latest"  # tar and sha256sum for the volume (the Portainer image has none)
 SPEC_LABEL = "swarmbook.spec"
 
 
@@ -58,6 +59,15 @@ SERVICE_FACT = engine_fact("service", f"/services/{SERVICE}", _service)
 NODES_FACT = engine_fact("nodes", "/nodes", _nodes)
 
 
+def parse_volume(text: str, rc: int) -> bool | None:
+    """True: the volume exists; False: the engine answered 404 (curl -f exits 22); None: no answer."""
+    return True if rc == 0 else False if rc == 22 else None
+
+
+# whether portainer_data exists on this host: `docker run -v portainer_data:...` would create it empty
+VOLUME_FACT = Fact("volume", engine_get_cmd(f"/volumes/{VOLUME}"), parse_volume)
+
+
 def pick_node(nodes: list[dict], wanted: str) -> dict | None:
     """The node named by hostname or address (``wanted``)."""
     for n in nodes:
@@ -88,23 +98,25 @@ def scale_cmd(n: int) -> str:
     return join(["docker", "service", "scale", "--detach=false", f"{SERVICE}={n}"]) + " >/dev/null"
 
 
-def backup_cmd(helper: str = HELPER_IMAGE) -> str:
-    """Tar the volume on the host, then print its sha256 and the tar as base64 (one line each)."""
-    tar = join(["docker", "run", "--rm", "-v", f"{VOLUME}:/data:ro", helper, "tar", "-C", "/", "-cf", "-", "data"])
+def backup_cmd(helper: str) -> str:
+    """Tar the volume on the host, then print its sha256 and the tar as base64 (one line each).
+    Every helper run names its entrypoint: an image's own (nginx's prints notes) stays out of the tar."""
+    tar = join(["docker", "run", "--rm", "--entrypoint", "tar", "-v", f"{VOLUME}:/data:ro", helper,
+                "-C", "/", "-cf", "-", "data"])
     return (f"tmp=$(mktemp) && trap 'rm -f \"$tmp\"' EXIT && {tar} > \"$tmp\" && "
             "sha256sum \"$tmp\" | cut -d' ' -f1 && base64 -w0 \"$tmp\" && echo")
 
 
-def restore_cmd(helper: str = HELPER_IMAGE) -> str:
+def restore_cmd(helper: str) -> str:
     """Empty the volume and unpack the tar read from stdin into it."""
     inner = "rm -rf /data/* /data/.[!.]* /data/..?* && tar -C / -xf -"  # (unmatched globs stay literal: rm -f ignores them)
-    return join(["docker", "run", "--rm", "-i", "-v", f"{VOLUME}:/data", helper, "sh", "-c", inner])
+    return join(["docker", "run", "--rm", "-i", "--entrypoint", "sh", "-v", f"{VOLUME}:/data", helper, "-c", inner])
 
 
-def manifest_cmd(helper: str = HELPER_IMAGE) -> str:
+def manifest_cmd(helper: str) -> str:
     """sha256 of every file in the volume, as `sha256sum` prints it (sorted by path)."""
     inner = "cd / && find data -type f | sort | xargs -r sha256sum"
-    return join(["docker", "run", "--rm", "-v", f"{VOLUME}:/data:ro", helper, "sh", "-c", inner])
+    return join(["docker", "run", "--rm", "--entrypoint", "sh", "-v", f"{VOLUME}:/data:ro", helper, "-c", inner])
 
 
 def sha256(data: bytes) -> str:

@@ -52,6 +52,27 @@ def repo_file(family: str, repo_url: str, os_release: dict[str, str]) -> tuple[s
     raise ValueError(f"no gitlab-runner repository known for OS family {family!r}")
 
 
+# Debian/Ubuntu: what fetching and dearmoring the repository key needs (minimal images lack them)
+KEY_TOOLS = ("curl", "gnupg", "ca-certificates")
+
+
+def parse_installed(text: str, rc: int = 0) -> set[str]:
+    """Installed packages from ``dpkg-query -W -f '${db:Status-Abbrev} ${Package}\\n'``
+    (rc 1 when some package is unknown: the known ones are still listed)."""
+    return {parts[1] for parts in (line.split() for line in text.splitlines())
+            if len(parts) == 2 and parts[0] == "ii"}
+
+
+KEY_TOOLS_FACT = Fact("key_tools", join(["dpkg-query", "-W", "-f", "${db:Status-Abbrev} ${Package}\\n", *KEY_TOOLS]),
+                      parse_installed)
+
+
+def key_tools_cmd(missing: list[str] | tuple[str, ...]) -> str:
+    """Install what :data:`KEY_TOOLS` lacks (Debian/Ubuntu), before the key is fetched."""
+    return ("export DEBIAN_FRONTEND=noninteractive; apt-get update -q && "
+            + join(["apt-get", "install", "-y", "-q", *missing]))
+
+
 def keyring_cmd(repo_url: str) -> str:
     """Debian: fetch the repository's signing key into the keyring apt's signed-by names."""
     url = repo_url.rstrip("/") + "/gpgkey"
@@ -86,7 +107,8 @@ def git_fix_cmd(family: str, os_release: dict[str, str]) -> str:
     """Install or upgrade git to >= 2 ("fatal: git fetch-pack: expected shallow list").
 
     RHEL/CentOS 7 ships git 1.8: the runbook's fix is IUS (setup.ius.io, git2u; today the
-    ius-release package and git236), replacing the distro's git.
+    ius-release package and git236), replacing the distro's git. ius-release requires
+    epel-release, so EPEL is installed first (what setup.ius.io did).
     """
     if family == "debian":
         return ("export DEBIAN_FRONTEND=noninteractive; apt-get update -q && "
@@ -95,6 +117,7 @@ def git_fix_cmd(family: str, os_release: dict[str, str]) -> str:
         major = os_release.get("VERSION_ID", "7").split(".")[0]
         if major == "7":
             return " && ".join([
+                join(["yum", "install", "-y", "epel-release"]),
                 join(["yum", "install", "-y", f"https://repo.ius.io/ius-release-el{major}.rpm"]),
                 "{ " + join(["yum", "remove", "-y", "git"]) + " || true; }",
                 join(["yum", "install", "-y", "git236"])])
@@ -104,6 +127,31 @@ def git_fix_cmd(family: str, os_release: dict[str, str]) -> str:
 
 def git_ok(version: tuple[int, ...] | None) -> bool:
     return version is not None and version[:2] >= MIN_GIT
+
+
+# --- roles ----------------------------------------------------------------------------------
+# The runbook's two runners: a builder (build machine, tag builder) that builds and pushes, and a
+# deploy runner on a swarm manager (tag test for the test environment, tags for production).
+ROLES = ("builder", "deploy")
+ROLE_GROUP = {"builder": "RUNNERS", "deploy": "DEPLOY_RUNNERS"}
+ROLE_TOKEN = {"builder": "RUNNER_TOKEN", "deploy": "DEPLOY_RUNNER_TOKEN"}
+ROLE_TAGS = {"builder": "RUNNER_TAGS", "deploy": "DEPLOY_RUNNER_TAGS"}
+
+
+def host_roles(host: str, groups: dict[str, set[str]], wanted: str | None = None) -> tuple[str, ...]:
+    """Runner roles of ``host``: one per group that lists it (``groups``: RUNNERS / DEPLOY_RUNNERS
+    -> hosts); a host in neither (named with fab -H) has the ``wanted`` role, else builder.
+    With ``wanted``, only that role, and none for a host that hosts.env gives only the other."""
+    have = tuple(r for r in ROLES if host in groups.get(ROLE_GROUP[r], set()))
+    if wanted is None:
+        return have or ("builder",)
+    return (wanted,) if wanted in have or not have else ()
+
+
+def default_name(host: str, role: str) -> str:
+    """A runner's default name: the host's address for a builder, ADDRESS-deploy for a deploy runner
+    (one host may carry both, and the name is what config.toml is searched for)."""
+    return host if role == "builder" else f"{host}-{role}"
 
 
 # --- registration ---------------------------------------------------------------------------

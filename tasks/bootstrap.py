@@ -13,7 +13,7 @@ from . import docker, gitlab, image, kong, mysql, net, portainer, registry, runn
 def _need(settings, *keys: str, group: str | None = None) -> str:
     """'' when ``group`` has hosts and every key is set, else why the step is skipped."""
     if group and not settings.group(group):
-        return f"{group.upper()} is empty"
+        return "RUNNERS and DEPLOY_RUNNERS are empty" if group == "runner_hosts" else f"{group.upper()} is empty"
     missing = [k for k in keys if not settings[k]]
     return f"{', '.join(missing)} not set" if missing else ""
 
@@ -27,13 +27,14 @@ def plan(settings) -> list[tuple[object, dict, str]]:
         (docker.mirrors, {}, _need(s, "DOCKER_MIRRORS")),
         (sshd.move_port, {}, _need(s, "SSHD_PORT", group="gitlab")),
         (gitlab.up, {}, _need(s, group="gitlab")),
-        (runner.install, {}, _need(s, group="runners")),
-        (runner.register, {}, _need(s, "RUNNER_TOKEN", group="runners")),
-        (runner.concurrency, {}, _need(s, group="runners")),
+        (runner.install, {}, _need(s, group="runner_hosts")),
+        (runner.register, {"role": "builder"}, _need(s, "RUNNER_TOKEN", group="runners")),
+        (runner.register, {"role": "deploy"}, _need(s, "DEPLOY_RUNNER_TOKEN", group="deploy_runners")),
+        (runner.concurrency, {}, _need(s, group="runner_hosts")),
         (swarm.init, {}, _need(s, group="managers")),
         (net.create, {}, _need(s, group="managers")),
         (registry.login, {}, reg),
-        (runner.grant, {}, reg or _need(s, group="runners")),
+        (runner.grant, {}, reg or _need(s, group="runner_hosts")),
         (mysql.up, {}, _need(s, "MYSQL_ROOT_PASSWORD", group="managers")),
         (portainer.up, {}, _need(s, group="managers")),
         (image.build_push, {}, reg or _need(s, group="build")),
@@ -77,10 +78,11 @@ def _stages(steps, env_file, reporter, check) -> None:
 
     for t, kwargs, skip in steps:
         spec = t.body.swarmbook
+        title = spec.title + "".join(f" --{k.replace('_', '-')} {v}" for k, v in kwargs.items())
         if skip:
-            reporter.note(f"skip {spec.title}: {skip}")
+            reporter.note(f"skip {title}: {skip}")
             continue
-        reporter.note(f"== {spec.title}")
+        reporter.note(f"== {title}")
         settings = config.load(env_file)  # a step may have recorded a new SSH port
         stage = Run(spec.title, settings, reporter, check=check)
         targets = list(settings.group(spec.group))

@@ -138,10 +138,7 @@ def root_password(h: Host, to=None, again=False):
         if h.check:
             h.change(f"root password to {path}", None)
             return
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as out:
-            out.write(password + "\n")
-        os.chmod(path, 0o600)
+        write_private(path, password + "\n")
         h.change(f"root password to {path}", None, reason="mode 0600")
         return
     if h.check:
@@ -155,6 +152,23 @@ def root_password(h: Host, to=None, again=False):
     stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     h.change("show root password", ops.write_file_cmd(shown, mode="0600"), stdin=f"shown {stamp}\n",
              reason="printed once; next time use --to FILE or --again")
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write ``text`` to ``path``, readable by its owner only before the first byte lands: a new
+    file is created 0600 (O_CREAT|O_EXCL), an existing one is chmod'ed 0600 before it is emptied."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        fd = os.open(path, os.O_WRONLY)
+    try:
+        os.fchmod(fd, 0o600)  # an existing file's old mode; a umask that took a bit from 0600
+        os.ftruncate(fd, 0)
+    except BaseException:
+        os.close(fd)
+        raise
+    with os.fdopen(fd, "w") as out:
+        out.write(text)
 
 
 def _validate_smtp(settings, **_):

@@ -2,7 +2,8 @@
 RHEL/CentOS 7, and the IPVS sysctls behind swarm's ingress connection-reuse problem.
 
 kernel.tlinux refuses on any other OS and changes nothing there; it reboots only with
---reboot. kernel.ipvs-tune skips hosts without IPVS (no /proc/sys/net/ipv4/vs).
+--reboot, then waits until the host answers from a new boot (its /proc/sys/kernel/random/boot_id
+differs from the one read before the reboot) and checks `uname -r`. kernel.ipvs-tune skips hosts without IPVS (no /proc/sys/net/ipv4/vs).
 """
 
 from __future__ import annotations
@@ -31,8 +32,8 @@ def _validate(settings, reboot=False, timeout=600):
 
 
 @host_task(group="all", validate=_validate, help={
-    "reboot": "reboot into the new kernel when it is not running yet, and wait for the host",
-    "timeout": "seconds to wait for the host to come back after the reboot (default 600)",
+    "reboot": "reboot into the new kernel when it is not running yet, and wait for the host's new boot",
+    "timeout": "seconds to wait for the host to answer from a new boot (boot_id) after the reboot (default 600)",
 })
 def tlinux(h: Host, reboot=False, timeout=600):
     """Install the pinned TLinux kernel (RHEL/CentOS 7 only) and make it grub's default."""
@@ -43,7 +44,8 @@ def tlinux(h: Host, reboot=False, timeout=600):
     why = K.supported(f["os"])
     if why:
         h.fail("refused", why)
-    f = h.probe(F.file_state(K.REPO, "repo"), K.installed_fact(packages), K.DEFAULT_KERNEL, K.RUNNING_KERNEL)
+    f = h.probe(F.file_state(K.REPO, "repo"), K.installed_fact(packages), K.DEFAULT_KERNEL, K.RUNNING_KERNEL,
+                K.BOOT_ID)
     ops.put_file(h, K.REPO, K.repo_text(s["TLINUX_BASEURL"]), state=f["repo"], step=f"repository {K.REPO}")
     missing = [p for p in packages if p not in f["pinned"]]
     if missing:
@@ -60,30 +62,33 @@ def tlinux(h: Host, reboot=False, timeout=600):
     if not reboot:
         h.note(f"running {f['running_kernel']}; {version} starts at the next reboot (or rerun with --reboot)")
         return
+    if not f["boot_id"]:
+        h.fail("reboot", f"cannot read {K.BOOT_ID_PATH}, so a new boot could not be told from the old one")
     h.change("reboot", K.REBOOT_CMD, reason=f"into {version}")
     if h.check:
         return
-    _wait_back(h, version, int(timeout))
+    _wait_back(h, version, f["boot_id"], int(timeout))
 
 
-def _wait_back(h: Host, version: str, timeout: int) -> None:
-    import time
-
-    time.sleep(5)  # the reboot starts two seconds after the command returned
+def _wait_back(h: Host, version: str, old_boot: str, timeout: int) -> None:
+    """Wait until the host answers SSH from a new boot (boot_id differs), then check uname -r."""
     seen: dict = {}
 
     def back() -> bool:
         try:
             h.reconnect()
-            seen["kernel"] = h.run("uname -r", timeout=10).stdout.strip()
-            return True
-        except Exception:  # noqa: BLE001 - still rebooting
+            seen["boot"], seen["kernel"] = K.parse_boot(h.run(K.BOOT_CMD, timeout=10).stdout)
+        except Exception:  # noqa: BLE001 - going down, or not up yet
+            seen["boot"] = None
             return False
+        return seen["boot"] not in ("", old_boot)
 
     try:
-        h.wait("host to come back after the reboot", back, timeout=timeout, interval=5)
+        h.wait("host to come back from a new boot", back, timeout=timeout, interval=5)
     except StepFailed:
-        raise StepFailed(f"no SSH answer {timeout}s after the reboot; check the console") from None
+        state = ("still answers from the boot before the reboot" if seen.get("boot") == old_boot
+                 else "no SSH answer from a new boot")
+        raise StepFailed(f"reboot: {h.name} {state} {timeout}s after the reboot command; check its console") from None
     if seen["kernel"] != version:
         h.fail("running kernel", f"{seen['kernel']} after the reboot, not {version} (check grub)")
     h.ok("running kernel", version)

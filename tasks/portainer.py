@@ -2,7 +2,10 @@
 
 Assumes an active swarm (swarm.init). The service runs only on the node labelled
 portainer=true (PORTAINER_NODE, default the first manager), so it always finds its volume
-portainer_data there. Backups are streamed to this machine: NAME.tar + NAME.tar.sha256.
+portainer_data there. Backups are streamed to this machine: NAME.tar + NAME.tar.sha256; the
+volume is read and written through PORTAINER_HELPER_IMAGE (default nginx:latest, as in the
+runbook), which that manager must be able to pull. portainer.backup refuses when the volume does
+not exist there (a `docker run -v` would create it empty and back up nothing).
 """
 
 from __future__ import annotations
@@ -115,9 +118,16 @@ def backup(run: Run, specs: list[HostSpec], to=None):
     import base64
 
     target = _node_spec(run, specs)
+    helper = run.settings["PORTAINER_HELPER_IMAGE"]
 
     def body(h: Host) -> None:
-        out = h.run(P.backup_cmd(), step="tar portainer_data", timeout=900).stdout.split("\n")
+        volume = h.probe(P.VOLUME_FACT)["volume"]
+        if volume is None:
+            h.fail("backup", f"Docker on {h.name} did not answer (is it running?); nothing written")
+        if not volume:
+            h.fail("backup", f"no volume {P.VOLUME} on {h.name}: Portainer keeps its data elsewhere "
+                             f"(PORTAINER_NODE names that manager) or never ran (portainer.up); nothing written")
+        out = h.run(P.backup_cmd(helper), step="tar portainer_data", timeout=900).stdout.split("\n")
         remote_sum, data = out[0].strip(), base64.b64decode(out[1].strip() if len(out) > 1 else "")
         digest = P.sha256(data)
         if digest != remote_sum:
@@ -178,10 +188,11 @@ def restore(run: Run, specs: list[HostSpec], file=None, yes=False):
     want = sorted(P.manifest(data).splitlines())
     target = _node_spec(run, specs)
     port = run.settings["PORTAINER_PORT"]
+    helper = run.settings["PORTAINER_HELPER_IMAGE"]
     manager = specs[0]
 
     def current(h: Host) -> list[str]:
-        res = h.try_run(P.manifest_cmd())
+        res = h.try_run(P.manifest_cmd(helper))
         return sorted(res.stdout.splitlines()) if res.rc == 0 else []
 
     def body(h: Host) -> None:
@@ -194,7 +205,7 @@ def restore(run: Run, specs: list[HostSpec], file=None, yes=False):
         try:
             if not h.check:
                 h.wait("portainer task gone", lambda: not P.running(h.try_run(P.running_cmd()).stdout), timeout=120)
-            h.change("restore portainer_data", P.restore_cmd(), stdin=data, reason=Path(file).name, timeout=900)
+            h.change("restore portainer_data", P.restore_cmd(helper), stdin=data, reason=Path(file).name, timeout=900)
         finally:  # whatever happened, Portainer runs again
             on_manager(P.scale_cmd(1), "start portainer (scale 1)")
         if h.check:

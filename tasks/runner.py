@@ -1,8 +1,12 @@
-"""gitlab-runner on the RUNNERS hosts: install it (and a git >= 2), register it, set
-`concurrent`, and let it use Docker and the registry.
+"""gitlab-runner on the runner hosts: install it (and a git >= 2), register it, set `concurrent`,
+and let it use Docker and the registry.
 
-A builder runner and a deploy runner differ by tags (RUNNER_TAGS: e.g. builder vs test/tags).
-Assumes Debian/Ubuntu or RHEL/CentOS hosts; runner.grant assumes Docker (docker.install).
+Two roles, as in the runbook and templates/.gitlab-ci.yml: builder runners (RUNNERS; RUNNER_TOKEN,
+RUNNER_TAGS, default builder) build and push images; deploy runners (DEPLOY_RUNNERS, usually a
+manager; DEPLOY_RUNNER_TOKEN, DEPLOY_RUNNER_TAGS, default test; tags for production) deploy stacks.
+Every task acts on both groups; --role builder|deploy limits it to one. A host named with
+`fab -H` that neither group lists is a builder (or the --role given). Assumes Debian/Ubuntu or
+RHEL/CentOS hosts; runner.grant assumes Docker (docker.install).
 """
 
 from __future__ import annotations
@@ -24,6 +28,25 @@ ops = lazy("swarmbook.ops")
 R = lazy("swarmbook.registrycmd")
 N = lazy("swarmbook.runnercmd")
 
+ROLE_HELP = ("builder (RUNNERS hosts) or deploy (DEPLOY_RUNNERS hosts) only (default: both groups; "
+             "a fab -H host in neither is a builder)")
+
+
+def _check_role(role) -> None:
+    if role is not None and role not in N.ROLES:
+        refuse(f"--role {role!r} is not one of {', '.join(N.ROLES)}")
+
+
+def _roles(h: Host, role=None) -> tuple[str, ...]:
+    """This host's runner roles (see runnercmd.host_roles); reports a skip when it has none."""
+    s = h.settings
+    groups = {g: {x.host for x in s.group(g)} for g in N.ROLE_GROUP.values()}
+    roles = N.host_roles(h.name, groups, role)
+    if not roles:
+        other = next(r for r in N.ROLES if r != role)
+        h.skip(f"{role} runner", f"{s.source} lists this host as a {other} runner only ({N.ROLE_GROUP[other]})")
+    return roles
+
 
 def _os(h: Host, f: dict) -> str:
     family = F.os_family(f["os"])
@@ -32,11 +55,17 @@ def _os(h: Host, f: dict) -> str:
     return family
 
 
-@host_task(group="runners", help={})
-def install(h: Host):
+def _validate_role(settings, role=None, **_):
+    _check_role(role)
+
+
+@host_task(group="runner_hosts", validate=_validate_role, help={"role": ROLE_HELP})
+def install(h: Host, role=None):
     """Install gitlab-runner from its package repository, with a git new enough for shallow fetches."""
+    if not _roles(h, role):
+        return
     s = h.settings
-    f = h.probe(F.OS_RELEASE, N.GIT_VERSION, F.command_exists("gitlab-runner"),
+    f = h.probe(F.OS_RELEASE, N.GIT_VERSION, F.command_exists("gitlab-runner"), N.KEY_TOOLS_FACT,
                 F.file_state(N.APT_SOURCE, "apt"), F.file_state(N.YUM_REPO, "yum"),
                 F.Fact("keyring", join(["test", "-s", N.KEYRING]), lambda t, rc: rc == 0))
     family = _os(h, f)
@@ -56,6 +85,10 @@ def install(h: Host):
         if f["keyring"]:
             h.ok(f"signing key {N.KEYRING}")
         else:
+            missing = [p for p in N.KEY_TOOLS if p not in f["key_tools"]]
+            if missing:
+                h.change(f"install {' '.join(missing)}", N.key_tools_cmd(missing), reason="to fetch the signing key",
+                         timeout=1800)
             h.change(f"signing key {N.KEYRING}", N.keyring_cmd(s["RUNNER_REPO_URL"]), reason="absent")
     repo_changed = ops.put_file(h, path, content, state=f["apt" if family == "debian" else "yum"],
                                 step=f"repository {path}")
@@ -70,68 +103,100 @@ def install(h: Host):
         h.ok("gitlab-runner answers", version)
 
 
-def _register_args(settings, name=None, url=None, clone_url=None, executor=None, tags=None, docker_image=None):
+def _tags(text: str) -> tuple[str, ...]:
+    return tuple(t.strip() for t in text.split(",") if t.strip())
+
+
+def _register_args(settings, name=None, url=None, clone_url=None, executor=None, tags=None, docker_image=None,
+                   role=None):
+    """What every runner of this run shares; refuses bad input and missing tokens before any host."""
+    _check_role(role)
     executor = settings.get("RUNNER_EXECUTOR", executor)
     if executor not in N.EXECUTORS:
         refuse(f"--executor {executor!r} is not one of {', '.join(N.EXECUTORS)}")
-    token = settings["RUNNER_TOKEN"]
-    if not token:
-        refuse(f"RUNNER_TOKEN is empty (set it in the environment or {settings.source})")
+    roles = [role] if role else [r for r in N.ROLES if settings.group(N.ROLE_GROUP[r])] or ["builder"]
+    for r in roles:
+        if not settings[N.ROLE_TOKEN[r]]:
+            refuse(f"{N.ROLE_TOKEN[r]} is empty (set it in the environment or {settings.source})")
+    builder, deploy = (settings[N.ROLE_TOKEN[r]].reveal() for r in N.ROLES)
+    if builder and builder == deploy and N.token_kind(builder) == "auth":
+        refuse("RUNNER_TOKEN and DEPLOY_RUNNER_TOKEN are the same glrt- token, which belongs to one runner: "
+               "create the deploy runner in GitLab (tags test, or tags) and set DEPLOY_RUNNER_TOKEN to its token")
     gitlab = settings.group("gitlab")
     url = settings.get("RUNNER_URL", url) or (f"http://{gitlab[0].host}/" if gitlab else "")
     if not url.startswith(("http://", "https://")):
         refuse("no GitLab URL: set RUNNER_URL or --url (e.g. http://gitlab.example.com/)")
-    tag_list = tuple(settings["RUNNER_TAGS"]) if tags is None else tuple(t.strip() for t in tags.split(",") if t.strip())
-    kind = N.token_kind(token.reveal())
     if name and N.bad_name(name):
         refuse(N.bad_name(name))
-    return dict(url=url, executor=executor, kind=kind, tags=tag_list,
-                clone_url=settings.get("RUNNER_CLONE_URL", clone_url),
+    return dict(url=url, executor=executor, clone_url=settings.get("RUNNER_CLONE_URL", clone_url),
                 docker_image=settings.get("RUNNER_DOCKER_IMAGE", docker_image))
 
 
-@host_task(group="runners", validate=_register_args, help={
-    "name": "runner name/description, the key of idempotence in config.toml (default: the host's address)",
+@host_task(group="runner_hosts", validate=_register_args, help={
+    "name": "runner name/description, the key of idempotence in config.toml (default: the host's address; "
+            "ADDRESS-deploy for a deploy runner)",
     "url": "GitLab URL (default RUNNER_URL, else http://<first GITLAB host>/)",
     "clone-url": "GitLab's internal address for fetches (default RUNNER_CLONE_URL)",
     "executor": "shell, docker, ... (default RUNNER_EXECUTOR)",
-    "tags": "comma list of tags, legacy registration tokens only (default RUNNER_TAGS)",
+    "tags": "comma list of tags, legacy registration tokens only (default RUNNER_TAGS / DEPLOY_RUNNER_TAGS)",
     "docker-image": "default image of the docker executor (default RUNNER_DOCKER_IMAGE)",
+    "role": ROLE_HELP,
 })
-def register(h: Host, name=None, url=None, clone_url=None, executor=None, tags=None, docker_image=None):
-    """Register the runner non-interactively (token from RUNNER_TOKEN on stdin); skip a known name."""
-    a = _register_args(h.settings, name, url, clone_url, executor, tags, docker_image)
-    name = name or h.name
+def register(h: Host, name=None, url=None, clone_url=None, executor=None, tags=None, docker_image=None, role=None):
+    """Register the builder and/or deploy runner non-interactively (token on stdin); skip a known name."""
+    shared = _register_args(h.settings, name, url, clone_url, executor, tags, docker_image, role)
+    roles = _roles(h, role)
+    if not roles:
+        return
+    if len(roles) > 1 and (name or tags is not None):
+        h.fail("register", "this host is in RUNNERS and DEPLOY_RUNNERS, and --name/--tags describe one runner: "
+                           "add --role builder or --role deploy")
     f = h.probe(F.command_exists("gitlab-runner"), F.file_state(N.CONFIG, "config"))
     if not f["has:gitlab-runner"]:
         h.fail("register", "gitlab-runner is not installed (run runner.install first)")
     names = N.runner_names((f["config"] or {}).get("content", ""))
+    for r in roles:
+        _register_one(h, r, name or N.default_name(h.name, r), None if tags is None else _tags(tags), names, shared)
+
+
+def _register_one(h: Host, role: str, name: str, tags, names: list[str], shared: dict) -> None:
+    s = h.settings
+    token = s[N.ROLE_TOKEN[role]]
+    if not token:
+        h.fail(f"register {role} runner", f"{N.ROLE_TOKEN[role]} is empty (set it in the environment or {s.source})")
     if name in names:
-        h.ok(f"runner {name} registered", f"in {N.CONFIG}")
+        h.ok(f"{role} runner {name} registered", f"in {N.CONFIG}")
         return
-    if a["kind"] == "auth" and a["tags"] and tags is not None:
+    kind = N.token_kind(token.reveal())
+    tag_list = tuple(s[N.ROLE_TAGS[role]]) if tags is None else tags
+    if kind == "auth" and tags:
         h.note("tags are kept in GitLab for authentication tokens (set them where the runner was created)",
                level="warning")
-    h.change(f"register runner {name}", N.register_cmd(name=name, **a), stdin=h.settings["RUNNER_TOKEN"].reveal() + "\n",
-             reason=f"{a['executor']} executor, {'authentication token' if a['kind'] == 'auth' else 'registration token'}"
-                    + (f", tags {','.join(a['tags'])}" if a["kind"] == "registration" and a["tags"] else ""))
+    h.change(f"register {role} runner {name}", N.register_cmd(name=name, kind=kind, tags=tag_list, **shared),
+             stdin=token.reveal() + "\n",
+             reason=f"{shared['executor']} executor, {'authentication token' if kind == 'auth' else 'registration token'}"
+                    + (f", tags {','.join(tag_list)}" if kind == "registration" and tag_list else ""))
     if not h.check:
         cfg = h.probe(F.file_state(N.CONFIG, "config"))["config"]
         if name not in N.runner_names((cfg or {}).get("content", "")):
             h.fail("verify registration", f"{name} is not in {N.CONFIG} after register")
 
 
-def _concurrency(settings, concurrent=None):
+def _concurrency(settings, concurrent=None, role=None):
+    _check_role(role)
     n = settings.get("RUNNER_CONCURRENT", concurrent)
     if not str(n).isdigit() or int(n) < 1:
         refuse(f"--concurrent {n!r} must be a whole number >= 1")
 
 
-@host_task(group="runners", validate=_concurrency, help={
+@host_task(group="runner_hosts", validate=_concurrency, help={
     "concurrent": "jobs this host runs at once (default RUNNER_CONCURRENT, 5)",
+    "role": ROLE_HELP,
 })
-def concurrency(h: Host, concurrent=None):
+def concurrency(h: Host, concurrent=None, role=None):
     """Set `concurrent = N` in /etc/gitlab-runner/config.toml (the runner reloads it itself)."""
+    if not _roles(h, role):
+        return
     n = int(h.settings.get("RUNNER_CONCURRENT", concurrent))
     cfg = h.probe(F.file_state(N.CONFIG, "config"))["config"]
     if cfg is None:
@@ -141,13 +206,16 @@ def concurrency(h: Host, concurrent=None):
                  state=cfg, step=f"concurrent = {n}", secret=True)  # config.toml holds runner tokens
 
 
-def _grant(settings, **_):
+def _grant(settings, role=None):
+    _check_role(role)
     require(settings, "REGISTRY", "REGISTRY_USER", "REGISTRY_PASSWORD")
 
 
-@host_task(group="runners", validate=_grant, help={})
-def grant(h: Host):
+@host_task(group="runner_hosts", validate=_grant, help={"role": ROLE_HELP})
+def grant(h: Host, role=None):
     """Let gitlab-runner use Docker (docker group) and log it into REGISTRY (password on stdin)."""
+    if not _roles(h, role):
+        return
     s = h.settings
     registry, user, password = s["REGISTRY"], s["REGISTRY_USER"], s["REGISTRY_PASSWORD"]
     f = h.probe(F.user_groups(N.USER), R.docker_config_fact(N.USER), F.command_exists("docker"))

@@ -90,6 +90,9 @@ def hosts_env_text(hs: list[LabHost], key: Path, password: str, ca: Path,
     lines = ["# swarmbook lab hosts file, written by `inv lab.up`"]
     lines += [f"{k}={','.join(v)}" for k, v in groups.items()]
     lines += [
+        "# the test environment's deploy runner sits on the manager (RUNNERS is the builder runner)",
+        f"DEPLOY_RUNNERS={groups['MANAGERS'][0]}",
+        "DEPLOY_RUNNER_TAGS=test",
         "SSH_USER=root",
         "SSH_PORT=22",
         f"SSH_KEY={key}",

@@ -8,8 +8,10 @@ handover to a real GitLab sshd.
 
 Runner: runner.install adds a real signed apt repository (the lab's, laid out like
 packages.gitlab.com) and installs a stand-in gitlab-runner package from it; git comes from
-Debian. NOT proved: packages.gitlab.com itself, the RHEL/yum path (unit tests check those
-commands), that GitLab accepts the token or that jobs run.
+Debian. The lab's hosts file has a builder runner (RUNNERS, h2) and a deploy runner
+(DEPLOY_RUNNERS=h1, the manager, tags test); runner.* acts on both. NOT proved: packages.gitlab.com
+itself, the RHEL/yum path (unit tests check those commands), that GitLab accepts the token, keeps
+a glrt- runner's tags or that jobs run.
 """
 
 import os
@@ -151,6 +153,7 @@ def test_runner_install_from_repository_with_new_enough_git(cluster):
     major = int(run(lab, r, "git version").stdout.split()[2].split(".")[0])
     assert major >= 2
     assert run(lab, r, "id -u gitlab-runner", check=False).returncode == 0
+    assert "swarmbook-standin" in run(lab, lab.hosts[0], "gitlab-runner --version").stdout  # the deploy runner
     again = sb(lab, "runner.install")
     assert again.rc == 0 and again.changed == 0, again.stdout
 
@@ -160,21 +163,55 @@ def test_runner_register_both_token_kinds_token_never_in_argv_or_output(cluster)
     r = lab.hosts[1]
     run(lab, r, "printf 'concurrent = 1\\ncheck_interval = 0\\n' > /etc/gitlab-runner/config.toml")
     legacy = "GR1348941legacy-secret-token"
-    out = sb(lab, "runner.register", "--name", "builder-1", "--tags", "builder",
+    out = sb(lab, "runner.register", "--role", "builder", "--name", "builder-1", "--tags", "builder",
              "--url", "http://gitlab.lab/", env={"RUNNER_TOKEN": legacy})
     assert out.rc == 0, out.stdout + out.stderr
     assert legacy not in out.stdout + out.stderr
     auth = "glrt-auth-secret-token"
-    out = sb(lab, "runner.register", "--name", "deploy-1", "--executor", "shell",
+    out = sb(lab, "runner.register", "--role", "builder", "--name", "deploy-1", "--executor", "shell",
              "--clone-url", "http://172.29.0.1/", "--url", "http://gitlab.lab/", env={"RUNNER_TOKEN": auth})
     assert out.rc == 0, out.stdout + out.stderr
     toml = run(lab, r, "cat /etc/gitlab-runner/config.toml").stdout
     assert toml.count("[[runners]]") == 2
     assert 'name = "builder-1"' in toml and "tag list" in toml and ": builder" in toml
     assert 'name = "deploy-1"' in toml and f'token = "{auth}"' in toml and 'clone_url = "http://172.29.0.1/"' in toml
-    again = sb(lab, "runner.register", "--name", "deploy-1", "--url", "http://gitlab.lab/", env={"RUNNER_TOKEN": auth})
+    again = sb(lab, "runner.register", "--role", "builder", "--name", "deploy-1", "--url", "http://gitlab.lab/",
+               env={"RUNNER_TOKEN": auth})
     assert again.rc == 0 and again.changed == 0
     assert run(lab, r, "cat /etc/gitlab-runner/config.toml").stdout.count("[[runners]]") == 2
+
+
+def runners(toml: str) -> dict[str, str]:
+    """name -> that [[runners]] section of config.toml."""
+    out = {}
+    for section in toml.split("[[runners]]")[1:]:
+        out[re.search(r'name = "([^"]*)"', section).group(1)] = section
+    return out
+
+
+def test_builder_and_deploy_runner_from_one_hosts_file_each_with_its_token_and_tags(cluster):
+    lab = cluster
+    builder, manager = lab.hosts[1], lab.hosts[0]  # RUNNERS, DEPLOY_RUNNERS in the lab's hosts file
+    for h in (builder, manager):
+        run(lab, h, "printf 'concurrent = 1\\ncheck_interval = 0\\n' > /etc/gitlab-runner/config.toml")
+    tokens = {"RUNNER_TOKEN": "GR1348941builder-secret", "DEPLOY_RUNNER_TOKEN": "GR1348941deploy-secret"}
+    out = sb(lab, "runner.register", "--url", "http://gitlab.lab/", env=tokens)
+    assert out.rc == 0, out.stdout + out.stderr
+    assert not any(t in out.stdout + out.stderr for t in tokens.values())
+    assert {e["host"] for e in out.steps("changed")} == {builder.addr, manager.addr} and out.changed == 2
+    b = runners(run(lab, builder, "cat /etc/gitlab-runner/config.toml").stdout)
+    d = runners(run(lab, manager, "cat /etc/gitlab-runner/config.toml").stdout)
+    assert list(b) == [builder.addr] and list(d) == [f"{manager.addr}-deploy"]
+    assert b[builder.addr].rstrip().endswith("): builder")  # the stand-in's record of --tag-list
+    assert d[f"{manager.addr}-deploy"].rstrip().endswith("): test")
+    again = sb(lab, "runner.register", "--url", "http://gitlab.lab/", env=tokens)
+    assert again.rc == 0 and again.changed == 0, again.stdout
+    # --role deploy touches only the manager; a missing deploy token is refused before any host
+    only = sb(lab, "runner.register", "--role", "deploy", "--url", "http://gitlab.lab/", env=tokens)
+    assert only.rc == 0 and only.changed == 0 and {e["host"] for e in only.steps("ok")} == {manager.addr}
+    refused = sb(lab, "runner.register", "--url", "http://gitlab.lab/", env={"RUNNER_TOKEN": tokens["RUNNER_TOKEN"]},
+                 json_lines=False)
+    assert refused.rc == 2 and "DEPLOY_RUNNER_TOKEN is empty" in refused.stderr
 
 
 def test_runner_concurrency_and_grant(cluster):
@@ -189,7 +226,9 @@ def test_runner_concurrency_and_grant(cluster):
     out = sb(lab, "runner.grant", json_lines=False)
     assert out.rc == 0, out.stdout + out.stderr
     assert pw not in out.stdout + out.stderr
-    assert "docker" in run(lab, r, "id -nG gitlab-runner").stdout.split()
+    for h in (r, lab.hosts[0]):  # the builder and the deploy runner
+        assert "docker" in run(lab, h, "id -nG gitlab-runner").stdout.split()
+        assert run(lab, h, "head -1 /etc/gitlab-runner/config.toml").stdout.strip() == "concurrent = 5"
     # the runner user itself can use Docker and pull from the authenticated registry
     pulled = run(lab, r, "su -s /bin/sh gitlab-runner -c 'docker pull -q registry.lab:5000/library/busybox:latest'")
     assert "registry.lab:5000/library/busybox" in pulled.stdout

@@ -2,7 +2,8 @@
 
 The stand-in (swarmbook-standin/portainer, busybox httpd) keeps a file in /data and answers on
 9000; the swarm service, node label, volume, docker.sock mount, scale 0/1, the tar of the real
-volume, the checksums and the restore are all real. NOT proved: that real Portainer's database
+volume (through PORTAINER_HELPER_IMAGE, default nginx:latest from the lab mirror), the checksums
+and the restore are all real. NOT proved: that real Portainer's database
 survives a live tar (the runbook tars it live too) or that it manages the swarm.
 """
 
@@ -61,6 +62,13 @@ def test_backup_restore_round_trip_and_corrupted_backup_refused(cluster, tmp_pat
                 "for i in $(seq 30); do docker ps -q --filter name=portainer | grep -q . || break; sleep 1; done; "
                 "docker ps -aq --filter label=com.docker.swarm.service.name=portainer | xargs -r docker rm -f >/dev/null; "
                 "docker volume rm portainer_data")  # stopped task containers still hold the volume
+    # no volume: backup refuses, writes nothing here and does not create an empty volume there
+    before = sorted(tmp_path.iterdir())
+    refused = sb(lab, "portainer.backup", "--to", str(tmp_path))
+    reasons = [e["reason"] for e in refused.failed]
+    assert refused.rc == 1 and any("no volume portainer_data on" in r for r in reasons), refused.stdout + refused.stderr
+    assert sorted(tmp_path.iterdir()) == before
+    assert run(lab, m, "docker volume inspect portainer_data", check=False).returncode != 0
     assert sb(lab, "portainer.restore", str(tar), json_lines=False).rc == 2  # --yes missing
     out = sb(lab, "portainer.restore", str(tar), "--yes")
     assert out.rc == 0, out.stdout + out.stderr

@@ -87,7 +87,41 @@ def test_git_version_and_the_centos7_fix():
     assert not runnercmd.git_ok((1, 8, 3)) and runnercmd.git_ok((2, 39, 5))
     fix = runnercmd.git_fix_cmd("rhel", {"VERSION_ID": "7"})
     assert "ius-release-el7.rpm" in fix and "yum remove -y git" in fix and fix.endswith("yum install -y git236")
+    # ius-release requires EPEL: epel-release is installed first, in the same && chain
+    steps = fix.split(" && ")
+    assert steps[0] == "yum install -y epel-release"
+    assert steps[1] == "yum install -y https://repo.ius.io/ius-release-el7.rpm"
+    assert "epel-release" not in runnercmd.git_fix_cmd("rhel", {"VERSION_ID": "8"})
     assert runnercmd.git_fix_cmd("debian", {}).endswith("apt-get install -y -q git")
+
+
+def test_debian_key_tools_fact_and_install():
+    fact = runnercmd.KEY_TOOLS_FACT
+    assert shlex.split(fact.command) == ["dpkg-query", "-W", "-f", "${db:Status-Abbrev} ${Package}\\n",
+                                         "curl", "gnupg", "ca-certificates"]
+    # captured on Debian 12: curl installed, gnupg removed (config files left), ca-certificates unknown (rc 1)
+    assert fact.parse("ii  curl\nrc  gnupg\n", 1) == {"curl"}
+    assert fact.parse("", 127) == set()
+    cmd = runnercmd.key_tools_cmd(["gnupg", "ca-certificates"])
+    assert cmd == ("export DEBIAN_FRONTEND=noninteractive; apt-get update -q && "
+                   "apt-get install -y -q gnupg ca-certificates")
+
+
+def test_runner_roles_from_groups_and_role_option():
+    groups = {"RUNNERS": {"b1", "both"}, "DEPLOY_RUNNERS": {"d1", "both"}}
+    roles = runnercmd.host_roles
+    assert roles("b1", groups) == ("builder",) and roles("d1", groups) == ("deploy",)
+    assert roles("both", groups) == ("builder", "deploy")
+    assert roles("adhoc", groups) == ("builder",)  # fab -H a host no group lists: a builder, as before
+    assert roles("adhoc", groups, "deploy") == ("deploy",)
+    assert roles("both", groups, "deploy") == ("deploy",) and roles("d1", groups, "deploy") == ("deploy",)
+    assert roles("d1", groups, "builder") == () and roles("b1", groups, "deploy") == ()
+    assert runnercmd.default_name("10.0.0.5", "builder") == "10.0.0.5"
+    assert runnercmd.default_name("10.0.0.5", "deploy") == "10.0.0.5-deploy"
+    s = parse("", environ={"DEPLOY_RUNNER_TOKEN": "from-env"})
+    assert s["DEPLOY_RUNNER_TAGS"] == ("test",) and s["RUNNER_TAGS"] == ("builder",)
+    assert s["DEPLOY_RUNNER_TOKEN"] == Secret("from-env")
+    assert parse("DEPLOY_RUNNER_TOKEN=file\n", environ={"DEPLOY_RUNNER_TOKEN": "env"})["DEPLOY_RUNNER_TOKEN"] == Secret("env")
 
 
 def test_register_reads_the_token_from_stdin_into_the_runner_env_vars():
@@ -116,7 +150,23 @@ def test_portainer_service_and_backup_commands():
     assert "published=9000,target=9000,mode=host" in portainercmd.create_argv(image="p", port=9000, publish_mode="host")
     labelled = portainercmd.with_spec_label(argv, "abc")
     assert labelled[labelled.index("--name") - 1] == "swarmbook.spec=abc"
-    assert "sha256sum" in portainercmd.backup_cmd() and "portainer_data:/data:ro" in portainercmd.backup_cmd()
+    backup = portainercmd.backup_cmd("nginx:latest")
+    assert "sha256sum" in backup and "portainer_data:/data:ro" in backup
+    # the helper's own entrypoint never runs (nginx's prints notes that would land in the tar stream)
+    assert "docker run --rm --entrypoint tar -v portainer_data:/data:ro nginx:latest -C / -cf - data" in backup
+    assert portainercmd.restore_cmd("reg.x/tools:1").startswith(
+        "docker run --rm -i --entrypoint sh -v portainer_data:/data reg.x/tools:1 -c ")
+    assert shlex.split(portainercmd.manifest_cmd("h; id"))[:9] == [
+        "docker", "run", "--rm", "--entrypoint", "sh", "-v", "portainer_data:/data:ro", "h; id", "-c"]
+    assert parse("", environ={})["PORTAINER_HELPER_IMAGE"] == "nginx:latest"  # the runbook's helper
+
+
+def test_portainer_volume_fact_tells_absent_from_no_answer():
+    fact = portainercmd.VOLUME_FACT
+    assert fact.command.endswith("http://localhost/volumes/portainer_data") and "curl -sSf" in fact.command
+    assert fact.parse('{"Name": "portainer_data"}', 0) is True
+    assert fact.parse("", 22) is False  # curl -f: HTTP 404, no such volume
+    assert fact.parse("", 7) is None  # the engine's socket did not answer
 
 
 def _tar(members: dict[str, bytes]) -> bytes:
@@ -249,6 +299,11 @@ def test_kernel_support_and_commands():
     assert kernelcmd.kernel_version(pk) == "4.14.105-19.0013.tl2.x86_64"
     assert "baseurl=https://m/tlinux/\n" in kernelcmd.repo_text("https://m/tlinux/")
     assert kernelcmd.set_default_cmd("4.14").startswith("grubby --set-default /boot/vmlinuz-4.14 && grub2-mkconfig")
+    assert kernelcmd.BOOT_CMD == "cat /proc/sys/kernel/random/boot_id && uname -r"
+    assert kernelcmd.parse_boot("0b7f1b8e-1c3e-4b8e-9f0e-2a1d3c4b5e6f\n4.14.105\n") == (
+        "0b7f1b8e-1c3e-4b8e-9f0e-2a1d3c4b5e6f", "4.14.105")
+    assert kernelcmd.parse_boot("0b7f1b8e\n") == ("", "")
+    assert kernelcmd.BOOT_ID.parse("abc\n", 0) == "abc" and kernelcmd.BOOT_ID.parse("", 1) == ""
     assert kernelcmd.sysctl_text().endswith("net.ipv4.vs.conn_reuse_mode = 0\nnet.ipv4.vs.expire_nodest_conn = 1\n")
 
 

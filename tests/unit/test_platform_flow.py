@@ -25,29 +25,13 @@ def run_on(pool, fn, env="MANAGERS=h1\n", check=False, **kw):
     return run, out.getvalue()
 
 
-def test_tlinux_rhel7_flow_repo_packages_grub_reboot_and_wait(monkeypatch):
-    monkeypatch.setattr("time.sleep", lambda s: None)
-    pool = FakePool({"os": CENTOS7, "repo": ("", 1), "pinned": ("", 0), "default_kernel": ("/boot/vmlinuz-3.10.0\n", 0),
-                     "running_kernel": ("3.10.0-1160.el7.x86_64\n", 0)},
-                    {r"CentOS-TLinux.repo": Result("", "", 0), r"^yum -y install": Result("", "", 0),
-                     r"^grubby --set-default": Result("", "", 0), r"systemctl reboot": Result("", "", 0),
-                     r"^uname -r$": Result(KERNEL + "\n", "", 0)})
-    run, out = run_on(pool, body(KT.tlinux), reboot=True, timeout=60)
-    ch = pool.changes()
-    assert "CentOS-TLinux.repo" in ch[0] and pool.sent[0][1] is None  # facts first
-    assert ch[1] == "yum -y install kernel-devel-4.14.105-19.0012.tl2.x86_64 " \
-                    "kernel-4.14.105-19.0013.tl2.x86_64 kernel-headers-4.14.105-19.0013.tl2.x86_64"
-    assert ch[2].startswith(f"grubby --set-default /boot/vmlinuz-{KERNEL} && grub2-mkconfig")
-    assert "systemctl reboot" in ch[3] and ch[4] == "uname -r"
-    assert run.failed() == [] and f"running kernel: {KERNEL}" in out
-
-
 def test_tlinux_without_reboot_never_reboots_and_second_run_is_quiet():
     done = {"os": CENTOS7, "repo": ("root root 644\n" + __import__("swarmbook.kernelcmd", fromlist=["x"]).repo_text(
         "https://mirrors.tencent.com/tlinux/2.4/tlinux/x86_64/"), 0),
             "pinned": ("kernel-devel-4.14.105-19.0012.tl2.x86_64\nkernel-4.14.105-19.0013.tl2.x86_64\n"
                        "kernel-headers-4.14.105-19.0013.tl2.x86_64\n", 0),
-            "default_kernel": (f"/boot/vmlinuz-{KERNEL}\n", 0), "running_kernel": ("3.10.0\n", 0)}
+            "default_kernel": (f"/boot/vmlinuz-{KERNEL}\n", 0), "running_kernel": ("3.10.0\n", 0),
+            "boot_id": ("old-boot-id\n", 0)}
     pool = FakePool(done)
     run, out = run_on(pool, body(KT.tlinux), reboot=False)
     assert pool.changes() == [] and run.reporter.counts()["h1"]["changed"] == 0
@@ -150,3 +134,312 @@ def test_gitlab_up_on_a_healthy_unchanged_container_is_one_round_trip():
     run, out = run_on(pool, body(G.up), env=env)
     assert run.failed() == [] and pool.changes() == [] and pool.commands_run == 1, out
     assert "GitLab healthy" in out and "already" in out
+
+
+# --- builder and deploy runners ---------------------------------------------------------------
+
+class RunnerHosts(FakePool):
+    """FakePool with a config.toml per host, to which `gitlab-runner register` appends its runner."""
+
+    def __init__(self):
+        super().__init__({"has:gitlab-runner": ("/usr/bin/gitlab-runner", 0)})
+        import threading
+        self.lock = threading.Lock()
+        self.toml: dict[str, str] = {}
+        self.by_host: list[tuple[str, str, str | None]] = []
+
+    def connect(self, spec, **kw):
+        return spec.host
+
+    def exec(self, conn, command, **kw):
+        import shlex
+        with self.lock:
+            self.facts["config"] = ("root root 600\n" + self.toml.get(conn, "concurrent = 1\n"), 0)
+            res = super().exec(conn, command, **kw) if "@@" in command else Result("", "", 0)
+            self.by_host.append((conn, command, kw.get("stdin")))
+            if "gitlab-runner register" in command:
+                name = shlex.split(command.split("&& ", 2)[-1])
+                name = name[name.index("--name") + 1]
+                self.toml[conn] = self.toml.get(conn, "concurrent = 1\n") + f'[[runners]]\n  name = "{name}"\n'
+            return res
+
+    def registered(self, host):
+        return [(c, s) for h, c, s in self.by_host if h == host and "gitlab-runner register" in c]
+
+
+RUNNER_ENV = ("MANAGERS=h1\nWORKERS=h2\nRUNNERS=h2\nDEPLOY_RUNNERS=h1\nRUNNER_URL=http://gitlab.x/\n"
+              "RUNNER_TOKEN=GR1348941builder-secret\nDEPLOY_RUNNER_TOKEN=GR1348941deploy-secret\n")
+
+
+def register_all(pool, env=RUNNER_ENV, **kw):
+    run, out = make_run(pool, env, task="runner.register")
+    RT._register_args(run.settings, **kw)  # what the task's validator does first
+    run.each(run.settings.group("runner_hosts"), lambda h: body(RT.register)(h, **kw))
+    return run, out.getvalue()
+
+
+def test_register_builder_on_runners_and_deploy_runner_on_the_manager_each_with_its_token_and_tags():
+    import shlex
+
+    pool = RunnerHosts()
+    run, out = register_all(pool)
+    assert run.failed() == [], out
+    (cmd, stdin), = pool.registered("h2")
+    argv = shlex.split(cmd.split("&& ", 2)[-1])
+    assert stdin == "GR1348941builder-secret\n" and "REGISTRATION_TOKEN" in cmd
+    assert argv[argv.index("--name") + 1] == "h2" and argv[argv.index("--tag-list") + 1] == "builder"
+    (cmd, stdin), = pool.registered("h1")
+    argv = shlex.split(cmd.split("&& ", 2)[-1])
+    assert stdin == "GR1348941deploy-secret\n"
+    assert argv[argv.index("--name") + 1] == "h1-deploy" and argv[argv.index("--tag-list") + 1] == "test"
+    assert "secret" not in out
+    again, out = register_all(pool)
+    assert again.reporter.counts()["h1"]["changed"] == again.reporter.counts()["h2"]["changed"] == 0
+    assert len(pool.registered("h1")) == len(pool.registered("h2")) == 1, out
+
+
+def test_deploy_runner_with_an_authentication_token_sends_no_tags():
+    pool = RunnerHosts()
+    env = RUNNER_ENV.replace("GR1348941deploy-secret", "glrt-deploy-secret") + "DEPLOY_RUNNER_TAGS=tags\n"
+    run, out = register_all(pool, env)
+    (cmd, stdin), = pool.registered("h1")
+    assert "CI_SERVER_TOKEN" in cmd and "--tag-list" not in cmd and stdin == "glrt-deploy-secret\n"
+    assert "--tag-list builder" in pool.registered("h2")[0][0] and run.failed() == []
+
+
+def test_role_option_limits_the_run_to_one_group_and_a_host_with_both_roles():
+    pool = RunnerHosts()
+    run, out = register_all(pool, role="deploy")
+    assert pool.registered("h2") == [] and [h for h, _, _ in pool.by_host if h == "h2"] == []  # not even probed
+    assert len(pool.registered("h1")) == 1 and "skipped" in out and "builder runner only" in out
+    both = RunnerHosts()
+    env = RUNNER_ENV.replace("RUNNERS=h2\n", "RUNNERS=h1\n")  # h1 carries both runners
+    run, out = register_all(both, env, name="x")
+    assert run.failed() == ["h1"] and "--role builder or --role deploy" in out and both.registered("h1") == []
+    run, out = register_all(both, env)
+    assert [c.split("--name ")[1].split()[0] for c, _ in both.registered("h1")] == ["h1", "h1-deploy"]
+
+
+def test_register_refuses_a_missing_or_shared_glrt_deploy_token_before_any_host():
+    with pytest.raises(ConfigError, match="DEPLOY_RUNNER_TOKEN is empty"):
+        RT._register_args(parse_env(RUNNER_ENV.replace("DEPLOY_RUNNER_TOKEN=GR1348941deploy-secret\n", "")))
+    RT._register_args(parse_env(RUNNER_ENV.replace("DEPLOY_RUNNER_TOKEN=GR1348941deploy-secret\n", "")),
+                      role="builder")  # the builder alone needs only its own token
+    same = RUNNER_ENV.replace("GR1348941builder-secret", "glrt-one").replace("GR1348941deploy-secret", "glrt-one")
+    with pytest.raises(ConfigError, match="same glrt- token"):
+        RT._register_args(parse_env(same))
+    with pytest.raises(ConfigError, match="--role 'prod'"):
+        RT._concurrency(parse_env(RUNNER_ENV), role="prod")
+
+
+def parse_env(text):
+    from swarmbook.config import parse
+    return parse(text, environ={})
+
+
+def test_install_concurrency_and_grant_cover_both_groups():
+    for t in (RT.install, RT.register, RT.concurrency, RT.grant):
+        assert t.body.swarmbook.group == "runner_hosts" and "role" in t.help
+    s = parse_env(RUNNER_ENV)
+    assert [h.host for h in s.group("runner_hosts")] == ["h2", "h1"]
+
+
+def test_bootstrap_registers_both_roles_when_each_has_hosts_and_a_token():
+    import tasks.bootstrap as B
+
+    def steps(env):
+        return [(kw, skip) for t, kw, skip in B.plan(parse_env(env)) if t is RT.register]
+
+    assert steps(RUNNER_ENV) == [({"role": "builder"}, ""), ({"role": "deploy"}, "")]
+    no_deploy_token = RUNNER_ENV.replace("DEPLOY_RUNNER_TOKEN=GR1348941deploy-secret\n", "")
+    assert steps(no_deploy_token)[1] == ({"role": "deploy"}, "DEPLOY_RUNNER_TOKEN not set")
+    assert steps("MANAGERS=h1\nRUNNER_TOKEN=x\n")[1][1] == "DEPLOY_RUNNERS is empty"
+    install = [skip for t, kw, skip in B.plan(parse_env("MANAGERS=h1\nDEPLOY_RUNNERS=h1\n")) if t is RT.install]
+    assert install == [""]
+
+
+def test_install_on_debian_without_key_tools_installs_them_before_fetching_the_key():
+    pool = FakePool({"os": ('ID=debian\nVERSION_ID="12"\nVERSION_CODENAME=bookworm\n', 0), "git": ("git version 2.39.5", 0),
+                     "has:gitlab-runner": ("", 1), "key_tools": ("ii  curl\n", 1), "apt": ("", 1), "yum": ("", 1),
+                     "keyring": ("", 1)},
+                    {r"apt-get install -y -q gnupg ca-certificates$": Result("", "", 0), r"gpgkey": Result("", "", 0),
+                     r"runner_gitlab-runner.list": Result("", "", 0),
+                     r"apt-get install -y -q gitlab-runner$": Result("", "", 0),
+                     r"^gitlab-runner --version": Result("gitlab-runner 17.0\n", "", 0)})
+    run, out = run_on(pool, body(RT.install), env="MANAGERS=h1\nRUNNERS=h1\n")
+    ch = pool.changes()
+    assert run.failed() == [], out
+    assert ch[0].endswith("apt-get install -y -q gnupg ca-certificates") and "gpgkey" in ch[1]
+
+
+# --- kernel.tlinux: wait for a new boot ---------------------------------------------------------
+
+def _rebooting(answers):
+    """A CentOS 7 host on the old kernel whose boot_id/uname answers after the reboot are ``answers``
+    (a Result each; the last repeats)."""
+    pool = FakePool({"os": CENTOS7, "repo": ("", 1), "pinned": ("", 0), "default_kernel": ("/boot/vmlinuz-3.10.0\n", 0),
+                     "running_kernel": ("3.10.0-1160.el7.x86_64\n", 0), "boot_id": ("old-boot-id\n", 0)},
+                    {r"CentOS-TLinux.repo": Result("", "", 0), r"^yum -y install": Result("", "", 0),
+                     r"^grubby --set-default": Result("", "", 0), r"systemctl reboot": Result("", "", 0)})
+    queue = list(answers)
+    orig = pool.exec
+
+    def exec_(conn, command, **kw):
+        if command == "cat /proc/sys/kernel/random/boot_id && uname -r":
+            pool.sent.append((command, None))
+            return queue.pop(0) if len(queue) > 1 else queue[0]
+        return orig(conn, command, **kw)
+    pool.exec = exec_
+    return pool
+
+
+def run_rebooting(pool, **kw):
+    """kernel.tlinux on h1 with a fake clock: a wait of minutes takes no time."""
+    clock = [0.0]
+    run, out = make_run(pool, "MANAGERS=h1\n", task="kernel.tlinux")
+    run.clock, run.sleep = (lambda: clock[0]), (lambda s: clock.__setitem__(0, clock[0] + s))
+    run.each(run.settings.group("managers"), lambda h: body(KT.tlinux)(h, **kw))
+    return run, out.getvalue()
+
+
+def test_tlinux_rhel7_flow_repo_packages_grub_reboot_and_wait():
+    # the host first still answers from the old boot, then is gone, then answers from the new one
+    pool = _rebooting([Result("old-boot-id\n3.10.0-1160.el7.x86_64\n", "", 0),
+                                    Result("", "ssh: connection refused", 255),
+                                    Result(f"new-boot-id\n{KERNEL}\n", "", 0)])
+    run, out = run_rebooting(pool, reboot=True, timeout=60)
+    ch = pool.changes()
+    assert "CentOS-TLinux.repo" in ch[0] and pool.sent[0][1] is None  # facts first
+    assert ch[1] == "yum -y install kernel-devel-4.14.105-19.0012.tl2.x86_64 " \
+                    "kernel-4.14.105-19.0013.tl2.x86_64 kernel-headers-4.14.105-19.0013.tl2.x86_64"
+    assert ch[2].startswith(f"grubby --set-default /boot/vmlinuz-{KERNEL} && grub2-mkconfig")
+    assert "systemctl reboot" in ch[3] and ch[4:] == ["cat /proc/sys/kernel/random/boot_id && uname -r"] * 3
+    assert "boot_id" in pool.sent[1][0]  # read in the same probe as the kernel facts, before the reboot
+    assert run.failed() == [] and f"running kernel: {KERNEL}" in out
+
+
+def test_tlinux_reboot_wait_times_out_naming_the_host_when_the_boot_never_changes():
+    pool = _rebooting([Result("old-boot-id\n3.10.0-1160.el7.x86_64\n", "", 0)])
+    run, out = run_rebooting(pool, reboot=True, timeout=30)
+    assert run.failed() == ["h1"]
+    assert "h1 still answers from the boot before the reboot 30s after the reboot command" in out
+    assert "running kernel" not in out.split("systemctl reboot")[-1]
+
+
+def test_tlinux_does_not_reboot_when_the_boot_id_cannot_be_read():
+    pool = _rebooting([Result("x\n", "", 0)])
+    pool.facts["boot_id"] = ("", 1)
+    run, out = run_rebooting(pool, reboot=True, timeout=30)
+    assert run.failed() == ["h1"] and not any("reboot" in c for c in pool.changes())
+
+
+# --- portainer backup / restore -----------------------------------------------------------------
+
+def _tar_b64(members):
+    import base64
+    import hashlib
+    import io
+    import tarfile
+
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tf:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tf.addfile(info, io.BytesIO(data))
+    raw = buf.getvalue()
+    return raw, f"{hashlib.sha256(raw).hexdigest()}\n{base64.b64encode(raw).decode()}\n"
+
+
+def test_backup_refuses_when_portainer_data_is_absent_and_writes_nothing(tmp_path):
+    import tasks.portainer as PT
+
+    _, answer = _tar_b64({"data": b""})  # what tarring a volume `docker run -v` just made would give
+    pool = FakePool({"volume": ('{"message": "get portainer_data: no such volume"}', 22)},
+                    {r"-cf - data": Result(answer, "", 0)})
+    run, out = make_run(pool, "MANAGERS=h1\n", task="portainer.backup")
+    body(PT.backup)(run, list(run.settings.group("managers")), to=str(tmp_path))
+    text = out.getvalue()
+    assert run.failed() == ["h1"] and "no volume portainer_data on h1" in text and "nothing written" in text
+    assert pool.changes() == [] and list(tmp_path.iterdir()) == []
+
+
+def test_backup_uses_the_configured_helper_image(tmp_path):
+    import tasks.portainer as PT
+
+    raw, answer = _tar_b64({"data/portainer.db": b"db"})
+    pool = FakePool({"volume": ('{"Name": "portainer_data"}', 0)}, {r"-cf - data": Result(answer, "", 0)})
+    run, out = make_run(pool, "MANAGERS=h1\nPORTAINER_HELPER_IMAGE=registry.x/tools:tar\n", task="portainer.backup")
+    body(PT.backup)(run, list(run.settings.group("managers")), to=str(tmp_path))
+    assert run.failed() == [], out.getvalue()
+    (cmd,) = pool.changes()
+    assert "--entrypoint tar -v portainer_data:/data:ro registry.x/tools:tar -C /" in cmd
+    (tar,) = tmp_path.glob("*.tar")
+    assert tar.read_bytes() == raw
+
+
+def test_restore_starts_portainer_again_when_unpacking_fails(tmp_path):
+    import hashlib
+
+    import tasks.portainer as PT
+
+    raw, _ = _tar_b64({"data/portainer.db": b"db"})
+    (tmp_path / "b.tar").write_bytes(raw)
+    (tmp_path / "b.tar.sha256").write_text(f"{hashlib.sha256(raw).hexdigest()}  b.tar\n")
+    pool = FakePool({}, {r"xargs -r sha256sum": Result("", "", 0),  # the volume is empty: restore needed
+                         r"service scale": Result("", "", 0),
+                         r"containers/json": Result("[]", "", 0),  # the task is gone
+                         r"tar -C / -xf -": Result("", "tar: short read", 2)})
+    run, out = make_run(pool, "MANAGERS=h1\n", task="portainer.restore")
+    body(PT.restore)(run, list(run.settings.group("managers")), file=str(tmp_path / "b.tar"), yes=True)
+    ch = pool.changes()
+    scales = [c for c in ch if "service scale" in c]
+    unpack = next(i for i, c in enumerate(ch) if "tar -C / -xf -" in c)
+    assert run.failed() == ["h1"] and "tar: short read" in out.getvalue()
+    assert len(scales) == 2 and "portainer=0" in scales[0] and "portainer=1" in scales[1]
+    assert ch.index(scales[0]) < unpack < ch.index(scales[1]) and ch[-1] == scales[1]  # started again after it
+    assert "nginx:latest" in ch[unpack]  # the default helper
+
+
+# --- gitlab.root-password --to FILE ---------------------------------------------------------------
+
+def test_root_password_file_is_0600_before_the_password_is_written(tmp_path, monkeypatch):
+    import json
+    import os
+    import stat
+
+    target = tmp_path / "root.pw"
+    target.write_text("old\n")
+    target.chmod(0o644)  # an existing, world-readable file
+    modes = []
+    real_fdopen = os.fdopen
+
+    class Watch:
+        def __init__(self, f):
+            self.f = f
+
+        def write(self, text):
+            modes.append(stat.S_IMODE(os.stat(target).st_mode))
+            return self.f.write(text)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *a):
+            self.f.close()
+
+    monkeypatch.setattr(os, "fdopen", lambda *a, **kw: Watch(real_fdopen(*a, **kw)))
+    state = {"Id": "g", "State": {"Running": True, "Status": "running"}, "Config": {"Labels": {}}}
+    pool = FakePool({"container:gitlab": (json.dumps(state), 0), "shown": ("", 1)},
+                    {r"initial_root_password": Result("Password: s3cret-root=\n", "", 0)})
+    run, out = run_on(pool, body(G.root_password), env="MANAGERS=h1\nGITLAB=h1\n", to=str(target))
+    assert run.failed() == [], out
+    assert modes == [0o600] and target.read_text() == "s3cret-root=\n"
+    assert stat.S_IMODE(os.stat(target).st_mode) == 0o600 and "s3cret-root" not in out
+    new = tmp_path / "new.pw"
+    old_umask = os.umask(0)
+    try:
+        run, out = run_on(pool, body(G.root_password), env="MANAGERS=h1\nGITLAB=h1\n", to=str(new))
+    finally:
+        os.umask(old_umask)
+    assert modes == [0o600, 0o600] and stat.S_IMODE(os.stat(new).st_mode) == 0o600
