@@ -62,9 +62,9 @@ def up(h: Host, hostname=None, ports=None, timeout=None):
                 F.Fact("dirs", join(["test", "-d", f"{home}/config", "-a", "-d", f"{home}/logs",
                                      "-a", "-d", f"{home}/data"]), lambda t, rc: rc == 0))
     if not f["has:docker"]:
-        h.fail("gitlab", "docker is not installed (run docker.install first)")
+        h.needs("gitlab", "docker is not installed (run docker.install first)")
     if ssh_port and "sshd" in f[f"listen:{ssh_port}"]:
-        h.fail("publish port 22", f"sshd still listens on {ssh_port}: run `inv sshd.move-port` first "
+        h.needs("publish port 22", f"sshd still listens on {ssh_port}: run `inv sshd.move-port` first "
                                   f"(or publish GitLab's ssh elsewhere with --ports)")
     if f["dirs"]:
         h.ok(f"folders under {home}")
@@ -119,7 +119,7 @@ def root_password(h: Host, to=None, again=False):
     shown = f"{h.settings['GITLAB_HOME']}/{SHOWN}"
     f = h.probe(C.state_fact(G.CONTAINER), F.file_state(shown, "shown"))
     if not (f[f"container:{G.CONTAINER}"] or {}).get("running"):
-        h.fail("root password", "the gitlab container is not running (run gitlab.up first)")
+        h.needs("root password", "the gitlab container is not running (run gitlab.up first)")
     if not to and f["shown"] and not again:
         h.ok("root password", f"already shown ({f['shown']['content'].strip()}); use --to FILE or --again")
         return
@@ -183,7 +183,7 @@ def smtp(h: Host):
     marker = G.applied_marker(path)
     f = h.probe(F.file_state(path, "rb"), C.state_fact(G.CONTAINER), F.file_state(marker, "applied"))
     if f["rb"] is None:
-        h.fail("gitlab.rb", f"{path} does not exist (run gitlab.up first)")
+        h.needs("gitlab.rb", f"{path} does not exist (run gitlab.up first)")
     wanted = G.with_settings(f["rb"]["content"], G.smtp_settings(s, s["GITLAB_SMTP_PASSWORD"].reveal()))
     changed = ops.put_file(h, path, wanted, mode="0600", state=f["rb"], secret=True,
                            step=f"SMTP settings in {path}")

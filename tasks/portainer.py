@@ -73,7 +73,7 @@ def up(run: Run, specs: list[HostSpec]):
     def body(h: Host) -> None:
         f = h.probe(P.NODES_FACT, P.SERVICE_FACT, *(_ready_facts(s["PORTAINER_PORT"]) if same else []))
         if f["nodes"] is None:
-            h.fail("portainer", "not a swarm manager (run swarm.init)")
+            h.needs("portainer", "not a swarm manager (run swarm.init)")
         node = P.pick_node(f["nodes"], target.host) or P.pick_node(f["nodes"], h.name if target is leader_spec else "")
         if node is None or node["role"] != "manager":
             h.fail("portainer node", f"{target.host} is not a manager of this swarm (PORTAINER_NODE)")

@@ -153,7 +153,7 @@ def register(h: Host, name=None, url=None, clone_url=None, executor=None, tags=N
                            "add --role builder or --role deploy")
     f = h.probe(F.command_exists("gitlab-runner"), F.file_state(N.CONFIG, "config"))
     if not f["has:gitlab-runner"]:
-        h.fail("register", "gitlab-runner is not installed (run runner.install first)")
+        h.needs("register", "gitlab-runner is not installed (run runner.install first)")
     names = N.runner_names((f["config"] or {}).get("content", ""))
     for r in roles:
         _register_one(h, r, name or N.default_name(h.name, r), None if tags is None else _tags(tags), names, shared)
@@ -200,7 +200,7 @@ def concurrency(h: Host, concurrent=None, role=None):
     n = int(h.settings.get("RUNNER_CONCURRENT", concurrent))
     cfg = h.probe(F.file_state(N.CONFIG, "config"))["config"]
     if cfg is None:
-        h.fail("concurrent", f"{N.CONFIG} does not exist (run runner.install first)")
+        h.needs("concurrent", f"{N.CONFIG} does not exist (run runner.install first)")
     new = files.with_key_value(cfg["content"], "concurrent", str(n), sep=" = ")
     ops.put_file(h, N.CONFIG, new, mode=cfg["mode"].rjust(4, "0"), owner=cfg["owner"], group=cfg["group"],
                  state=cfg, step=f"concurrent = {n}", secret=True)  # config.toml holds runner tokens
@@ -220,9 +220,9 @@ def grant(h: Host, role=None):
     registry, user, password = s["REGISTRY"], s["REGISTRY_USER"], s["REGISTRY_PASSWORD"]
     f = h.probe(F.user_groups(N.USER), R.docker_config_fact(N.USER), F.command_exists("docker"))
     if f[f"groups:{N.USER}"] is None:
-        h.fail("grant", f"no user {N.USER} (run runner.install first)")
+        h.needs("grant", f"no user {N.USER} (run runner.install first)")
     if not f["has:docker"]:
-        h.fail("grant", "docker is not installed (run docker.install first)")
+        h.needs("grant", "docker is not installed (run docker.install first)")
     ops.ensure_in_group(h, N.USER, "docker", groups=f[f"groups:{N.USER}"])
     if R.login_current(f[f"dockercfg:{N.USER}"], registry, user, password.reveal()):
         h.ok(f"login {registry} as {N.USER}")

@@ -99,6 +99,15 @@ def test_bad_input_with_json_is_one_json_object(tmp_path, how):
     assert obj["event"] == "error" and "'https://m.lab/v2' has a path" in obj["error"]
 
 
+def test_bootstrap_all_refusal_with_json_is_one_json_object(tmp_path):
+    p = run_inv(tmp_path, GOOD + "DOCKER_MIRRORS=https://m.lab/?x=1\n", ["bootstrap-all", "--json"])
+    assert p.returncode == 2 and p.stderr == "", p.stderr
+    obj, = [json.loads(line) for line in p.stdout.splitlines()]
+    assert obj["event"] == "error" and "query" in obj["error"], obj
+    text = run_inv(tmp_path, GOOD + "DOCKER_MIRRORS=https://m.lab/?x=1\n", ["bootstrap-all"])
+    assert text.returncode == 2 and text.stdout == "" and len(text.stderr.splitlines()) == 1, text.stderr
+
+
 def test_bad_stack_template_is_refused(tmp_path):
     stacks = tmp_path / "stacks" / "app"
     stacks.mkdir(parents=True)
