@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING
 
 from invoke import Collection
 
-from swarmbook.errors import StepFailed
 from swarmbook.lazy import lazy
 from swarmbook.shell import join, quote
 from swarmbook.taskdef import cluster_task, refuse
@@ -40,7 +39,8 @@ def _survey(run: Run, specs: list[HostSpec]) -> tuple[Host | None, list[dict], d
         return None, [], routes
     nets = leader.probe(N.NETWORKS)["networks"]
     if nets is None:
-        raise StepFailed(f"{leader.name}: docker does not answer")
+        run.one(leader.spec, lambda h: h.needs("networks", "docker does not answer (run docker.install first)"))
+        return None, [], routes
     return leader, nets, routes
 
 

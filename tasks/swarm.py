@@ -117,6 +117,8 @@ def _lead(run: Run, spec: HostSpec, states, probed: dict) -> _Leader | None:
     result: list[_Leader] = []
 
     def body(h: Host) -> None:
+        if st.state == "unknown":
+            h.needs("swarm leader", f"{st.error or 'docker does not answer'} (run docker.install first)")
         if st.state == "inactive":
             if not addr:
                 h.fail("swarm init", "no advertise address found (set SWARM_ADVERTISE)")
