@@ -290,9 +290,24 @@ def load(explicit: str | None = None, *, required: bool = True) -> Settings:
     if path.stat().st_mode & (stat.S_IRWXG | stat.S_IRWXO):
         warnings.append(f"{path} is readable by group or others; it may hold secrets: chmod 600 {path}")
     key = settings.values["SSH_KEY"]
-    if key and not os.access(key, os.R_OK):
-        raise ConfigError(f"{path}: SSH_KEY {key} does not exist or is not readable")
+    problem = key_problem(key) if key else ""
+    if problem:
+        raise ConfigError(f"{path}: SSH_KEY {key} {problem}")
     return Settings(settings.values, settings.groups, settings.source, tuple(warnings))
+
+
+def key_problem(key: str) -> str:
+    """Why ``key`` cannot be an SSH private key file ("" when it can): checked before any host
+    is touched, so a .pub file or a folder is one clear line instead of a refusal per host."""
+    path = Path(key).expanduser()
+    if not path.is_file() or not os.access(path, os.R_OK):
+        return "does not exist or is not readable"
+    head = path.read_bytes()[:8192]
+    if b"-----BEGIN " in head and b"PRIVATE KEY-----" in head:
+        return ""
+    if head.startswith((b"ssh-", b"ecdsa-", b"sk-")):
+        return "is a public key: use the private key file (without .pub)"
+    return "is not a private key file (no '-----BEGIN ... PRIVATE KEY-----' line)"
 
 
 def stacks_path(settings: "Settings") -> Path:

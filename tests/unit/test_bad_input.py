@@ -30,6 +30,8 @@ CASES = [
     ("method-choice", GOOD + "DOCKER_INSTALL_METHOD=snap\n", ["docker.install"], "'snap' is not one of script, distro"),
     ("subnet-setting", GOOD + "NETWORK_SUBNET=10.0.0.0/40\n", ["net.create"], "not a CIDR"),
     ("missing-key-file", GOOD + "SSH_KEY=/nonexistent/id_ed25519\n", ["docker.install"], "SSH_KEY /nonexistent/id_ed25519 does not exist"),
+    ("key-is-a-folder", GOOD + "SSH_KEY=/etc\n", ["docker.install"], "SSH_KEY /etc does not exist or is not readable"),
+    ("key-not-a-key", GOOD + "SSH_KEY=/etc/os-release\n", ["docker.install"], "SSH_KEY /etc/os-release is not a private key file"),
     ("labels", GOOD + "NODE_LABELS=no-colon\n", ["swarm.init"], "NODE_LABELS entry 'no-colon' is not host:key=value"),
     ("publish-mode", GOOD + "STACK_PUBLISH_MODE=mesh\n", ["stack.deploy", "demo"], "'mesh' is not one of ingress, host"),
     ("lock-wait", GOOD + "LOCK_WAIT=-1\n", ["docker.install"], "not a whole number"),
@@ -97,6 +99,15 @@ def test_bad_input_with_json_is_one_json_object(tmp_path, how):
     assert p.returncode == 2 and p.stderr == "", p.stderr
     obj, = [json.loads(line) for line in p.stdout.splitlines()]
     assert obj["event"] == "error" and "'https://m.lab/v2' has a path" in obj["error"]
+
+
+def test_a_public_key_given_as_ssh_key_is_refused_before_any_connection(tmp_path):
+    pub = tmp_path / "id_ed25519.pub"
+    pub.write_text("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJ0fake user@laptop\n")
+    p = run_inv(tmp_path, f"MANAGERS=192.0.2.1\nSSH_KEY={pub}\n", ["docker.install"])
+    assert p.returncode == 2 and p.stdout == "", (p.stdout, p.stderr)
+    assert p.stderr.strip().endswith(f"SSH_KEY {pub} is a public key: use the private key file (without .pub)")
+    assert len(p.stderr.strip().splitlines()) == 1
 
 
 def test_bootstrap_all_refusal_with_json_is_one_json_object(tmp_path):

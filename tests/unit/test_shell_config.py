@@ -1,4 +1,5 @@
 import os
+import re
 
 import pytest
 
@@ -97,9 +98,53 @@ def test_env_path_precedence(tmp_path):
     assert str(config.env_path(None, {})) == "hosts.env"
 
 
-def test_example_documents_every_key():
+def _task_names() -> set[str]:
+    import tasks
+
+    names: set[str] = set()
+
+    def walk(coll, prefix=""):
+        names.update(prefix + t for t in coll.tasks)
+        for n, c in coll.collections.items():
+            walk(c, prefix + n + ".")
+
+    walk(tasks.ns)
+    return names
+
+
+def _example_docs() -> dict[str, str]:
+    """KEY -> the comment lines right above it (above its group, when keys share one comment)."""
+    path = os.path.join(os.path.dirname(__file__), "..", "..", "hosts.env.example")
+    lines = open(path).read().splitlines()
+    key_line = re.compile(r"^#?([A-Z][A-Z0-9_]+)=")
+    docs = {}
+    for i, line in enumerate(lines):
+        m = key_line.match(line)
+        if not m:
+            continue
+        j = i - 1
+        while j >= 0 and key_line.match(lines[j]):
+            j -= 1
+        text = []
+        while j >= 0 and lines[j].startswith("#") and not key_line.match(lines[j]):
+            text.append(lines[j].lstrip("# "))
+            j -= 1
+        docs[m.group(1)] = " ".join(reversed(text))
+    return docs
+
+
+def test_example_documents_every_key_with_its_default_and_the_task_that_reads_it():
     text = open(os.path.join(os.path.dirname(__file__), "..", "..", "hosts.env.example")).read()
-    documented = {line.split("=", 1)[0].lstrip("# ").strip() for line in text.splitlines() if "=" in line}
-    assert set(config.KEYS) <= documented, set(config.KEYS) - documented
+    docs = _example_docs()
+    assert set(config.KEYS) <= set(docs), set(config.KEYS) - set(docs)
+    names = _task_names()
+    for key in config.KEYS:
+        doc = docs[key]
+        names_a_task = (any(re.search(rf"(?<![\w.-]){re.escape(n)}(?![\w-])", doc) for n in names)
+                        or re.search(r"every (changing )?task|[a-z]+\.\*", doc, re.I))
+        assert names_a_task, f"hosts.env.example: {key}: no task named in {doc!r}"
+        assert re.search(r"default", doc, re.I), f"hosts.env.example: {key}: no default in {doc!r}"
     # and the example itself parses (commented keys are fine)
     config.parse(text, environ={})
+
+
