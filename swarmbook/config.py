@@ -62,6 +62,8 @@ KEYS: dict[str, Key] = {
     "STACKS_PATH": Key("", "path", "folder of stack templates NAME/deploy.yml, NAME/app.env, NAME/app/ "
                                    "(default: stacks/ of this checkout)"),
     "STACK_DIR": Key("/opt/swarmbook/stacks", "str", "where rendered stack files live on the manager"),
+    "STACK_IPVS_SYSCTLS": Key("auto", "choice", "auto: give every service the runbook's IPVS sysctls when the "
+                              "manager's kernel has IPVS; off: never", ("auto", "off")),
     "NETWORK_NAME": Key("default-network", "str", "the shared overlay network"),
     "NETWORK_SUBNET": Key("10.1.0.0/16", "cidr", "subnet of the shared overlay network"),
     # --- platform services (issue 5) ---

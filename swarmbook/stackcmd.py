@@ -96,6 +96,19 @@ def with_service_labels(rendered: str, labels_for: Callable[[str, dict[str, Any]
     return yaml.safe_dump(doc, sort_keys=False)
 
 
+def with_sysctls(rendered: str, sysctls: dict[str, str]) -> str:
+    """Add ``sysctls`` to every service (list or mapping form); a service's own value wins.
+    IPVS keeps these per network namespace, so the host's /etc/sysctl.d cannot reach a
+    service's containers: the runbook sets them in the stack file."""
+    doc = yaml.safe_load(rendered)
+    for svc in doc["services"].values():
+        current = svc.get("sysctls") or {}
+        if isinstance(current, list):
+            current = dict(str(x).split("=", 1) if "=" in str(x) else (str(x), "") for x in current)
+        svc["sysctls"] = {**{k: str(v) for k, v in sysctls.items()}, **current}
+    return yaml.safe_dump(doc, sort_keys=False)
+
+
 def published_ports(rendered: str) -> list[int]:
     doc = yaml.safe_load(rendered)
     out = []

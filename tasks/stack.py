@@ -26,6 +26,7 @@ F = lazy("swarmbook.facts")
 ops = lazy("swarmbook.ops")
 R = lazy("swarmbook.registrycmd")
 K = lazy("swarmbook.stackcmd")
+KC = lazy("swarmbook.kernelcmd")
 config = lazy("swarmbook.config")
 
 
@@ -125,10 +126,16 @@ def _deploy(run: Run, specs, name, app_env, tag, timeout, *, always: bool) -> No
     done = threading.Event()
 
     def body(h: Host) -> None:
-        f = h.probe(F.file_state(path, "file"), K.configs_fact(f"{name}_env_"), K.services_fact(name))
+        f = h.probe(F.file_state(path, "file"), K.configs_fact(f"{name}_env_"), K.services_fact(name), KC.IPVS_FACT)
         services = f["services"] or {}
         if any(s["replicas"] is None for s in services.values()):
             h.fail(f"stack {name}", "the engine reports no task counts (API < 1.41): stack.deploy needs Docker 20.10+")
+        stack_file = rendered
+        if run.settings["STACK_IPVS_SYSCTLS"] == "auto" and f["ipvs"]:  # Docker 20.10+ applies them
+            stack_file = K.with_sysctls(rendered, KC.IPVS_SYSCTLS)
+            h.ok("ipvs sysctls", ", ".join(f"{k}={v}" for k, v in KC.IPVS_SYSCTLS.items()))
+        elif run.settings["STACK_IPVS_SYSCTLS"] == "auto":
+            h.ok("ipvs sysctls", f"left out: this kernel has no IPVS ({KC.IPVS_DIR}), a service would not start")
         changed = False
         if cfg in f["configs"]:
             h.ok(f"config {cfg}")
@@ -136,7 +143,7 @@ def _deploy(run: Run, specs, name, app_env, tag, timeout, *, always: bool) -> No
             h.change(f"config {cfg}", join(["docker", "config", "create", cfg, "-"]), stdin=env_content,
                      reason="new .env content")
             changed = True
-        changed |= ops.put_file(h, path, rendered, state=f["file"], step=f"stack file {path}")
+        changed |= ops.put_file(h, path, stack_file, state=f["file"], step=f"stack file {path}")
         if changed or always or not services:
             h.change(f"deploy stack {name}", join(["docker", "stack", "deploy", "--with-registry-auth",
                                                    "--prune", "-c", path, name]), timeout=600)

@@ -101,6 +101,11 @@ def test_build_push_deploy_demo_answers_on_every_node(lab):
         assert "demo ok" in body and "APP_NAME=demo" in body
     again = sb(lab, "stack.deploy", "demo")
     assert again.rc == 0 and again.changed == 0, again.stdout
+    # The lab's kernel has no IPVS (LAB-FACTS): the runbook's sysctls would stop every task from
+    # starting, so they stay out and the step says why (their presence is unit-tested).
+    (step,) = [e for e in again.steps() if e["step"] == "ipvs sysctls"]
+    assert "left out: this kernel has no IPVS" in step["reason"], step
+    assert "sysctls" not in ssh(lab, leader(lab), "cat /opt/swarmbook/stacks/demo/deploy.yml").stdout
 
 
 def test_changed_env_rolls_the_service_to_a_new_config(lab, tmp_path):

@@ -1,0 +1,59 @@
+"""stack.deploy's flow against a scripted pool: the runbook's IPVS sysctls go into the stack file
+the manager gets when its kernel has IPVS, and stay out (with the reason) when it has none."""
+
+import json
+
+from swarmbook import config, kernelcmd, stackcmd, taskdef
+
+from .fakes import ABSENT, FakePool, make_run
+from swarmbook.session import Result
+
+OK = Result("", "", 0)
+SERVICE = [{"Spec": {"Name": "demo_demo", "TaskTemplate": {"ContainerSpec": {"Image": "r/demo:latest"}}},
+            "ServiceStatus": {"RunningTasks": 1, "DesiredTasks": 1}}]
+
+
+def _deploy(tmp_path, ipvs: bool, extra: str = ""):
+    import tasks.stack as TS
+
+    (tmp_path / "demo").mkdir(exist_ok=True)
+    (tmp_path / "demo" / "deploy.yml").write_text(
+        "services:\n  demo:\n    image: r/demo:latest\n    ports: ['9501:9501']\n" + extra)
+    (tmp_path / "demo" / "app.env").write_text("APP_NAME=demo\n")
+    pool = FakePool({"file": ABSENT, "configs": ("[]", 0), "services": (json.dumps(SERVICE), 0),
+                     "ipvs": ("", 0 if ipvs else 1)},
+                    {r"docker config create": OK, r"cat > \"\$tmp\"": OK, r"docker stack deploy": OK,
+                     r"curl -fsS": OK})
+    run, out = make_run(pool, f"MANAGERS=h1\nSTACKS_PATH={tmp_path}\n", task="stack.deploy")
+    taskdef.execute(TS.deploy.body.swarmbook, run, list(run.settings.group("nodes")), (), {"name": "demo"})
+    assert run.failed() == [], out.getvalue()
+    (written,) = [stdin for c, stdin in pool.sent if 'cat > "$tmp"' in c]
+    return stackcmd.yaml.safe_load(written), out.getvalue()
+
+
+def test_ipvs_sysctls_go_into_the_stack_file_when_the_kernel_has_ipvs(tmp_path):
+    doc, text = _deploy(tmp_path, ipvs=True)
+    assert doc["services"]["demo"]["sysctls"] == kernelcmd.IPVS_SYSCTLS
+    assert "ipvs sysctls: net.ipv4.vs.conn_reuse_mode=0, net.ipv4.vs.expire_nodest_conn=1" in text
+
+
+def test_a_service_keeps_its_own_sysctl_values(tmp_path):
+    doc, _ = _deploy(tmp_path, ipvs=True, extra="    sysctls:\n      - net.ipv4.vs.conn_reuse_mode=1\n")
+    assert doc["services"]["demo"]["sysctls"] == {"net.ipv4.vs.conn_reuse_mode": "1",
+                                                   "net.ipv4.vs.expire_nodest_conn": "1"}
+
+
+def test_without_ipvs_the_stack_file_has_no_sysctls_and_says_why(tmp_path):
+    doc, text = _deploy(tmp_path, ipvs=False)
+    assert "sysctls" not in doc["services"]["demo"]
+    assert "ipvs sysctls: left out: this kernel has no IPVS" in text
+
+
+def test_with_sysctls_takes_list_and_mapping_forms():
+    rendered = ("services:\n  a:\n    image: x\n    sysctls: {net.core.somaxconn: 1024}\n"
+                "  b:\n    image: y\n    sysctls: ['net.ipv4.vs.expire_nodest_conn=0']\n  c:\n    image: z\n")
+    out = stackcmd.yaml.safe_load(stackcmd.with_sysctls(rendered, {"net.ipv4.vs.expire_nodest_conn": "1"}))
+    assert out["services"]["a"]["sysctls"] == {"net.ipv4.vs.expire_nodest_conn": "1", "net.core.somaxconn": 1024}
+    assert out["services"]["b"]["sysctls"] == {"net.ipv4.vs.expire_nodest_conn": "0"}
+    assert out["services"]["c"]["sysctls"] == {"net.ipv4.vs.expire_nodest_conn": "1"}
+    assert config.KEYS["STACK_IPVS_SYSCTLS"].choices == ("auto", "off")
