@@ -96,7 +96,10 @@ def _wait_back(h: Host, version: str, old_boot: str, timeout: int) -> None:
 
 @host_task(group="nodes", name="ipvs-tune", help={})
 def ipvs_tune(h: Host):
-    """Set net.ipv4.vs.conn_reuse_mode=0 and expire_nodest_conn=1 where the kernel has IPVS."""
+    """Set the IPVS sysctls in the host's namespace where the kernel has IPVS (stack.deploy sets them per service)."""
+    # net.ipv4.vs.* are per network namespace: this file sets the host's own (and what a kernel
+    # copies into new namespaces, depending on its version); the service containers, where the
+    # runbook sets them, get them from stack.deploy (STACK_IPVS_SYSCTLS).
     f = h.probe(K.IPVS_FACT, F.file_state(K.SYSCTL_FILE, "file"), K.SYSCTL_VALUES)
     if not f["ipvs"]:
         h.skip("ipvs sysctls", f"no {K.IPVS_DIR}: IPVS is not loaded in this kernel (swarm's routing mesh "
