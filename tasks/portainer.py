@@ -103,17 +103,26 @@ def up(run: Run, specs: list[HostSpec]):
                                h.ok("Portainer answers", f"http://{h.name}:{s['PORTAINER_PORT']}/")))
 
 
-def _validate_backup(settings, to=None):
+def _validate_backup(settings, to=None, stop=False):
     if not to:
         refuse("portainer.backup needs --to FOLDER (on this machine)")
     if not Path(to).is_dir():
         refuse(f"--to {to} is not a folder")
 
 
+def _scaler(run: Run, manager: HostSpec, h: Host):
+    """Scale the portainer service from the manager the run has (h when that is it)."""
+    if manager.host == h.name:
+        return lambda n, step: h.change(step, P.scale_cmd(n), timeout=600)
+    return lambda n, step: run.one(manager, lambda m: m.change(step, P.scale_cmd(n), timeout=600))
+
+
 @cluster_task(group="managers", validate=_validate_backup, help={
     "to": "folder on this machine for NAME.tar and NAME.tar.sha256 (existing files are never overwritten)",
+    "stop": "stop Portainer (scale 0) while the volume is read, for a consistent copy of its database; "
+            "the runbook copies it live",
 })
-def backup(run: Run, specs: list[HostSpec], to=None):
+def backup(run: Run, specs: list[HostSpec], to=None, stop=False):
     """Back up the portainer_data volume to --to FOLDER as a timestamped tar plus its sha256."""
     import base64
 
@@ -127,7 +136,18 @@ def backup(run: Run, specs: list[HostSpec], to=None):
         if not volume:
             h.fail("backup", f"no volume {P.VOLUME} on {h.name}: Portainer keeps its data elsewhere "
                              f"(PORTAINER_NODE names that manager) or never ran (portainer.up); nothing written")
-        out = h.run(P.backup_cmd(helper), step="tar portainer_data", timeout=900).stdout.split("\n")
+        scale = _scaler(run, specs[0], h)
+        if stop:
+            scale(0, "stop portainer for the copy (scale 0)")
+        try:
+            if stop and not h.check:
+                h.wait("portainer task gone", lambda: not P.running(h.try_run(P.running_cmd()).stdout), timeout=120)
+            out = h.run(P.backup_cmd(helper), step="tar portainer_data", timeout=900).stdout.split("\n")
+        finally:  # whatever happened, Portainer runs again
+            if stop:
+                scale(1, "start portainer (scale 1)")
+        if stop and not h.check:
+            _wait_running(h)
         remote_sum, data = out[0].strip(), base64.b64decode(out[1].strip() if len(out) > 1 else "")
         digest = P.sha256(data)
         if digest != remote_sum:
@@ -189,7 +209,6 @@ def restore(run: Run, specs: list[HostSpec], file=None, yes=False):
     target = _node_spec(run, specs)
     port = run.settings["PORTAINER_PORT"]
     helper = run.settings["PORTAINER_HELPER_IMAGE"]
-    manager = specs[0]
 
     def current(h: Host) -> list[str]:
         res = h.try_run(P.manifest_cmd(helper))
@@ -199,15 +218,14 @@ def restore(run: Run, specs: list[HostSpec], file=None, yes=False):
         if current(h) == want:
             h.ok("portainer_data", f"already holds {Path(file).name}")
             return
-        on_manager = (lambda cmd, step: run.one(manager, lambda m: m.change(step, cmd, timeout=600))) \
-            if manager.host != h.name else (lambda cmd, step: h.change(step, cmd, timeout=600))
-        on_manager(P.scale_cmd(0), "stop portainer (scale 0)")
+        scale = _scaler(run, specs[0], h)
+        scale(0, "stop portainer (scale 0)")
         try:
             if not h.check:
                 h.wait("portainer task gone", lambda: not P.running(h.try_run(P.running_cmd()).stdout), timeout=120)
             h.change("restore portainer_data", P.restore_cmd(helper), stdin=data, reason=Path(file).name, timeout=900)
         finally:  # whatever happened, Portainer runs again
-            on_manager(P.scale_cmd(1), "start portainer (scale 1)")
+            scale(1, "start portainer (scale 1)")
         if h.check:
             return
         if current(h) != want:

@@ -4,7 +4,8 @@ The stand-in (swarmbook-standin/portainer, busybox httpd) keeps a file in /data 
 9000; the swarm service, node label, volume, docker.sock mount, scale 0/1, the tar of the real
 volume (through PORTAINER_HELPER_IMAGE, default nginx:latest from the lab mirror), the checksums
 and the restore are all real. NOT proved: that real Portainer's database
-survives a live tar (the runbook tars it live too) or that it manages the swarm.
+survives a live tar (the runbook tars it live too; `portainer.backup --stop` copies it stopped)
+or that it manages the swarm.
 """
 
 import hashlib
@@ -54,8 +55,14 @@ def test_backup_restore_round_trip_and_corrupted_backup_refused(cluster, tmp_pat
     first = tar.read_bytes()
     import time
     time.sleep(1.1)
-    assert sb(lab, "portainer.backup", "--to", str(tmp_path)).rc == 0
+    # (this one with --stop: Portainer is scaled to 0 for the copy and runs again afterwards)
+    stopped = sb(lab, "portainer.backup", "--to", str(tmp_path), "--stop")
+    assert stopped.rc == 0, stopped.stdout + stopped.stderr
+    assert [e["step"] for e in stopped.steps("changed")] == ["stop portainer for the copy (scale 0)",
+                                                             "start portainer (scale 1)"]
+    assert run(lab, m, "docker service ls --filter name=portainer --format '{{.Replicas}}'").stdout.split() == ["1/1"]
     assert len(list(tmp_path.glob("portainer-*.tar"))) == 2 and tar.read_bytes() == first
+    assert all(marker.encode() in t.read_bytes() for t in tmp_path.glob("portainer-*.tar"))
 
     # destroy the volume, then restore it
     run(lab, m, "docker service scale --detach=false portainer=0 >/dev/null && "

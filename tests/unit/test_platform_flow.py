@@ -378,6 +378,51 @@ def test_backup_uses_the_configured_helper_image(tmp_path):
     assert tar.read_bytes() == raw
 
 
+def _scaled_pool(answer):
+    """portainer scaled to 0 has no task container; scaled to 1 has one."""
+    state = {"n": 1}
+
+    def scale(command, host):
+        state["n"] = int(command.split("portainer=")[1].split()[0])
+        return Result("", "", 0)
+
+    return FakePool({"volume": ('{"Name": "portainer_data"}', 0)},
+                    {r"service scale": scale, r"containers/json": lambda c, h: Result("[{}]" if state["n"] else "[]", "", 0),
+                     r"-cf - data": answer})
+
+
+def test_backup_with_stop_copies_while_portainer_is_stopped_then_starts_it(tmp_path):
+    import tasks.portainer as PT
+
+    raw, answer = _tar_b64({"data/portainer.db": b"db"})
+    pool = _scaled_pool(Result(answer, "", 0))
+    run, out = make_run(pool, "MANAGERS=h1\n", task="portainer.backup")
+    body(PT.backup)(run, list(run.settings.group("managers")), to=str(tmp_path), stop=True)
+    assert run.failed() == [], out.getvalue()
+    ch = pool.changes()
+    order = [("0" if "portainer=0" in c else "1" if "portainer=1" in c else "tar") for c in ch
+             if "service scale" in c or "-cf - data" in c]
+    assert order == ["0", "tar", "1"], ch
+    sent = [c for c, _ in pool.sent]
+    tar_at = next(i for i, c in enumerate(sent) if "-cf - data" in c)
+    assert any("containers/json" in c for c in sent[:tar_at])  # waited for the task to be gone
+    assert any("containers/json" in c for c in sent[tar_at:])  # and for it to run again
+    (tar,) = tmp_path.glob("*.tar")
+    assert tar.read_bytes() == raw
+
+
+def test_backup_with_stop_starts_portainer_again_when_the_copy_fails(tmp_path):
+    import tasks.portainer as PT
+
+    pool = _scaled_pool(Result("", "tar: read error", 2))
+    run, out = make_run(pool, "MANAGERS=h1\n", task="portainer.backup")
+    body(PT.backup)(run, list(run.settings.group("managers")), to=str(tmp_path), stop=True)
+    assert run.failed() == ["h1"] and "tar: read error" in out.getvalue()
+    scales = [c for c in pool.changes() if "service scale" in c]
+    assert len(scales) == 2 and "portainer=1" in scales[-1] and pool.changes()[-1] == scales[-1]
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_restore_starts_portainer_again_when_unpacking_fails(tmp_path):
     import hashlib
 
