@@ -108,6 +108,20 @@ def execute(spec: Spec, run, specs: list, args: tuple = (), kwargs: dict | None 
         run.each(specs, lambda h: spec.body(h, *args, **kwargs))
 
 
+def exit_for(exc: Exception, *, json_lines: bool, title: str) -> Exit:
+    """How a run stopped outside any host's steps ends: bad input or a refusal is one line (or
+    one JSON object) with its exit code; a bug is one line too, exit 1, unless SWARMBOOK_DEBUG=1
+    asks for the traceback (then ``exc`` is raised again)."""
+    from .report import refusal
+
+    if isinstance(exc, SwarmbookError):
+        return Exit(refusal(str(exc), json_lines=json_lines), code=exc.exit_code)
+    if os.environ.get("SWARMBOOK_DEBUG") == "1":
+        raise exc
+    return Exit(refusal(f"{type(exc).__name__}: {exc} (SWARMBOOK_DEBUG=1 shows the traceback)",
+                        json_lines=json_lines, label=f"internal error in {title}"), code=1)
+
+
 def modes(check: bool, json: bool) -> tuple[bool, bool]:
     """--check / --json, or SWARMBOOK_CHECK=1 / SWARMBOOK_JSON=1."""
     return (check or os.environ.get("SWARMBOOK_CHECK") == "1", json or os.environ.get("SWARMBOOK_JSON") == "1")
@@ -164,7 +178,7 @@ def _wrap(body: Callable, *, group: str, cluster: bool, help: dict[str, str], na
     @functools.wraps(body)
     def wrapper(c, *args, env_file=None, check=False, json=False, **kwargs):
         from .engine import Run
-        from .report import Reporter, refusal
+        from .report import Reporter
 
         check, json = modes(check, json)
         try:
@@ -179,13 +193,8 @@ def _wrap(body: Callable, *, group: str, cluster: bool, help: dict[str, str], na
             run = Run(spec.title, settings, reporter, check=check, key=key)
             with cluster_lock(run, specs, enabled=locks):
                 execute(spec, run, specs, args, kwargs)
-        except SwarmbookError as exc:  # one line (or one JSON object with --json)
-            raise Exit(refusal(str(exc), json_lines=json), code=exc.exit_code) from None
-        except Exception as exc:  # a bug: one line by default, the traceback on request
-            if os.environ.get("SWARMBOOK_DEBUG") == "1":
-                raise
-            raise Exit(refusal(f"{type(exc).__name__}: {exc} (SWARMBOOK_DEBUG=1 shows the traceback)",
-                               json_lines=json, label=f"internal error in {spec.title}"), code=1) from None
+        except Exception as exc:
+            raise exit_for(exc, json_lines=json, title=spec.title) from None
         finish(run)
         return None
 

@@ -1,13 +1,10 @@
 """bootstrap-all: the whole runbook, in order, from hosts.env; steps whose group is empty or
 whose settings are missing are skipped. One reporter, one recap, one exit code."""
 
-import os
-
 from invoke import task
 from invoke.exceptions import Exit
 
-from swarmbook.errors import SwarmbookError
-from swarmbook.taskdef import COMMON_HELP, SwarmbookTask, cluster_lock, execute, modes
+from swarmbook.taskdef import COMMON_HELP, SwarmbookTask, cluster_lock, execute, exit_for, modes
 
 from . import docker, gitlab, image, kong, mysql, net, portainer, registry, runner, sshd, stack, swarm
 
@@ -50,7 +47,7 @@ def bootstrap_all(c, env_file=None, check=False, json=False):
     """Run the whole runbook against hosts.env in order; a second run reports 0 changed."""
     from swarmbook import config
     from swarmbook.engine import Run
-    from swarmbook.report import Reporter, refusal
+    from swarmbook.report import Reporter
 
     check, json = modes(check, json)
     try:
@@ -66,13 +63,8 @@ def bootstrap_all(c, env_file=None, check=False, json=False):
         run = Run("bootstrap-all", settings, reporter, check=check)
         with cluster_lock(run, list(settings.group("all"))):
             _stages(steps, env_file, reporter, check)
-    except SwarmbookError as exc:  # one line (or one JSON object with --json)
-        raise Exit(refusal(str(exc), json_lines=json), code=exc.exit_code) from None
-    except Exception as exc:  # a bug: one line by default, the traceback on request
-        if os.environ.get("SWARMBOOK_DEBUG") == "1":
-            raise
-        raise Exit(refusal(f"{type(exc).__name__}: {exc} (SWARMBOOK_DEBUG=1 shows the traceback)",
-                           json_lines=json, label="internal error in bootstrap-all"), code=1) from None
+    except Exception as exc:  # bad input, a refusal, or a bug: one line each
+        raise exit_for(exc, json_lines=json, title="bootstrap-all") from None
     reporter.recap("bootstrap-all" + (" (check mode: nothing changed)" if check else ""), run.started)
     failed = reporter.failed_hosts()
     if failed:

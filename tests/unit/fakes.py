@@ -93,3 +93,16 @@ def make_run(pool: FakePool, env: str = "MANAGERS=h1\n", *, check: bool = False,
     run = Run(task, parse(env, environ={}), Reporter(out=out, err=out, json_lines=json_lines), check=check,
               pool=pool, key="", **run_kw)
     return run, out
+
+
+def tar_bytes(members: dict[str, bytes]) -> bytes:
+    """An uncompressed tar holding ``members`` (name -> content), as portainer_data's backup is."""
+    import tarfile
+
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tf:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tf.addfile(info, io.BytesIO(data))
+    return buf.getvalue()

@@ -1,13 +1,11 @@
 """Builders of issue 5 (gitlab, runner, portainer, kong, cron, kernel, containers): exact
 commands, secrets kept out of argv, injection attempts quoted."""
 
-import io
 import json
 import os
 import shlex
 import shutil
 import subprocess
-import tarfile
 
 import pytest
 
@@ -15,6 +13,8 @@ from swarmbook import containercmd as C
 from swarmbook import croncmd, gitlabcmd, kernelcmd, kongcmd, portainercmd, runnercmd
 from swarmbook.config import parse
 from swarmbook.shell import Secret, join, quote
+
+from .fakes import tar_bytes
 
 
 def test_container_run_argv_and_spec_hash_ignore_secret_values():
@@ -169,14 +169,7 @@ def test_portainer_volume_fact_tells_absent_from_no_answer():
     assert fact.parse("", 7) is None  # the engine's socket did not answer
 
 
-def _tar(members: dict[str, bytes]) -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w") as tf:
-        for name, data in members.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tf.addfile(info, io.BytesIO(data))
-    return buf.getvalue()
+_tar = tar_bytes
 
 
 def test_backup_checks_and_manifest():

@@ -9,7 +9,7 @@ import tasks.runner as RT
 from swarmbook.errors import ConfigError
 from swarmbook.session import Result
 
-from .fakes import FakePool, make_run
+from .fakes import FakePool, make_run, tar_bytes
 
 CENTOS7 = ('ID="centos"\nVERSION_ID="7"\nPRETTY_NAME="CentOS Linux 7 (Core)"\n', 0)
 KERNEL = "4.14.105-19.0013.tl2.x86_64"
@@ -338,16 +338,8 @@ def test_tlinux_does_not_reboot_when_the_boot_id_cannot_be_read():
 def _tar_b64(members):
     import base64
     import hashlib
-    import io
-    import tarfile
 
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w") as tf:
-        for name, data in members.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tf.addfile(info, io.BytesIO(data))
-    raw = buf.getvalue()
+    raw = tar_bytes(members)
     return raw, f"{hashlib.sha256(raw).hexdigest()}\n{base64.b64encode(raw).decode()}\n"
 
 
