@@ -282,6 +282,14 @@ def _make_repo(p: Paths, root: Path) -> None:
            env=genv)
     key = sh.run(["gpg", "--batch", "--armor", "--export", "lab@swarmbook.invalid"], env=genv).stdout
     (base / "gpgkey").write_text(key)
+    _stop_gpg_agent(p)  # gpg started one for the signing; the lab needs no daemon of it
+
+
+def _stop_gpg_agent(p: Paths) -> None:
+    """gpg starts an agent per GNUPGHOME that outlives it; stop this lab's (no-op when none)."""
+    gnupg = p.state / "gnupg"
+    if gnupg.is_dir():
+        sh.run(["gpgconf", "--kill", "gpg-agent"], env={"GNUPGHOME": str(gnupg)}, check=False)
 
 
 def _pid_file(p: Paths) -> Path:
@@ -311,6 +319,8 @@ def _start_server(p: Paths, root: Path) -> None:
 
 
 def stop_runner_repo(p: Paths) -> bool:
+    """Stop the apt server (True when it ran) and any gpg agent a signing left behind."""
+    _stop_gpg_agent(p)
     pid = _server_pid(p)
     if pid is not None:
         os.kill(pid, signal.SIGTERM)
