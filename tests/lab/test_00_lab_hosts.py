@@ -77,12 +77,12 @@ def test_sshd_is_key_only(lab, conns):
 
 
 def test_registry_tls_verified_from_host(lab, conns):
-    c = conns[lab.hosts[-1].hostname]
     code = "curl -sS -o /dev/null -w '%{http_code}' "
-    # no --cacert: the lab CA is in the host's system trust store
-    assert run(c, code + "https://registry.lab:5000/v2/").stdout == "401"
-    auth = io.StringIO(f'user = "swarmbook:{registry_password(lab)}"\n')
-    assert run(c, code + "-K - https://registry.lab:5000/v2/", in_stream=auth).stdout == "200"
+    for h in lab.hosts:  # no --cacert: the lab CA is in every host's system trust store
+        c = conns[h.hostname]
+        assert run(c, code + "https://registry.lab:5000/v2/").stdout == "401", h.hostname
+        auth = io.StringIO(f'user = "swarmbook:{registry_password(lab)}"\n')
+        assert run(c, code + "-K - https://registry.lab:5000/v2/", in_stream=auth).stdout == "200", h.hostname
     # the read-only mirror needs no auth and serves the seeded docker.io images
     tags = run(c, "curl -sS https://registry.lab:5001/v2/library/busybox/tags/list").stdout
     assert '"latest"' in tags
@@ -135,3 +135,23 @@ def test_second_up_changes_nothing(lab):
     assert all(r["up"] for r in st["registry"].values())
     assert [h["hostname"] for h in st["hosts"]] == [h.hostname for h in lab.hosts]
     assert all(h["container"] == "running" and h["sshd"] == "active" for h in st["hosts"])
+
+
+def test_lab_status_command_line_shows_hosts_registries_and_memory(lab):
+    """`inv lab.status` (the command line, not the Python API): every host running with systemd
+    and sshd, both registries up, and the lab's resident memory."""
+    import subprocess
+
+    from .sb import REPO
+
+    out = subprocess.run(["inv", "lab.status"], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    for h in lab.hosts:
+        assert f"{h.hostname:4} {h.addr:15} container=running systemd=running sshd=active" in out.stdout, out.stdout
+    assert "registry  :5000 up" in out.stdout and "registry  :5001 up" in out.stdout
+    assert "memory    resident " in out.stdout and "RSS MiB per host: h1 " in out.stdout
+    st = subprocess.run(["inv", "lab.status", "--as-json"], cwd=REPO, capture_output=True, text=True, timeout=120)
+    import json
+
+    doc = json.loads(st.stdout)
+    assert set(doc["memory"]["hosts"]) == {h.hostname for h in lab.hosts}
