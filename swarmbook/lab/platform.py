@@ -202,14 +202,12 @@ def ensure_pushed(p: Paths, password: str, endpoint: str, env: dict[str, str], l
         return []
     done = ensure_images()
     login()
-    for rt in todo:
-        target = f"{endpoint}/{rt}"
-        sh.run(["docker", "tag", local_ref(rt), target])
-        sh.run(["docker", "push", target], env=env, timeout=900)
+
+    def record_push(rt: str) -> None:
         pushed[rt] = recipe(rt)
         record.write_text(json.dumps(pushed, indent=1, sort_keys=True))
-        done.append(f"pushed {rt}")
-    return done
+
+    return done + registry.push_all([(local_ref(rt), rt) for rt in todo], endpoint, env, on_pushed=record_push)
 
 
 # -- the stand-in gitlab-runner apt repository -------------------------------------------------

@@ -11,6 +11,8 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
 from . import builders, creds, image, layout, sh
@@ -227,11 +229,28 @@ def _login(p: Paths, password: str, endpoint: str, env: dict[str, str]) -> None:
 def _push_seeds(p: Paths, password: str, missing: list[str], endpoint: str, env: dict[str, str]) -> list[str]:
     _login(p, password, endpoint, env)
     image.ensure_seed_images()
-    for rt in missing:
+    return push_all([(SEEDS[rt], rt) for rt in missing], endpoint, env)
+
+
+def push_all(pairs: list[tuple[str, str]], endpoint: str, env: dict[str, str],
+             on_pushed: Callable[[str], None] | None = None, workers: int = 4) -> list[str]:
+    """Tag each local image as ``endpoint/repo:tag`` and push them, several at a time (one push
+    at a time spends most of its time on round trips, not bytes: the images share layers).
+    ``on_pushed(repo:tag)`` runs in the caller's thread as each one lands; the first failure is
+    raised once the others have finished."""
+    def push(pair: tuple[str, str]) -> str:
+        local, rt = pair
         target = f"{endpoint}/{rt}"
-        sh.run(["docker", "tag", SEEDS[rt], target])
+        sh.run(["docker", "tag", local, target])
         sh.run(["docker", "push", target], env=env, timeout=900)
-    return [f"pushed {rt}" for rt in missing]
+        return rt
+
+    with ThreadPoolExecutor(max_workers=max(1, min(workers, len(pairs)))) as ex:
+        for done in as_completed([ex.submit(push, pair) for pair in pairs]):
+            rt = done.result()
+            if on_pushed:
+                on_pushed(rt)
+    return [f"pushed {rt}" for _, rt in pairs]
 
 
 
