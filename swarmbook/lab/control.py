@@ -75,12 +75,19 @@ def _up(hosts: int, state_dir: Path | None) -> LabInfo:
     if refresh:
         for port in registry.PORTS:
             registry.stop(p, port)
-    changed += registry.ensure_running(p, data / "registry", password)
+    storage = data / "registry"
+    fresh_storage = not (storage.exists() and any(storage.iterdir()))
+    if fresh_storage and registry.restore_seeded(storage):
+        changed.append("registry storage seeded from the cache")
+    changed += registry.ensure_running(p, storage, password)
     changed += platform.ensure_runner_repo(p)
     changed += lab_hosts.remove_extra(hosts, sid, data)
     for h in hs:
         changed += lab_hosts.ensure_host(h, p, data / h.hostname, refresh=refresh)
-    changed += registry.ensure_seeds(p, password)  # while the hosts boot
+    seeded = registry.ensure_seeds(p, password)  # while the hosts boot
+    changed += seeded
+    if fresh_storage and seeded and registry.save_seeded(storage):  # it holds just the seeds now
+        changed.append("seeded registry storage kept in the cache")
     old_env = p.hosts_env.read_text() if p.hosts_env.exists() else ""
     lab_hosts.wait_ssh(p, hs, ports=builders.recorded_ports(old_env))
     text = builders.hosts_env_text(hs, p.key, password, p.ca,

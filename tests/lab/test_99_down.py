@@ -11,7 +11,7 @@ import pytest
 
 from swarmbook import lab as swarmbook_lab
 from swarmbook.lab import hosts as lab_hosts
-from swarmbook.lab import layout
+from swarmbook.lab import layout, registry
 
 from .sb import ssh
 
@@ -41,6 +41,34 @@ def _nested_cgroups(lab) -> list[Path]:
         dirs += [Path("/sys/fs/cgroup/memory/docker") / i for i in ids]
         dirs += [Path("/sys/fs/cgroup/unified/docker") / i for i in ids]
     return [d for d in dirs if d.exists()]
+
+
+def _get(info, path: str, accept: str = "") -> bytes:
+    import base64
+    import ssl
+    import urllib.request
+
+    password = (info.state_dir / "registry.password").read_text().strip()
+    req = urllib.request.Request(f"https://{layout.gateway()}:{layout.REGISTRY_PORT}{path}")
+    req.add_header("Authorization", "Basic " + base64.b64encode(f"{layout.REGISTRY_USER}:{password}".encode()).decode())
+    if accept:
+        req.add_header("Accept", accept)
+    ctx = ssl.create_default_context(cafile=str(info.ca))
+    ctx.check_hostname = False  # the certificate names registry.lab and the gateway address
+    with urllib.request.urlopen(req, context=ctx, timeout=60) as r:
+        return r.read()
+
+
+def _pull_verified(info, repo_tag: str) -> None:
+    import hashlib
+    import json
+
+    repo, tag = repo_tag.rsplit(":", 1)
+    manifest = json.loads(_get(info, f"/v2/{repo}/manifests/{tag}",
+                               "application/vnd.docker.distribution.manifest.v2+json"))
+    for blob in [manifest["config"], *manifest["layers"]]:
+        data = _get(info, f"/v2/{repo}/blobs/{blob['digest']}")
+        assert "sha256:" + hashlib.sha256(data).hexdigest() == blob["digest"], (repo_tag, blob["digest"])
 
 
 def test_memory_of_the_loaded_lab_then_down_leaves_nothing_then_up_from_cache(lab):
@@ -81,5 +109,11 @@ def test_memory_of_the_loaded_lab_then_down_leaves_nothing_then_up_from_cache(la
     print(f"up() after down(), warm cache: {time.monotonic() - t0:.1f}s; {again.changed}")
     assert not [c for c in again.changed if c.startswith("image ") or c.startswith("built ")], again.changed
     assert any("created" in c for c in again.changed), again.changed
+    # the registry's storage came from the cache's copy of a freshly seeded one: nothing pushed,
+    # and every seed image is served whole (manifest and each blob match their digests)
+    assert "registry storage seeded from the cache" in again.changed, again.changed
+    assert not [c for c in again.changed if c.startswith("pushed ")], again.changed
+    for repo_tag in registry.seed_images():
+        _pull_verified(again, repo_tag)
     for h in again.hosts:
         assert ssh(again, h, "systemctl is-active ssh", port=22).stdout.strip() == "active"
