@@ -102,7 +102,12 @@ def test_password_change_refresh_auth_lets_logged_out_workers_pull(lab):
                         f"! docker image inspect {image} >/dev/null 2>&1")
         ssh(lab, leader(lab), "docker service update --force --detach=false --quiet demo_demo")
         for h in workers:
-            assert ssh(lab, h, f"docker image inspect {image} >/dev/null", check=False).returncode == 0, h.addr
+            # the update returns once the service converged; give a worker's task up to 60 s more
+            # to show up there (one CI run found h3 without the image right after it returned)
+            pulled = ssh(lab, h, f"for i in $(seq 60); do docker image inspect {image} >/dev/null 2>&1 && exit 0; "
+                                 "sleep 1; done; exit 1", check=False).returncode == 0
+            tasks = "" if pulled else ssh(lab, leader(lab), "docker service ps --no-trunc demo_demo", check=False).stdout
+            assert pulled, f"{h.addr} never pulled {image}:\n{tasks}"
             assert "demo ok" in ssh(lab, h, "curl -fsS -m 5 http://127.0.0.1:9501/").stdout
     finally:
         lab_registry.set_password(p, old)
