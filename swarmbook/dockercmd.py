@@ -6,6 +6,7 @@ import base64
 import re
 import urllib.parse
 
+from . import oscmd
 from .shell import quote
 
 DAEMON_JSON = "/etc/docker/daemon.json"
@@ -97,10 +98,9 @@ def exec_start(unit_text: str) -> str:
 
 
 def restart_engine_cmd(unit: str = "docker") -> str:
-    """Reload units and restart the engine; docker.service allows 3 starts a minute, so the
-    rate limit is cleared first (a heal right after another restart must not fail on it)."""
-    u = quote(unit)
-    return f"systemctl daemon-reload && systemctl reset-failed {u} 2>/dev/null; systemctl restart {u}"
+    """Reload units and restart the engine (its start rate limit cleared first: a heal right
+    after another restart must not fail on it)."""
+    return oscmd.restart_cmd(unit)
 
 
 def tcp_dropin(exec_start_line: str, listen: str) -> str:

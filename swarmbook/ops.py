@@ -64,14 +64,6 @@ def ensure_packages(h: Host, family: str, packages: list[str], *, installed: set
     return True
 
 
-def restart_cmd(unit: str, *, enable: bool = False) -> str:
-    """Reload unit files and restart ``unit`` once. ``reset-failed`` first clears systemd's
-    start rate limit, so a restart soon after another one (a second task, a heal) still runs."""
-    u = quote(unit)
-    return (f"systemctl daemon-reload && {{ systemctl reset-failed {u} 2>/dev/null; "
-            + (f"systemctl enable {u} && " if enable else "") + f"systemctl restart {u}; }}")
-
-
 def ensure_service(h: Host, unit: str, *, active: bool, enabled: bool, restart: bool = False,
                    why: str = "configuration changed") -> bool:
     """Enable and start a unit; restart it once when ``restart`` (something it reads changed).
@@ -79,7 +71,7 @@ def ensure_service(h: Host, unit: str, *, active: bool, enabled: bool, restart: 
     A unit that is not running is started, not restarted: the start reads the new files too.
     """
     if restart and active:
-        h.change(f"restart {unit}", restart_cmd(unit, enable=not enabled), reason=why)
+        h.change(f"restart {unit}", oscmd.restart_cmd(unit, enable=not enabled), reason=why)
         return True
     if active and enabled:
         h.ok(f"service {unit} running")

@@ -3,9 +3,18 @@
 from __future__ import annotations
 
 from .errors import StepFailed
-from .shell import join
+from .shell import join, quote
 
 DEBIAN_ENV = "DEBIAN_FRONTEND=noninteractive"
+
+
+def restart_cmd(unit: str, *, enable: bool = False) -> str:
+    """Reload unit files and restart ``unit`` once. ``reset-failed`` first clears systemd's
+    start rate limit (docker.service allows 3 starts a minute), so a restart soon after another
+    one (a second task, a heal) still runs."""
+    u = quote(unit)
+    return (f"systemctl daemon-reload && {{ systemctl reset-failed {u} 2>/dev/null; "
+            + (f"systemctl enable {u} && " if enable else "") + f"systemctl restart {u}; }}")
 
 
 def install(family: str, packages: list[str]) -> str:
