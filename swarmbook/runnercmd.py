@@ -67,12 +67,6 @@ KEY_TOOLS_FACT = Fact("key_tools", join(["dpkg-query", "-W", "-f", "${db:Status-
                       parse_installed)
 
 
-def key_tools_cmd(missing: list[str] | tuple[str, ...]) -> str:
-    """Install what :data:`KEY_TOOLS` lacks (Debian/Ubuntu), before the key is fetched."""
-    return ("export DEBIAN_FRONTEND=noninteractive; apt-get update -q && "
-            + join(["apt-get", "install", "-y", "-q", *missing]))
-
-
 def keyring_cmd(repo_url: str) -> str:
     """Debian: fetch the repository's signing key into the keyring apt's signed-by names."""
     url = repo_url.rstrip("/") + "/gpgkey"

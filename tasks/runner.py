@@ -85,10 +85,7 @@ def install(h: Host, role=None):
         if f["keyring"]:
             h.ok(f"signing key {N.KEYRING}")
         else:
-            missing = [p for p in N.KEY_TOOLS if p not in f["key_tools"]]
-            if missing:
-                h.change(f"install {' '.join(missing)}", N.key_tools_cmd(missing), reason="to fetch the signing key",
-                         timeout=1800)
+            ops.ensure_packages(h, family, list(N.KEY_TOOLS), installed=f["key_tools"])  # to fetch the key
             h.change(f"signing key {N.KEYRING}", N.keyring_cmd(s["RUNNER_REPO_URL"]), reason="absent")
     repo_changed = ops.put_file(h, path, content, state=f["apt" if family == "debian" else "yum"],
                                 step=f"repository {path}")
