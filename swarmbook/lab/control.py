@@ -76,7 +76,7 @@ def _up(hosts: int, state_dir: Path | None) -> LabInfo:
         for port in registry.PORTS:
             registry.stop(p, port)
     storage = data / "registry"
-    fresh_storage = not (storage.exists() and any(storage.iterdir()))
+    fresh_storage = registry.storage_empty(storage)
     if fresh_storage and registry.restore_seeded(storage):
         changed.append("registry storage seeded from the cache")
     changed += registry.ensure_running(p, storage, password)
@@ -151,7 +151,7 @@ def memory(state_dir: Path | None = None) -> dict:
             info = lab_hosts.container_info(c["name"]) if c["owner"] == sid else None
             if info and info["State"]["Running"]:
                 host_pids[info["Config"]["Hostname"]] = int(info["State"]["Pid"])
-    own = [pid for pid in [*(registry.pid_of(p, port) for port in registry.PORTS), platform._server_pid(p)] if pid]
+    own = [pid for pid in [*(registry.pid_of(p, port) for port in registry.PORTS), platform.server_pid(p)] if pid]
     return procmem.measure(host_pids, own)
 
 

@@ -234,7 +234,7 @@ def ensure_runner_repo(p: Paths) -> list[str]:
         _make_repo(p, root)
         stamp.write_text(_repo_recipe())
         done.append("gitlab-runner stand-in apt repository")
-    if _server_pid(p) is None:
+    if server_pid(p) is None:
         _start_server(p, root)
         done.append(f"apt repository :{APT_PORT} started")
     return done
@@ -294,7 +294,7 @@ def _pid_file(p: Paths) -> Path:
     return p.state / f"apt-{APT_PORT}.pid"
 
 
-def _server_pid(p: Paths) -> int | None:
+def server_pid(p: Paths) -> int | None:
     try:
         pid = int(_pid_file(p).read_text().strip())
         argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
@@ -310,7 +310,7 @@ def _start_server(p: Paths, root: Path) -> None:
     with open(p.state / f"apt-{APT_PORT}.log", "ab") as logf:
         subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=logf, stderr=logf, check=True)
     for _ in range(50):
-        if _server_pid(p):
+        if server_pid(p):
             return
         time.sleep(0.1)
     raise LabError(f"apt repository server did not start; see {p.state / f'apt-{APT_PORT}.log'}")
@@ -319,7 +319,7 @@ def _start_server(p: Paths, root: Path) -> None:
 def stop_runner_repo(p: Paths) -> bool:
     """Stop the apt server (True when it ran) and any gpg agent a signing left behind."""
     _stop_gpg_agent(p)
-    pid = _server_pid(p)
+    pid = server_pid(p)
     if pid is not None:
         os.kill(pid, signal.SIGTERM)
     _pid_file(p).unlink(missing_ok=True)

@@ -226,10 +226,15 @@ def _seed_snapshot() -> Path | None:
     return layout.cache_dir() / f"registry-seeded-{seed_key(ids)}"
 
 
+def storage_empty(storage: Path) -> bool:
+    """A registry storage with nothing in it yet (absent or an empty folder)."""
+    return not (storage.exists() and any(storage.iterdir()))
+
+
 def restore_seeded(storage: Path) -> bool:
     """Fill an empty registry storage from the cached copy of a seeded one (0.2 s for ~250 MB,
     where pushing the same images takes a minute or more). True when it did."""
-    if storage.exists() and any(storage.iterdir()):
+    if not storage_empty(storage):
         return False
     snap = _seed_snapshot()
     if snap is None or not snap.is_dir():
