@@ -131,11 +131,12 @@ def _deploy(run: Run, specs, name, app_env, tag, timeout, *, always: bool) -> No
         if any(s["replicas"] is None for s in services.values()):
             h.fail(f"stack {name}", "the engine reports no task counts (API < 1.41): stack.deploy needs Docker 20.10+")
         stack_file = rendered
-        if run.settings["STACK_IPVS_SYSCTLS"] == "auto" and f["ipvs"]:  # Docker 20.10+ applies them
-            stack_file = K.with_sysctls(rendered, KC.IPVS_SYSCTLS)
-            h.ok("ipvs sysctls", ", ".join(f"{k}={v}" for k, v in KC.IPVS_SYSCTLS.items()))
-        elif run.settings["STACK_IPVS_SYSCTLS"] == "auto":
-            h.ok("ipvs sysctls", f"left out: this kernel has no IPVS ({KC.IPVS_DIR}), a service would not start")
+        if run.settings["STACK_IPVS_SYSCTLS"] == "auto":
+            if f["ipvs"]:  # Docker 20.10+ applies them
+                stack_file = K.with_sysctls(rendered, KC.IPVS_SYSCTLS)
+                h.ok("ipvs sysctls", ", ".join(f"{k}={v}" for k, v in KC.IPVS_SYSCTLS.items()))
+            else:
+                h.ok("ipvs sysctls", f"left out: this kernel has no IPVS ({KC.IPVS_DIR}), a service would not start")
         changed = False
         if cfg in f["configs"]:
             h.ok(f"config {cfg}")

@@ -250,7 +250,7 @@ def test_an_empty_probe_costs_no_round_trip():
     assert got == [{}] and pool.commands_run == 0
 
 
-def _needs_docker(h):
+def _needs_app(h):
     if not h.probe(F.command_exists("app"))["has:app"]:
         h.needs("app", "app is not installed (run app.install first)")
     h.change("configure app", "echo configure")
@@ -262,7 +262,7 @@ NO_APP = {"has:app": ("", 1)}
 def test_a_missing_prerequisite_fails_a_changing_run():
     pool = FakePool(NO_APP, {})
     run, out = make_run(pool, TWO, task="t.needs")
-    run.each(run.settings.group("managers"), _needs_docker)
+    run.each(run.settings.group("managers"), _needs_app)
     assert sorted(run.failed()) == ["h1", "h2"]
     assert "failed: app: app is not installed (run app.install first)" in out.getvalue()
     assert not [c for c, _ in pool.sent if "echo" in c]
@@ -273,7 +273,7 @@ def test_a_missing_prerequisite_is_skipped_in_check_mode_where_an_earlier_task_w
     later step has nothing to probe yet; skipped, not failed, and the run goes on."""
     pool = FakePool(NO_APP, {})
     run, out = make_run(pool, TWO, task="t.needs", check=True)
-    run.each(run.settings.group("managers"), _needs_docker)
+    run.each(run.settings.group("managers"), _needs_app)
     taskdef.finish(run)  # no Exit: nothing failed
     text = out.getvalue()
     assert "skipped      t.needs | not yet: app: app is not installed (run app.install first)" in text, text
