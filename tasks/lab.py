@@ -19,8 +19,8 @@ def _lab():
 ENGINE_HELP = (
     "Docker engine the hosts offer to docker.install: 20.10 (Debian 12 hosts), 26.1 (Debian 13), "
     "28.5 (Debian 13 hosts whose apt has sid's engine, pinned); one for every host or a comma list, "
-    "one per host, for a mixed cluster. Default: each existing host keeps its own, new hosts get "
-    "$SWARMBOOK_LAB_ENGINE or 28.5. The Debian release follows from the engine (there is no --os: "
+    "one per host, for a mixed cluster. Default: $SWARMBOOK_LAB_ENGINE (same forms), else each "
+    "existing host keeps its own and new hosts get 28.5. The Debian release follows from the engine (there is no --os: "
     "each engine has one release here), and a host made for another engine is recreated."
 )
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import os
 import shutil
 import time
 from collections.abc import Iterator
@@ -42,13 +43,12 @@ def up(hosts: int = 3, state_dir: Path | None = None, engine: str | None = None)
     """Bring the lab to `hosts` running hosts plus the registry; only what is missing is made.
 
     ``engine``: the Docker engine generation every host offers (layout.ENGINES, e.g. "28.5"),
-    or a comma list with one per host for a mixed cluster. None keeps each existing host's
-    and gives new hosts $SWARMBOOK_LAB_ENGINE or the newest. A host made for another engine
+    or a comma list with one per host for a mixed cluster; None: $SWARMBOOK_LAB_ENGINE (the
+    same forms), else each existing host keeps its own and new hosts get the newest. A host made for another engine
     is recreated (its nested Docker state is lost: that is what a new engine means here).
     """
     layout.hosts(hosts)  # validate before taking the lock
-    wanted = layout.engines(engine, hosts)
-    layout.default_engine()
+    wanted = layout.engines(engine if engine is not None else os.environ.get("SWARMBOOK_LAB_ENGINE"), hosts)
     with _machine_lock():
         return _up(hosts, state_dir, wanted)
 
