@@ -200,7 +200,7 @@ def tcp(h: Host, insecure=False, bind=None, port=None):
         daemon = files.merged_json(current, updates, drop=drop) if (updates or current.strip()) else current
     except files.BadJSON as exc:
         raise StepFailed(f"{D.DAEMON_JSON} is {exc}; fix it by hand, nothing was changed") from None
-    dropin = D.tcp_dropin(D.exec_start(f["unit"]), listen)
+    dropin = D.tcp_dropin(D.exec_start(f["unit"]), listen, plain=insecure)
     if daemon != current or dropin != (f["dropin"] or {}).get("content") or restart:
         h.change(f"docker API on {listen}", D.replace_engine_files({D.DAEMON_JSON: daemon, D.TCP_DROPIN: dropin}),
                  reason="TLS, client certificate required" if not insecure else "NO TLS (--insecure)")

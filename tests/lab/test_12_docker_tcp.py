@@ -9,7 +9,7 @@ import pytest
 
 from swarmbook import tls
 
-from .sb import sb, ssh
+from .sb import recorded_port, sb, ssh
 
 pytestmark = pytest.mark.lab
 
@@ -56,3 +56,24 @@ def test_tls_api_needs_the_client_certificate(lab, tls_env):
 def test_insecure_needs_an_explicit_bind_address(lab, tls_env):
     out = sb(lab, "docker.tcp", "--insecure", hosts_env=str(tls_env[0]), json_lines=False)
     assert out.rc == 2 and "--insecure needs --bind" in out.stderr
+
+
+def test_insecure_plain_tcp_answers_on_this_engine_then_tls_comes_back(lab, tls_env):
+    """The runbook's `-H tcp://0.0.0.0:2375`, as docker.tcp --insecure makes it (one host, its own
+    address): each engine starts with it (Docker 26+ only with TLS disabled explicitly, which the
+    drop-in says), the plain API answers from this machine, and TLS comes back afterwards."""
+    path, certs = tls_env
+    for h in lab.hosts:
+        hosts = f"{h.addr}:{recorded_port(lab, h.addr)}"
+        out = sb(lab, "-i", str(lab.key), "-H", hosts, "docker.tcp", "--insecure", "--bind", h.addr,
+                 tool="fab", hosts_env=str(path))
+        assert out.rc == 0, out.stdout + out.stderr
+        assert "--tls=false" in ssh(lab, h, "cat /etc/systemd/system/docker.service.d/swarmbook-tcp.conf").stdout
+        assert tls.api_version(h.addr, 2375, None) == ssh(
+            lab, h, "docker version --format '{{.Server.Version}}'").stdout.strip()
+    back = sb(lab, "docker.tcp", hosts_env=str(path))
+    assert back.rc == 0, back.stdout + back.stderr
+    for h in lab.hosts:
+        assert tls.api_version(h.addr, 2376, certs)
+        with pytest.raises(OSError):
+            tls.api_version(h.addr, 2375, None, timeout=2)

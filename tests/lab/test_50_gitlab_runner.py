@@ -21,7 +21,7 @@ import re
 
 import pytest
 
-from swarmbook.lab import builders
+from swarmbook.lab import builders, layout
 
 from .sb import sb, ssh
 
@@ -147,8 +147,9 @@ def test_runner_install_from_repository_with_new_enough_git(cluster):
     out = sb(lab, "runner.install")
     assert out.rc == 0, out.stdout + out.stderr
     src = run(lab, r, "cat /etc/apt/sources.list.d/runner_gitlab-runner.list").stdout
+    release = layout.ENGINES[r.engine].release  # the host's own codename (bookworm, trixie)
     assert src.startswith("deb [signed-by=/usr/share/keyrings/runner_gitlab-runner-archive-keyring.gpg] "
-                          "http://registry.lab:5080/runner/gitlab-runner/debian/ bookworm main")
+                          f"http://registry.lab:5080/runner/gitlab-runner/debian/ {release} main")
     assert "swarmbook-standin" in run(lab, r, "gitlab-runner --version").stdout
     major = int(run(lab, r, "git version").stdout.split()[2].split(".")[0])
     assert major >= 2

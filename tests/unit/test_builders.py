@@ -138,6 +138,8 @@ def test_exec_start_and_tcp_dropin_keep_fd_socket():
     assert line == "/usr/sbin/dockerd -H fd:// $DOCKER_OPTS"
     drop = dockercmd.tcp_dropin(line, "tcp://0.0.0.0:2376")
     assert "ExecStart=\nExecStart=/usr/sbin/dockerd -H fd:// $DOCKER_OPTS -H tcp://0.0.0.0:2376\n" in drop
+    plain = dockercmd.tcp_dropin(line, "tcp://127.0.0.1:2375", plain=True)
+    assert plain.endswith("-H tcp://127.0.0.1:2375 --tls=false\n")
 
 
 def test_fact_batch_runs_in_a_real_shell_and_keeps_exact_content(tmp_path):
