@@ -107,3 +107,9 @@ def tcp_dropin(exec_start_line: str, listen: str) -> str:
     """systemd drop-in that keeps the engine's own flags (``-H fd://``) and adds a TCP listener."""
     return ("# written by swarmbook docker.tcp\n[Service]\nExecStart=\n"
             f"ExecStart={exec_start_line} -H {listen}\n")
+
+
+# --- what the docker.* tasks run to prove a change took ------------------------------------
+
+SERVER_VERSION_CMD = "docker version --format '{{.Server.Version}}'"  # the engine answers (docker.install)
+MIRRORS_CMD = "docker info --format '{{json .RegistryConfig.Mirrors}}'"  # the mirrors it runs with (docker.mirrors)

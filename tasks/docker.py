@@ -65,7 +65,7 @@ def install(h: Host, method=None):
     if user != "root":
         docker_changed |= ops.ensure_in_group(h, user, "docker", groups=f[f"groups:{user}"])
     if docker_changed and not h.check:  # (curl alone does not need it)
-        version = h.run("docker version --format '{{.Server.Version}}'", step="verify docker").stdout.strip()
+        version = h.run(D.SERVER_VERSION_CMD, step="verify docker").stdout.strip()
         h.ok("docker answers", f"engine {version}")
 
 
@@ -106,7 +106,7 @@ def mirrors(h: Host, mirrors=None):
     h.change("registry mirrors", D.replace_engine_files({D.DAEMON_JSON: new}),
              reason=f"{', '.join(wanted) or 'removed'}; docker restarted")
     if not h.check:
-        got = h.run("docker info --format '{{json .RegistryConfig.Mirrors}}'", step="verify mirrors").stdout
+        got = h.run(D.MIRRORS_CMD, step="verify mirrors").stdout
         missing = [m for m in wanted if m.rstrip("/") not in got]
         if missing:
             h.fail("verify mirrors", f"docker info does not list {', '.join(missing)}")
@@ -139,7 +139,7 @@ def tcp(h: Host, insecure=False, bind=None, port=None):
     port = int(port or (2375 if insecure else 2376))
     listen = f"tcp://{bind or '0.0.0.0'}:{port}"
     tls_dir = Path(h.settings["DOCKER_TLS_DIR"])
-    f = h.probe(F.Fact("unit", "systemctl cat docker.service", lambda t, rc: t if rc == 0 else None),
+    f = h.probe(F.unit_file("docker.service", "unit"),
                 F.file_state(D.DAEMON_JSON, "daemon"), F.file_state(D.TCP_DROPIN, "dropin"),
                 *[F.file_state(f"{D.TLS_DIR}/{n}", n) for n in ("ca.pem", "server-cert.pem", "server-key.pem")],
                 F.unit_stale("docker", [D.DAEMON_JSON, D.TCP_DROPIN]))

@@ -6,6 +6,7 @@ import json
 import tasks.net as TN
 import tasks.registry as TR
 from swarmbook import netcheck as N
+from swarmbook import netcmd
 from swarmbook import registrycmd as R
 from swarmbook.session import Result
 
@@ -37,8 +38,8 @@ def test_ingress_users_are_services_with_an_ingress_port():
 
 def test_unpublish_and_republish_are_inverse():
     ports = N.parse_ingress_users(spec("dns", [port(53, 53, "ingress", "udp"), port(53, 5353, "host", "udp")]))["dns"]
-    assert N.unpublish_argv("dns", ports)[-3:] == ["--publish-rm", "53/udp", "dns"]
-    add = N.republish_argv("dns", ports)
+    assert netcmd.unpublish_argv("dns", ports)[-3:] == ["--publish-rm", "53/udp", "dns"]
+    add = netcmd.republish_argv("dns", ports)
     assert "published=53,target=53,protocol=udp,mode=ingress" in add
     assert "published=5353,target=53,protocol=udp,mode=host" in add
 
