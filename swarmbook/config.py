@@ -46,6 +46,8 @@ KEYS: dict[str, Key] = {
         "script", "choice", "script (get.docker.com, the runbook's way) or distro packages",
         ("script", "distro"),
     ),
+    "DOCKER_VERSION": Key("", "str", "engine version docker.install installs, a prefix such as 28.5 "
+                                     "(empty: what the source offers first)"),
     "DOCKER_TLS_DIR": Key("~/.swarmbook/tls", "path", "docker.tcp's CA, server and client certificates (this machine, 0600)"),
     "DOCKER_MIRRORS": Key((), "list", "registry mirrors for /etc/docker/daemon.json"),
     "REGISTRY": Key("", "str", "image registry host[:port] that every node logs into"),

@@ -13,9 +13,52 @@ DAEMON_JSON = "/etc/docker/daemon.json"
 TCP_DROPIN = "/etc/systemd/system/docker.service.d/swarmbook-tcp.conf"
 TLS_DIR = "/etc/docker/tls"
 GET_DOCKER = "curl -fsSL https://get.docker.com -o /tmp/get-docker.sh && sh /tmp/get-docker.sh"
-# Distribution packages per OS family (RHEL/CentOS 7 ships "docker" in extras).
+# Distribution packages per OS family (RHEL/CentOS 7 ships "docker" in extras). Debian 13 and
+# newer split the CLI into docker-cli, only a Recommends of docker.io: both are asked for where
+# the sources offer docker-cli (engine_packages).
 DISTRO_PACKAGES = {"debian": ["docker.io"], "rhel": ["docker"]}
+DEBIAN_CLI = "docker-cli"
 METHODS = ("script", "distro")
+SERVER_VERSION_CMD = "docker version --format '{{.Server.Version}}'"
+_VERSION = re.compile(r"^[0-9][0-9A-Za-z.+~-]{0,63}$")
+
+
+def bad_version(version: str) -> str:
+    """'' when ``version`` can be DOCKER_VERSION (e.g. 28.5, 26.1.5, 28.5.2+dfsg4), else why not."""
+    if _VERSION.match(version):
+        return ""
+    return (f"DOCKER_VERSION {version[:40]!r} is not a version (digits first, then letters, "
+            "digits and . + ~ -, e.g. 28.5 or 26.1.5)")
+
+
+def version_matches(offered: str, wanted: str) -> bool:
+    """True when ``offered`` (a package or engine version, e.g. 5:28.5.2-1~debian.12, 28.5.2+dfsg4)
+    is ``wanted`` or begins with it at a component boundary: 26.1 matches 26.1.5, not 26.10."""
+    bare = offered.split(":", 1)[1] if re.match(r"^\d+:", offered) else offered
+    return bare == wanted or (bare.startswith(wanted) and bare[len(wanted)] in ".+~-")
+
+
+def get_docker_cmd(version: str = "") -> str:
+    """get.docker.com, the runbook's way; ``--version`` pins what it installs from Docker's repository."""
+    return GET_DOCKER + (f" --version {quote(version)}" if version else "")
+
+
+def engine_packages(offered: dict[str, list[tuple[str, str]]], version: str = "", *,
+                    cli_only: bool = False) -> list[str]:
+    """apt arguments for the engine: docker.io (unless ``cli_only``: dockerd is there) and, where
+    the sources offer it, docker-cli; with ``version``, each pinned to the newest offered version
+    that matches it (``docker.io=28.5.2+dfsg4``). ValueError names what the sources offer instead."""
+    names = ([] if cli_only else ["docker.io"]) + ([DEBIAN_CLI] if offered.get(DEBIAN_CLI) else [])
+    if not version:
+        return names
+    out = []
+    for name in names:
+        match = next((v for v, _ in offered.get(name, []) if version_matches(v, version)), None)
+        if match is None:
+            have = ", ".join(f"{v} ({suite})" for v, suite in offered.get(name, [])) or "nothing"
+            raise ValueError(f"DOCKER_VERSION {version}: the package sources offer {name} {have}")
+        out.append(f"{name}={match}")
+    return out
 
 _MIRROR_HOST = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?)(:(\d*))?$")
 
@@ -109,7 +152,6 @@ def tcp_dropin(exec_start_line: str, listen: str) -> str:
             f"ExecStart={exec_start_line} -H {listen}\n")
 
 
-# --- what the docker.* tasks run to prove a change took ------------------------------------
+# --- what docker.mirrors runs to prove its change took (SERVER_VERSION_CMD, above, for install)
 
-SERVER_VERSION_CMD = "docker version --format '{{.Server.Version}}'"  # the engine answers (docker.install)
 MIRRORS_CMD = "docker info --format '{{json .RegistryConfig.Mirrors}}'"  # the mirrors it runs with (docker.mirrors)

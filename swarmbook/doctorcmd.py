@@ -26,7 +26,8 @@ def probe_facts(peers: list[str]) -> list[Fact]:
         f"timeout 3 bash -c {quote(f'</dev/tcp/{p}/{port}')} 2>/dev/null; echo {quote(p)} {port} $?"
         for p in peers for port in SWARM_TCP_PORTS)
     return [
-        Fact("engine", "docker version --format '{{.Server.Version}}'", lambda t, rc: t.strip() if rc == 0 else ""),
+        Fact("engine", "docker version --format '{{.Server.Version}} (API {{.Server.APIVersion}})'",
+             lambda t, rc: t.strip() if rc == 0 else ""),
         Fact("clock", "date +%s.%N", lambda t, rc: float(t.strip() or 0)),
         Fact("disk_mb", "df -Pm /var/lib/docker 2>/dev/null | awk 'NR==2{print $4}' || df -Pm / | awk 'NR==2{print $4}'",
              lambda t, rc: int(t.split()[0]) if t.split() else -1),
@@ -75,3 +76,37 @@ def verdicts(host: str, f: dict, *, sent: float, received: float, engines: set[s
                             " (udp 7946/4789 not testable without a listener)"))
     return checks
 
+
+
+def _major(engine: str) -> int | None:
+    head = engine.split(".", 1)[0]
+    return int(head) if head.isdigit() else None
+
+
+def _api(engine: str) -> str:
+    return engine.rsplit("(API ", 1)[1].rstrip(")") if "(API " in engine else "?"
+
+
+def engine_skew(engines: dict[str, str], managers: set[str]) -> Check | None:
+    """A cluster-wide warning when the nodes' engines are of different major versions.
+
+    ``engines``: host -> "28.5.2 (API 1.51)" as the probe reads it. Swarm mixes versions only
+    for the length of a rolling upgrade: the managers' raft and the scheduler speak the oldest
+    manager's API, so newer service options are refused or dropped, and Docker supports at
+    most one major version between managers and workers (managers first, one at a time).
+    """
+    majors = {h: _major(e) for h, e in engines.items() if _major(e) is not None}
+    if len(set(majors.values())) < 2:
+        return None
+    listed = "; ".join(f"{h} {engines[h]}{' manager' if h in managers else ''}" for h in sorted(majors))
+    mgr = [majors[h] for h in majors if h in managers]
+    wrk = [majors[h] for h in majors if h not in managers]
+    gap = ""
+    if mgr and wrk and (max(wrk) > min(mgr) or max(mgr) - min(wrk) > 1):
+        gap = (f"managers ({', '.join(sorted({engines[h] for h in majors if h in managers}))}) and workers "
+               "are more than one major apart or a worker is newer than a manager; ")
+    apis = sorted({_api(e) for e in engines.values()})
+    return Check("(cluster)", "engine skew", "warn",
+                 f"{listed}: {gap}API versions {', '.join(apis)}: services are scheduled with the oldest "
+                 "manager's API, so newer options are refused or dropped; finish the upgrade, managers "
+                 "first, one at a time")

@@ -179,3 +179,29 @@ def docker_info() -> Fact:
         except json.JSONDecodeError:
             return None
     return Fact("docker_info", f"{engine_get_cmd('/info')} || docker info --format '{{{{json .}}}}'", parse)
+
+
+def apt_versions(packages: list[str]) -> Fact:
+    """{package: [(version, suite), ...]} the host's apt sources offer, best first
+    (``apt-cache madison``; {} where there is no apt or the lists know none of them)."""
+    return Fact("apt_versions", join(["apt-cache", "madison", *packages]), parse_apt_versions)
+
+
+def parse_apt_versions(text: str, rc: int = 0) -> dict[str, list[tuple[str, str]]]:
+    """``apt-cache madison`` lines: ``docker.io | 26.1.5+dfsg1-9+b9 | http://deb.debian.org/debian
+    trixie/main amd64 Packages`` (source-package lines, ``... Sources``, are left out)."""
+    out: dict[str, list[tuple[str, str]]] = {}
+    for line in text.splitlines():
+        cols = [c.strip() for c in line.split("|")]
+        if len(cols) != 3 or not cols[2].endswith("Packages"):
+            continue
+        where = cols[2].split()
+        suite = where[1].split("/")[0] if len(where) > 1 else ""
+        versions = out.setdefault(cols[0], [])
+        if (cols[1], suite) not in versions:
+            versions.append((cols[1], suite))
+    return out
+
+
+ENGINE_VERSION = Fact("engine_version", "dockerd --version",
+                      lambda t, rc: t.split(",")[0].replace("Docker version", "").strip() if rc == 0 else None)

@@ -27,6 +27,15 @@ def install(family: str, packages: list[str]) -> str:
     raise StepFailed(f"unsupported OS family {family!r}")
 
 
+def refresh_cmd(family: str) -> str:
+    """Refresh what the package sources offer (apt's lists; yum reads its metadata itself)."""
+    if family == "debian":
+        return f"export {DEBIAN_ENV}; apt-get update -q"
+    if family == "rhel":
+        return "yum makecache -q"
+    raise StepFailed(f"unsupported OS family {family!r}")
+
+
 def remove(family: str, packages: list[str]) -> str:
     if family == "debian":
         return f"export {DEBIAN_ENV}; " + join(["apt-get", "remove", "-y", "-q", *packages])

@@ -22,26 +22,33 @@ D = lazy("swarmbook.dockercmd")
 F = lazy("swarmbook.facts")
 files = lazy("swarmbook.files")
 ops = lazy("swarmbook.ops")
+oscmd = lazy("swarmbook.oscmd")
 tls = lazy("swarmbook.tls")
 config = lazy("swarmbook.config")
 
 
-def _check_method(settings, method=None):
+def _check_install(settings, method=None, version=None):
     method = settings.get("DOCKER_INSTALL_METHOD", method)
     if method not in D.METHODS:
         refuse(f"--method {method!r} is not one of {', '.join(D.METHODS)}")
+    version = settings.get("DOCKER_VERSION", version)
+    if version and D.bad_version(version):
+        refuse(D.bad_version(version))
 
 
-@host_task(group="all", validate=_check_method, help={
+@host_task(group="all", validate=_check_install, help={
     "method": "script (get.docker.com, the runbook's way) or distro (OS packages); "
               "default DOCKER_INSTALL_METHOD",
+    "version": "engine version to install, a prefix such as 28.5 or 26.1.5 (default DOCKER_VERSION; "
+               "empty: what the package source offers first). A host that has Docker keeps it.",
 })
-def install(h: Host, method=None):
-    """Install curl and Docker and start it (no-op when present); add the SSH user to the docker group."""
+def install(h: Host, method=None, version=None):
+    """Install curl and Docker (engine and CLI) and start it (no-op when present); add the SSH user to the docker group."""
     method = h.settings.get("DOCKER_INSTALL_METHOD", method)
+    version = h.settings.get("DOCKER_VERSION", version)
     user = h.spec.user
-    f = h.probe(F.OS_RELEASE, F.command_exists("dockerd"), F.command_exists("curl"), F.unit_state("docker"),
-                F.user_groups(user))
+    f = h.probe(F.OS_RELEASE, F.command_exists("dockerd"), F.command_exists("docker"), F.command_exists("curl"),
+                F.unit_state("docker"), F.user_groups(user), *([F.ENGINE_VERSION] if version else []))
     family = F.os_family(f["os"])
     installed_now = False
     if f["has:curl"]:  # get.docker.com is fetched with it; later tasks read the engine API with it
@@ -50,23 +57,51 @@ def install(h: Host, method=None):
         h.fail("curl", "curl is missing and the OS family is unknown: install curl first")
     else:
         ops.ensure_packages(h, family, ["curl"], installed=set())
-    if f["has:dockerd"]:
-        h.ok("docker installed")
+    if f["has:dockerd"] and f["has:docker"]:
+        engine = f.get("engine_version")
+        if version and engine and not D.version_matches(engine, version):
+            h.note(f"engine {engine} is installed, not DOCKER_VERSION {version}: docker.install does not "
+                   "replace an engine", level="warning")
+        h.ok("docker installed", f"engine {engine}" if engine else "")
     elif method == "script":
-        h.change("install docker (get.docker.com)", D.GET_DOCKER, timeout=1800)
+        h.change("install docker (get.docker.com)", D.get_docker_cmd(version), timeout=1800)
         installed_now = True
     else:
-        if family not in D.DISTRO_PACKAGES:
-            h.fail("install docker", f"no distro packages known for {f['os'].get('ID', '?')}; use --method script")
-        installed_now = ops.ensure_packages(h, family, D.DISTRO_PACKAGES[family], installed=set())
+        installed_now = _install_distro(h, family, f["os"], version, cli_only=f["has:dockerd"])
     unit = f["unit:docker"]
     docker_changed = ops.ensure_service(h, "docker", active=unit["active"] and not installed_now,
                                         enabled=unit["enabled"] and not installed_now) or installed_now
     if user != "root":
         docker_changed |= ops.ensure_in_group(h, user, "docker", groups=f[f"groups:{user}"])
     if docker_changed and not h.check:  # (curl alone does not need it)
-        version = h.run(D.SERVER_VERSION_CMD, step="verify docker").stdout.strip()
-        h.ok("docker answers", f"engine {version}")
+        engine = h.run(D.SERVER_VERSION_CMD, step="verify docker").stdout.strip()
+        if version and not D.version_matches(engine, version):
+            h.fail("verify docker", f"engine {engine} answers, not DOCKER_VERSION {version}")
+        h.ok("docker answers", f"engine {engine}")
+
+
+def _install_distro(h: Host, family: str, os_release: dict, version: str, *, cli_only: bool) -> bool:
+    """The OS's engine packages (the docker CLI alone where dockerd is there already)."""
+    if family not in D.DISTRO_PACKAGES:
+        h.fail("install docker", f"no distro packages known for {os_release.get('ID', '?')}; use --method script")
+    if family != "debian":
+        if version:
+            h.fail("install docker", "DOCKER_VERSION with --method distro needs apt (Debian/Ubuntu); "
+                                     "use --method script (get.docker.com --version)")
+        return ops.ensure_packages(h, family, D.DISTRO_PACKAGES[family], installed=set())
+    wanted = ["docker.io", D.DEBIAN_CLI]
+    offered = h.probe(F.apt_versions(wanted))["apt_versions"]
+    if not offered.get("docker.io"):  # lists missing or stale: apt learns what its sources offer
+        h.change("package lists", oscmd.refresh_cmd(family), reason="apt knows no docker.io yet")
+        if h.check:
+            h.ok("install docker", "would install docker.io (and docker-cli where offered)")
+            return True
+        offered = h.probe(F.apt_versions(wanted))["apt_versions"]
+    try:
+        packages = D.engine_packages(offered, version, cli_only=cli_only)
+    except ValueError as exc:
+        h.fail("install docker", str(exc))
+    return ops.ensure_packages(h, family, packages, installed=set())
 
 
 def _wanted_mirrors(settings, mirrors=None) -> list[str]:

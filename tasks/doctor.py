@@ -39,7 +39,11 @@ def doctor(run: Run, specs: list[HostSpec]):
     for host, (f, sent, received) in found.items():
         checks += D.verdicts(host, f, sent=sent, received=received, engines=engines,
                              subnet=run.settings["NETWORK_SUBNET"], swarm_active=swarm_active)
-    managers = len(run.settings.group("managers"))
+    manager_hosts = {s.host for s in run.settings.group("managers")}
+    skew = D.engine_skew({host: f["engine"] for host, (f, _, _) in found.items() if f["engine"]}, manager_hosts)
+    if skew:
+        checks.append(skew)
+    managers = len(manager_hosts)
     if managers == 0 or managers % 2 == 0:
         checks.append(D.Check("(cluster)", "managers", "warn",
                               f"{managers} managers: use an odd number (1, 3, 5) for a quorum"))

@@ -16,17 +16,27 @@ def _lab():
     return lab
 
 
+ENGINE_HELP = (
+    "Docker engine the hosts offer to docker.install: 20.10 (Debian 12 hosts), 26.1 (Debian 13), "
+    "28.5 (Debian 13 hosts whose apt has sid's engine, pinned); one for every host or a comma list, "
+    "one per host, for a mixed cluster. Default: $SWARMBOOK_LAB_ENGINE (same forms), else each "
+    "existing host keeps its own and new hosts get 28.5. The Debian release follows from the engine (there is no --os: "
+    "each engine has one release here), and a host made for another engine is recreated."
+)
+
+
 @task(auto_shortflags=False,  # -h stays --help
-      help={"hosts": "number of lab hosts to run (h1 manager, the rest workers; default 3)"})
-def up(c, hosts=3):
+      help={"hosts": "number of lab hosts to run (h1 manager, the rest workers; default 3)",
+            "engine": ENGINE_HELP})
+def up(c, hosts=3, engine=None):
     """Create the lab hosts, registry and .lab/hosts.env (idempotent)."""
     lab = _lab()
     try:
-        info = lab.up(hosts=int(hosts))
+        info = lab.up(hosts=int(hosts), engine=engine)
     except lab.LabError as e:
         raise Exit(f"lab.up: {e}", code=1) from None
     for h in info.hosts:
-        print(f"{h.hostname:4} {h.addr:15} {h.name}")
+        print(f"{h.hostname:4} {h.addr:15} {h.name}  (engine {h.engine})")
     print(f"registry  {info.registry} (mirror :5001), CA {info.ca}")
     print(f"hosts.env {info.hosts_env}")
     print("changed: " + ("; ".join(info.changed) if info.changed else "nothing"))
@@ -49,7 +59,8 @@ def status(c, as_json=False):
         print(f"registry  :{port} {'up' if r['up'] else 'down'}")
     for h in st["hosts"]:
         print(f"{h['hostname']:4} {h['addr']:15} container={h['container']} "
-              f"systemd={h['systemd']} sshd={h['sshd']}")
+              f"systemd={h['systemd']} sshd={h['sshd']} release={h['release']} "
+              f"engine={h['engine']} (lab offers {h['engine_wanted']})")
     if not st["hosts"]:
         print("hosts     none")
         return

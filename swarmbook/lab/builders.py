@@ -13,7 +13,11 @@ HOST_PACKAGES = (
     "procps", "iptables", "iputils-ping", "sudo", "gnupg", "kmod",
 )
 MIRROR = "http://deb.debian.org/debian"
-SUITE = "bookworm"
+SUITE = "bookworm"  # the seed and platform images' release; hosts have their engine's (layout.ENGINES)
+# sid's Release file is past its Valid-Until date on Debian's registry (LAB-FACTS): apt needs this
+SID_SOURCE = f"deb [check-valid-until=no] {MIRROR} sid main\n"
+SID_LIST = "/etc/apt/sources.list.d/swarmbook-lab-sid.list"
+SID_PIN = "/etc/apt/preferences.d/swarmbook-lab-sid"
 
 
 # -- docker -------------------------------------------------------------------------------
@@ -41,13 +45,18 @@ def host_create_argv(h: LabHost, host_data: Path, state: Path,
 
     ``--privileged`` is refused on this kernel (no CAP_SYS_RESOURCE in the bounding set),
     so every other capability, all devices and the host cgroup tree are granted instead.
+    ``systempaths=unconfined`` leaves /proc/sys writable, as on a real host: Docker 26 and
+    newer write each container's ``disable_ipv6`` and refuse to start a container with a
+    network when they cannot (measured, LAB-FACTS). The sysctls a host writes there are its
+    own network namespace's; systemd-sysctl is masked so a boot never sets machine-wide ones.
     """
     return [
         "docker", "create",
         "--name", h.name, "--hostname", h.hostname,
-        *labels_argv(state),
+        *labels_argv(state), "--label", f"{layout.ENGINE_LABEL}={h.engine}",
         "--cap-add", "ALL", "--cap-drop", "SYS_RESOURCE",
         "--security-opt", "seccomp=unconfined", "--security-opt", "apparmor=unconfined",
+        "--security-opt", "systempaths=unconfined",
         "--device-cgroup-rule", "a *:* rwm", "--cgroupns=host",
         "-v", "/sys/fs/cgroup:/sys/fs/cgroup:rw",
         "-v", f"{host_data / 'docker'}:/var/lib/docker",
@@ -214,19 +223,48 @@ def sign_argv(csr: Path, ca: Path, ca_key: Path, ext: Path, out: Path,
 
 # -- images -------------------------------------------------------------------------------
 
-def debootstrap_argv(target: Path, include: tuple[str, ...] = HOST_PACKAGES) -> list[str]:
+def debootstrap_argv(target: Path, include: tuple[str, ...] = HOST_PACKAGES,
+                     release: str = SUITE) -> list[str]:
     argv = ["debootstrap", "--variant=minbase"]
     if include:
         argv.append("--include=" + ",".join(include))
-    return argv + [SUITE, str(target), MIRROR]
+    return argv + [release, str(target), MIRROR]
 
 
-def sources_list_text() -> str:
+def sources_list_text(release: str = SUITE) -> str:
     return (
-        f"deb {MIRROR} {SUITE} main\n"
-        f"deb {MIRROR} {SUITE}-updates main\n"
-        f"deb http://deb.debian.org/debian-security {SUITE}-security main\n"
+        f"deb {MIRROR} {release} main\n"
+        f"deb {MIRROR} {release}-updates main\n"
+        f"deb http://deb.debian.org/debian-security {release}-security main\n"
     )
+
+
+def engine_packages(release: str) -> tuple[str, ...]:
+    """What `apt-get install` of Docker takes on ``release``: trixie moved the CLI out of
+    docker.io into docker-cli (only a Recommends of docker.io there)."""
+    return ("docker.io",) if release == "bookworm" else ("docker.io", "docker-cli")
+
+
+def sid_pin_text(packages: list[str]) -> str:
+    """apt preferences of a 28.5 host: sid's engine ``packages`` win over the release's (like
+    Docker's own repository would), everything else of sid only on request."""
+    return (f"Package: {' '.join(sorted(packages))}\nPin: release n=sid\nPin-Priority: 600\n\n"
+            "Package: *\nPin: release n=sid\nPin-Priority: 100\n")
+
+
+def sid_engine_set(simulated: str) -> list[str]:
+    """Packages new to the host that `apt-get install -s --no-install-recommends docker.io/sid
+    docker-cli/sid` takes from sid (``Inst containerd (2.1.9+ds1-5 Debian:unstable [amd64])``).
+    An upgrade of an installed package (``Inst libc6 [2.41-12] (2.43-1 Debian:unstable ...)``)
+    is left out: pinned, sid's libc6 and systemd would follow at the next upgrade, and systemd
+    262 does not boot on this machine's cgroup v1 (LAB-FACTS)."""
+    out = []
+    for line in simulated.splitlines():
+        parts = line.split()
+        if (len(parts) >= 3 and parts[0] == "Inst" and not parts[2].startswith("[")
+                and "unstable" in line.split("(", 1)[-1]):
+            out.append(parts[1])
+    return sorted(set(out))
 
 
 SSHD_CONF = """\
@@ -258,7 +296,7 @@ MASKED_UNITS = (
     "systemd-remount-fs.service", "systemd-firstboot.service", "getty@tty1.service",
     "console-getty.service", "sys-kernel-config.mount", "sys-kernel-debug.mount",
     "sys-kernel-tracing.mount", "systemd-modules-load.service", "e2scrub_reap.service",
-    "apt-daily.timer", "apt-daily-upgrade.timer",
+    "apt-daily.timer", "apt-daily-upgrade.timer", "systemd-sysctl.service",
 )
 
 

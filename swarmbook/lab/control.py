@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import os
 import shutil
 import time
 from collections.abc import Iterator
@@ -38,15 +39,24 @@ def _machine_lock() -> Iterator[None]:
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
-def up(hosts: int = 3, state_dir: Path | None = None) -> LabInfo:
-    """Bring the lab to `hosts` running hosts plus the registry; only what is missing is made."""
+def up(hosts: int = 3, state_dir: Path | None = None, engine: str | None = None) -> LabInfo:
+    """Bring the lab to `hosts` running hosts plus the registry; only what is missing is made.
+
+    ``engine``: the Docker engine generation every host offers (layout.ENGINES, e.g. "28.5"),
+    or a comma list with one per host for a mixed cluster; None: $SWARMBOOK_LAB_ENGINE (the
+    same forms), else each existing host keeps its own and new hosts get the newest. A host made for another engine
+    is recreated (its nested Docker state is lost: that is what a new engine means here).
+    """
     layout.hosts(hosts)  # validate before taking the lock
+    wanted = layout.engines(engine if engine is not None else os.environ.get("SWARMBOOK_LAB_ENGINE"), hosts)
     with _machine_lock():
-        return _up(hosts, state_dir)
+        return _up(hosts, state_dir, wanted)
 
 
-def _up(hosts: int, state_dir: Path | None) -> LabInfo:
+def _up(hosts: int, state_dir: Path | None, wanted: list[layout.Engine] | None = None) -> LabInfo:
     hs = layout.hosts(hosts)
+    hs = ([layout.LabHost(h.name, h.hostname, h.addr, e.name) for h, e in zip(hs, wanted)]
+          if wanted else lab_hosts.engines_now(hs))
     t0 = time.monotonic()
     p = Paths(layout.state_dir(state_dir))
     sid = layout.state_id(p.state)
@@ -66,9 +76,9 @@ def _up(hosts: int, state_dir: Path | None) -> LabInfo:
     if creds.ensure_htpasswd(p, layout.REGISTRY_USER, password):
         changed.append("htpasswd")
     with image.build_lock():
-        host_image_built = image.ensure_host_image()
-    if host_image_built:
-        changed.append(f"image {layout.HOST_IMAGE}")
+        for release in sorted({layout.ENGINES[h.engine].release for h in hs}):
+            if image.ensure_host_image(release):
+                changed.append(f"image {layout.HOST_IMAGE_REPO}:{release}")
     changed += lab_hosts.clear_foreign(sid)
     changed += registry.stop_foreign(p)
     changed += lab_hosts.ensure_network(p.state)
@@ -126,7 +136,7 @@ def status(state_dir: Path | None = None) -> dict:
         out["registry"][port] = {"pid": pid, "up": answer in (200, 401)}
     if not docker_up:
         return out
-    out["image"] = image.image_exists(layout.HOST_IMAGE)
+    out["image"] = any(image.image_exists(f"{layout.HOST_IMAGE_REPO}:{r}") for r in layout.RELEASES)
     net = lab_hosts.network_info()
     if net:
         cfg = (net.get("IPAM", {}).get("Config") or [{}])[0]

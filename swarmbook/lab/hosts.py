@@ -101,18 +101,23 @@ def ensure_host(h: LabHost, p: Paths, host_data: Path, refresh: bool = False) ->
 
     refresh: the lab key or CA was made anew; put them into an existing host too.
     """
+    engine = layout.ENGINES[h.engine]
     info = container_info(h.name)
-    if info and info["Config"]["Image"] != layout.HOST_IMAGE:
-        info = None  # not ours to keep (clear_foreign already ran); recreate
+    done = []
+    if info and (info["Config"]["Image"] != engine.image or engine_of(info) != h.engine):
+        # another engine asked for (or not ours to keep: clear_foreign already ran): recreate
         sh.run(["docker", "rm", "-f", h.name])
+        done.append(f"{h.hostname} removed (was {engine_of(info) or info['Config']['Image']})")
+        info = None
     if info is None:
         shutil.rmtree(host_data, ignore_errors=True)  # no nested docker state from a previous life
         (host_data / "docker").mkdir(parents=True, exist_ok=True)
-        sh.run(builders.host_create_argv(h, host_data, p.state))
+        sh.run(builders.host_create_argv(h, host_data, p.state, engine.image))
         _inject(h.name, p)
         sh.run(["docker", "start", h.name])
-        return [f"{h.hostname} created"]
-    done = []
+        if engine.sid:
+            enable_sid(h.name)
+        return done + [f"{h.hostname} created ({_engine_text(engine)})"]
     if refresh:
         _inject(h.name, p)
         done.append(f"{h.hostname} given the new key/CA")
@@ -122,6 +127,32 @@ def ensure_host(h: LabHost, p: Paths, host_data: Path, refresh: bool = False) ->
     elif refresh:
         sh.run(["docker", "exec", h.name, "update-ca-certificates"])
     return done
+
+
+def engine_of(info: dict | None) -> str:
+    """The engine generation label of a lab host's inspect result ("" for hosts made before it)."""
+    return ((info or {}).get("Config", {}).get("Labels") or {}).get(layout.ENGINE_LABEL, "")
+
+
+def _engine_text(engine: layout.Engine) -> str:
+    return f"Debian {engine.release}, Docker {engine.name}" + (" from sid, pinned" if engine.sid else "")
+
+
+def enable_sid(name: str) -> None:
+    """A 28.5 host: sid's source and pin, kept in the image, into the host's apt configuration."""
+    from .image import SID_DIR
+
+    for src, dst in (("sid.list", builders.SID_LIST), ("sid.pref", builders.SID_PIN)):
+        sh.run(["docker", "exec", name, "cp", f"{SID_DIR}/{src}", dst])
+
+
+def engines_now(hs: list[LabHost]) -> list[LabHost]:
+    """``hs`` with each host's engine: the one its container was made for, else the default."""
+    out = []
+    for h in hs:
+        name = engine_of(container_info(h.name)) or layout.default_engine().name
+        out.append(LabHost(h.name, h.hostname, h.addr, name))
+    return out
 
 
 def _inject(name: str, p: Paths) -> None:
@@ -168,8 +199,14 @@ def host_state(h: LabHost) -> dict:
     info = container_info(h.name)
     st: dict = {"name": h.name, "hostname": h.hostname, "addr": h.addr,
                 "container": info["State"]["Status"] if info else "missing",
-                "systemd": None, "sshd": None}
+                "systemd": None, "sshd": None, "engine_wanted": engine_of(info) or None,
+                "release": None, "engine": None}
     if info and info["State"]["Running"]:
+        rel = sh.run(["docker", "exec", h.name, "sh", "-c", ". /etc/os-release; echo $VERSION_CODENAME"],
+                     check=False)
+        st["release"] = rel.stdout.strip() or None
+        ver = sh.run(["docker", "exec", h.name, "dockerd", "--version"], check=False)
+        st["engine"] = ver.stdout.split(",")[0].replace("Docker version ", "") if ver.returncode == 0 else "not installed"
         sysd = sh.run(["docker", "exec", h.name, "systemctl", "is-system-running"], check=False)
         st["systemd"] = sysd.stdout.strip() or sysd.stderr.strip()
         ssh = sh.run(["docker", "exec", h.name, "systemctl", "is-active", "ssh"], check=False)

@@ -21,7 +21,9 @@ REGISTRY_USER = "swarmbook"
 LABEL = "swarmbook.lab"  # every container/network the lab makes has LABEL=1
 STATE_LABEL = "swarmbook.lab.state"  # ... and the id of the state dir it belongs to
 DIR_LABEL = "swarmbook.lab.dir"  # ... and that state dir's path (for messages and cleanup)
-HOST_IMAGE = "swarmbook-lab-host:bookworm"
+ENGINE_LABEL = "swarmbook.lab.engine"  # ... and, on a host, the engine generation it was made for
+HOST_IMAGE_REPO = "swarmbook-lab-host"  # one image per Debian release: swarmbook-lab-host:<release>
+HOST_IMAGE = f"{HOST_IMAGE_REPO}:bookworm"
 MAX_HOSTS = 200
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -34,10 +36,59 @@ class LabError(Exception):
 
 
 @dataclass(frozen=True)
+class Engine:
+    """A Docker engine generation the lab offers, and the host it needs.
+
+    The lab never installs Docker itself (docker.install does): it makes hosts whose package
+    sources offer that engine, as a production host's sources would.
+    """
+
+    name: str  # "28.5"
+    release: str  # Debian release of the host image
+    sid: bool = False  # the host's apt also has sid, pinned so its engine packages win
+
+    @property
+    def image(self) -> str:
+        return f"{HOST_IMAGE_REPO}:{self.release}"
+
+
+ENGINES = {
+    "20.10": Engine("20.10", "bookworm"),  # Debian 12's docker.io 20.10.24
+    "26.1": Engine("26.1", "trixie"),  # Debian 13's docker.io 26.1.5
+    # sid's docker.io 28.5.2 on a trixie host: a sid host cannot boot on cgroup v1 (LAB-FACTS)
+    "28.5": Engine("28.5", "trixie", sid=True),
+}
+NEWEST = "28.5"
+RELEASES = tuple(sorted({e.release for e in ENGINES.values()}))
+
+
+def engines(spec: str | None, n: int) -> list[Engine] | None:
+    """Per-host engines from ``--engine``: one generation for all ``n`` hosts, or a comma list
+    of exactly ``n`` (a mixed cluster). None (no spec): keep what each host has."""
+    if spec is None or not str(spec).strip():
+        return None
+    names = [x.strip() for x in str(spec).split(",")]
+    bad = [x for x in names if x not in ENGINES]
+    if bad:
+        raise LabError(f"--engine {bad[0]!r} is not one of {', '.join(ENGINES)}")
+    if len(names) == 1:
+        names *= n
+    if len(names) != n:
+        raise LabError(f"--engine lists {len(names)} engines for {n} hosts: give one, or one per host")
+    return [ENGINES[x] for x in names]
+
+
+def default_engine() -> Engine:
+    """Engine of a new host when neither --engine nor $SWARMBOOK_LAB_ENGINE names one."""
+    return ENGINES[NEWEST]
+
+
+@dataclass(frozen=True)
 class LabHost:
     name: str  # container name, e.g. swarmbook-lab-h1
     hostname: str  # e.g. h1
     addr: str  # e.g. 172.29.100.11
+    engine: str = ""  # engine generation (ENGINES) this host was made for; "" when not known
 
 
 @dataclass

@@ -222,7 +222,7 @@ def repo_url() -> str:
 
 
 def _repo_recipe() -> str:
-    return _hash(runner_control(), RUNNER_POSTINST, _file("gitlab-runner"))
+    return _hash(runner_control(), RUNNER_POSTINST, _file("gitlab-runner"), layout.RELEASES, "pool/main")
 
 
 def ensure_runner_repo(p: Paths) -> list[str]:
@@ -249,7 +249,7 @@ def _make_repo(p: Paths, root: Path) -> None:
                 "swarmbook lab apt <lab@swarmbook.invalid>", "ed25519", "sign", "never"], env=genv)
     shutil.rmtree(root, ignore_errors=True)
     base = root / "runner/gitlab-runner"
-    pool = base / "debian/pool/bookworm/main/g/gitlab-runner"
+    pool = base / "debian/pool/main/g/gitlab-runner"  # one package, listed by every release's dist
     pool.mkdir(parents=True)
     with tempfile.TemporaryDirectory() as d:
         pkg = Path(d, "pkg")
@@ -266,18 +266,19 @@ def _make_repo(p: Paths, root: Path) -> None:
     rel = deb.relative_to(base / "debian")
     packages = (runner_control().rstrip("\n") + f"\nFilename: {rel}\nSize: {len(data)}\n"
                 f"SHA256: {hashlib.sha256(data).hexdigest()}\n\n")
-    dist = base / "debian/dists/bookworm"
-    for arch in ("amd64", "arm64"):
-        (dist / f"main/binary-{arch}").mkdir(parents=True)
-        (dist / f"main/binary-{arch}/Packages").write_text(packages)
-    sums = "".join(f" {hashlib.sha256(packages.encode()).hexdigest()} {len(packages.encode())} "
-                   f"main/binary-{arch}/Packages\n" for arch in ("amd64", "arm64"))
-    (dist / "Release").write_text("Origin: swarmbook lab\nLabel: gitlab-runner stand-in\nSuite: bookworm\n"
-                                  "Codename: bookworm\nArchitectures: amd64 arm64\nComponents: main\n"
-                                  f"Date: {time.strftime('%a, %d %b %Y %H:%M:%S UTC', time.gmtime())}\n"
-                                  f"SHA256:\n{sums}")
-    sh.run(["gpg", "--batch", "--yes", "--clearsign", "-o", str(dist / "InRelease"), str(dist / "Release")],
-           env=genv)
+    for codename in layout.RELEASES:  # the lab's host releases (bookworm, trixie)
+        dist = base / f"debian/dists/{codename}"
+        for arch in ("amd64", "arm64"):
+            (dist / f"main/binary-{arch}").mkdir(parents=True)
+            (dist / f"main/binary-{arch}/Packages").write_text(packages)
+        sums = "".join(f" {hashlib.sha256(packages.encode()).hexdigest()} {len(packages.encode())} "
+                       f"main/binary-{arch}/Packages\n" for arch in ("amd64", "arm64"))
+        (dist / "Release").write_text(f"Origin: swarmbook lab\nLabel: gitlab-runner stand-in\nSuite: {codename}\n"
+                                      f"Codename: {codename}\nArchitectures: amd64 arm64\nComponents: main\n"
+                                      f"Date: {time.strftime('%a, %d %b %Y %H:%M:%S UTC', time.gmtime())}\n"
+                                      f"SHA256:\n{sums}")
+        sh.run(["gpg", "--batch", "--yes", "--clearsign", "-o", str(dist / "InRelease"), str(dist / "Release")],
+               env=genv)
     key = sh.run(["gpg", "--batch", "--armor", "--export", "lab@swarmbook.invalid"], env=genv).stdout
     (base / "gpgkey").write_text(key)
     _stop_gpg_agent(p)  # gpg started one for the signing; the lab needs no daemon of it

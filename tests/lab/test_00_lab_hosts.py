@@ -102,13 +102,25 @@ def test_hosts_reach_each_other(lab, conns):
             assert run(c, f"getent hosts {b.hostname}").stdout.split()[0] == b.addr
 
 
-def test_docker_install_is_preseeded(lab, conns):
-    """docker.io is not installed, but its .debs and the apt lists are in the image."""
-    c = conns[lab.hosts[0].hostname]
-    assert not run(c, "command -v dockerd").ok
-    assert run(c, "ls /var/cache/apt/archives/docker.io_*.deb").ok
-    sim = run(c, "apt-get install -s -y docker.io")
-    assert sim.ok and "Inst docker.io" in sim.stdout
+def test_docker_install_is_preseeded_and_offers_each_hosts_engine(lab, conns):
+    """Docker is not installed, but the .debs and apt lists of the engine each host offers are in
+    the image: apt's candidate is that engine (28.5: sid's, pinned over trixie's 26.1)."""
+    from swarmbook.dockercmd import version_matches
+    from swarmbook.lab.layout import ENGINES
+
+    for h in lab.hosts:
+        c = conns[h.hostname]
+        engine = ENGINES[h.engine]
+        assert not run(c, "command -v dockerd").ok
+        assert run(c, "ls /var/cache/apt/archives/docker.io_*.deb").ok
+        assert f"VERSION_CODENAME={engine.release}" in run(c, "cat /etc/os-release").stdout
+        sim = run(c, "apt-get install -s -y --no-install-recommends docker.io" + (" docker-cli" if engine.release != "bookworm" else ""))
+        inst = [line.split()[2].lstrip("(") for line in sim.stdout.splitlines() if line.startswith("Inst docker.io ")]
+        assert sim.ok and inst and version_matches(inst[0], engine.name), (h, sim.stdout[-500:])
+        if engine.sid:  # only the engine's own packages come from sid, never libc6 or systemd
+            sid = [line.split()[1] for line in sim.stdout.splitlines()
+                   if line.startswith("Inst ") and "unstable" in line]
+            assert "docker.io" in sid and not {"libc6", "systemd", "perl-base"} & set(sid), sid
 
 
 def test_hosts_env_and_secret_files(lab):

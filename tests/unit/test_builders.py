@@ -215,3 +215,23 @@ def test_engine_api_facts_join_tokens_and_docker_info_fallback():
     assert S.TOKENS.parse("", 22) is None and S.TOKENS.parse("not json", 0) is None
     # where curl is missing the docker CLI answers the same JSON
     assert docker_info().command == f"{engine_get_cmd('/info')} || docker info --format '{{{{json .}}}}'"
+
+
+def test_engine_version_matching_and_apt_arguments():
+    from swarmbook import dockercmd as dc
+    from swarmbook.facts import parse_apt_versions
+
+    assert dc.version_matches("26.1.5+dfsg1-9+b9", "26.1") and dc.version_matches("5:28.5.2-1~debian.12~bookworm", "28.5")
+    assert not dc.version_matches("26.10.1", "26.1") and not dc.version_matches("20.10.24", "28")
+    assert dc.version_matches("28.5.2+dfsg4", "28.5.2+dfsg4")
+    offered = parse_apt_versions(
+        "   docker.io | 28.5.2+dfsg4 | http://deb.debian.org/debian sid/main amd64 Packages\n"
+        "   docker.io | 26.1.5+dfsg1-9+b9 | http://deb.debian.org/debian trixie/main amd64 Packages\n"
+        "   docker.io | 26.1.5+dfsg1-9 | http://deb.debian.org/debian trixie/main Sources\n"
+        "N: Unable to locate package docker-cli\n")
+    assert offered == {"docker.io": [("28.5.2+dfsg4", "sid"), ("26.1.5+dfsg1-9+b9", "trixie")]}
+    assert dc.engine_packages(offered) == ["docker.io"]  # no docker-cli offered (Debian 12)
+    assert dc.engine_packages(offered, "28.5") == ["docker.io=28.5.2+dfsg4"]
+    with pytest.raises(ValueError, match=r"offer docker.io 28.5.2\+dfsg4 \(sid\), 26.1.5\+dfsg1-9\+b9 \(trixie\)"):
+        dc.engine_packages(offered, "27")
+    assert dc.get_docker_cmd("28.5; id").endswith("--version '28.5; id'")  # quoted, never run

@@ -211,3 +211,18 @@ def test_sshd_restart_clears_the_start_rate_limit_first():
     for socket_activated in (False, True):
         cmd = sshdcmd.restart_cmd(socket_activated)
         assert cmd.index("reset-failed") < cmd.index("restart ")
+
+
+def test_doctor_engine_skew_says_what_it_risks():
+    from swarmbook.doctorcmd import engine_skew
+
+    same = {"h1": "28.5.2+dfsg4 (API 1.51)", "h2": "28.1.0 (API 1.49)"}
+    assert engine_skew(same, {"h1"}) is None
+    mixed = {"h1": "20.10.24+dfsg1 (API 1.41)", "h2": "26.1.5+dfsg1 (API 1.45)", "h3": "28.5.2+dfsg4 (API 1.51)"}
+    c = engine_skew(mixed, {"h1"})
+    assert c.level == "warn" and c.name == "engine skew" and c.host == "(cluster)"
+    assert "h1 20.10.24+dfsg1 (API 1.41) manager" in c.detail and "a worker is newer than a manager" in c.detail
+    assert "API versions 1.41, 1.45, 1.51" in c.detail and "managers first" in c.detail
+    upgraded_first = engine_skew({"h1": "28.5.2 (API 1.51)", "h2": "26.1.5 (API 1.45)"}, {"h1"})
+    assert "more than one major" in upgraded_first.detail  # 28 vs 26
+    assert "more than one major" not in engine_skew({"h1": "27.1.0 (API 1.46)", "h2": "26.1.5 (API 1.45)"}, {"h1"}).detail

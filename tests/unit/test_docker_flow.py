@@ -16,7 +16,8 @@ install = T.install.body.__wrapped__
 mirrors = T.mirrors.body.__wrapped__
 
 DEBIAN = ('ID=debian\n', 0)
-PRESENT = {"os": DEBIAN, "has:dockerd": ("/usr/sbin/dockerd", 0), "has:curl": ("/usr/bin/curl", 0),
+PRESENT = {"os": DEBIAN, "has:dockerd": ("/usr/sbin/dockerd", 0), "has:docker": ("/usr/bin/docker", 0),
+           "has:curl": ("/usr/bin/curl", 0),
            "unit:docker": ("ActiveState=active\nUnitFileState=enabled\n", 0), "groups:root": ("root", 0)}
 
 
@@ -33,16 +34,80 @@ def test_install_is_a_no_op_with_one_round_trip_when_docker_runs():
     assert run.reporter.counts()["h1"]["changed"] == 0
 
 
+BOOKWORM_APT = ("   docker.io | 20.10.24+dfsg1-1+deb12u1 | http://deb.debian.org/debian bookworm/main amd64 Packages\n"
+                "   docker.io | 20.10.24+dfsg1-1+deb12u1 | http://deb.debian.org/debian bookworm/main Sources\n", 0)
+# a Debian 13 host whose apt also has sid, pinned (the lab's 28.5 hosts): recorded `apt-cache madison` shape
+TRIXIE_SID_APT = ("   docker.io | 28.5.2+dfsg4 | http://deb.debian.org/debian sid/main amd64 Packages\n"
+                  "   docker.io | 26.1.5+dfsg1-9+b9 | http://deb.debian.org/debian trixie/main amd64 Packages\n"
+                  "  docker-cli | 28.5.2+dfsg3 | http://deb.debian.org/debian sid/main amd64 Packages\n"
+                  "  docker-cli | 26.1.5+dfsg1-9+b9 | http://deb.debian.org/debian trixie/main amd64 Packages\n", 0)
+FRESH = {**PRESENT, "has:dockerd": ("", 1), "has:docker": ("", 1),
+         "unit:docker": ("ActiveState=inactive\nUnitFileState=\n", 0), "engine_version": ("", 127)}
+
+
 def test_install_distro_installs_starts_and_verifies():
-    pool = FakePool({**PRESENT, "has:dockerd": ("", 1),
-                     "unit:docker": ("ActiveState=inactive\nUnitFileState=\n", 0)},
+    pool = FakePool({**FRESH, "apt_versions": BOOKWORM_APT},
                     {r"apt-get install": Result("", "", 0), r"systemctl .*enable --now docker": Result("", "", 0),
                      r"docker version": Result("20.10.24\n", "", 0)})
     run, out = run_body(pool, install, method="distro")
     ch = pool.changes()
-    assert "apt-get install -y -q --no-install-recommends docker.io" in ch[0]
+    assert "apt-get install -y -q --no-install-recommends docker.io ||" in ch[0]
     assert "systemctl enable --now docker" in ch[1]
     assert "engine 20.10.24" in out and run.failed() == []
+
+
+def _installs(pool):
+    return [c for c in pool.changes() if "apt-get install" in c]
+
+
+def test_install_takes_the_cli_too_where_the_release_splits_it_out():
+    """Debian 13's docker.io only recommends docker-cli: without it there is no `docker`."""
+    ok = {r"apt-get install": Result("", "", 0), r"systemctl .*enable --now docker": Result("", "", 0),
+          r"docker version": Result("26.1.5\n", "", 0)}
+    pool = FakePool({**FRESH, "apt_versions": TRIXIE_SID_APT}, ok)
+    run, out = run_body(pool, install, method="distro")
+    assert "--no-install-recommends docker.io docker-cli ||" in _installs(pool)[0] and run.failed() == []
+    # an earlier install left dockerd without the CLI: only the CLI is added, not reported as installed
+    pool = FakePool({**PRESENT, "has:docker": ("", 1), "apt_versions": TRIXIE_SID_APT},
+                    {r"apt-get install": Result("", "", 0), r"systemctl .*enable --now docker": Result("", "", 0),
+                     r"docker version": Result("26.1.5\n", "", 0)})
+    run, out = run_body(pool, install, method="distro")
+    (cmd,) = _installs(pool)
+    assert "--no-install-recommends docker-cli ||" in cmd and "docker.io" not in cmd
+    assert "docker installed" not in out and run.failed() == []
+
+
+def test_install_version_picks_the_matching_packages_the_sources_offer():
+    ok = {r"apt-get install": Result("", "", 0), r"systemctl .*enable --now docker": Result("", "", 0)}
+    pool = FakePool({**FRESH, "apt_versions": TRIXIE_SID_APT}, {**ok, r"docker version": Result("26.1.5\n", "", 0)})
+    run, out = run_body(pool, install, method="distro", version="26.1")
+    assert "docker.io=26.1.5+dfsg1-9+b9 docker-cli=26.1.5+dfsg1-9+b9 ||" in _installs(pool)[0]
+    assert run.failed() == [] and "engine 26.1.5" in out
+    # the engine that answers is not the one asked for (a pin elsewhere won): failed, says both
+    pool = FakePool({**FRESH, "apt_versions": TRIXIE_SID_APT}, {**ok, r"docker version": Result("28.5.2\n", "", 0)})
+    run, out = run_body(pool, install, method="distro", version="26.1")
+    assert run.failed() == ["h1"] and "engine 28.5.2 answers, not DOCKER_VERSION 26.1" in out
+
+
+def test_install_version_the_sources_do_not_offer_fails_naming_what_they_offer():
+    pool = FakePool({**FRESH, "apt_versions": BOOKWORM_APT})
+    run, out = run_body(pool, install, method="distro", version="28.5")
+    assert _installs(pool) == [] and run.failed() == ["h1"]
+    assert "DOCKER_VERSION 28.5: the package sources offer docker.io 20.10.24+dfsg1-1+deb12u1 (bookworm)" in out
+
+
+def test_install_script_passes_the_version_to_get_docker():
+    pool = FakePool(FRESH, {r"get-docker.sh": Result("", "", 0), r"systemctl": Result("", "", 0),
+                            r"docker version": Result("28.5.2\n", "", 0)})
+    run, out = run_body(pool, install, method="script", version="28.5")
+    assert pool.changes()[0].endswith("sh /tmp/get-docker.sh --version 28.5") and run.failed() == []
+
+
+def test_install_keeps_an_installed_engine_of_another_version_and_says_so():
+    pool = FakePool({**PRESENT, "engine_version": ("Docker version 20.10.24+dfsg1, build 297e128\n", 0)})
+    run, out = run_body(pool, install, method="distro", version="28.5")
+    assert pool.changes() == [] and run.failed() == []
+    assert "engine 20.10.24+dfsg1 is installed, not DOCKER_VERSION 28.5" in out
 
 
 def test_install_adds_non_root_user_to_docker_group_then_reconnects():
@@ -85,9 +150,14 @@ def test_install_check_mode_sends_no_change():
     assert "would change" in out and "get.docker.com" in out
 
 
-def test_bad_method_is_refused_before_hosts():
+def test_bad_method_or_version_is_refused_before_hosts():
+    settings = make_run(FakePool())[0].settings
     with pytest.raises(ConfigError, match="--method 'pip'"):
-        T._check_method(make_run(FakePool())[0].settings, method="pip")
+        T._check_install(settings, method="pip")
+    for bad in ("28.5; reboot", "latest", "-1", "28.5 ", "x" * 80):
+        with pytest.raises(ConfigError, match="DOCKER_VERSION .* is not a version"):
+            T._check_install(settings, method="distro", version=bad)
+    T._check_install(settings, method="distro", version="28.5.2+dfsg4")
 
 
 def test_mirrors_merge_keeps_other_keys_and_restarts_once():

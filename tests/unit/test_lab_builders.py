@@ -185,3 +185,31 @@ def test_hosts_env_keeps_recorded_ssh_ports():
     new = "MANAGERS=172.29.100.11\nGITLAB=172.29.100.11\nWORKERS=172.29.100.12\nSSH_PORT=22\n"
     assert builders.carry_ports(old, new) == \
         "MANAGERS=172.29.100.11:2222\nGITLAB=172.29.100.11:2222\nWORKERS=172.29.100.12\nSSH_PORT=22\n"
+
+
+def test_sid_engine_set_takes_new_packages_from_sid_never_upgrades():
+    sim = ("NOTE: This is only a simulation!\n"
+           "Inst libc6 [2.41-12] (2.43-1 Debian:unstable [amd64])\n"
+           "Inst runc (1.3.6+ds1-1 Debian:unstable [amd64])\n"
+           "Inst containerd (2.1.9+ds1-5 Debian:unstable [amd64])\n"
+           "Inst tini-static (0.19.0-6+b2 Debian:13.2/stable [amd64])\n"
+           "Inst docker.io (28.5.2+dfsg4-5 Debian:unstable [amd64])\n"
+           "Conf docker.io (28.5.2+dfsg4-5 Debian:unstable [amd64])\n")
+    assert builders.sid_engine_set(sim) == ["containerd", "docker.io", "runc"]
+    pin = builders.sid_pin_text(["docker.io", "containerd"])
+    assert pin.startswith("Package: containerd docker.io\nPin: release n=sid\nPin-Priority: 600\n")
+    assert pin.endswith("Package: *\nPin: release n=sid\nPin-Priority: 100\n")
+
+
+def test_hosts_of_every_engine_get_a_writable_proc_sys_and_their_engine_label(tmp_path):
+    from swarmbook.lab.layout import ENGINES, LabHost, engines
+
+    h = LabHost("swarmbook-lab-h1", "h1", "172.29.100.11", "28.5")
+    argv = builders.host_create_argv(h, tmp_path, tmp_path, ENGINES["28.5"].image)
+    assert "systempaths=unconfined" in argv and f"{layout.ENGINE_LABEL}=28.5" in argv
+    assert argv[-2] == "swarmbook-lab-host:trixie"
+    assert [e.name for e in engines("20.10,26.1,28.5", 3)] == ["20.10", "26.1", "28.5"]
+    assert [e.release for e in engines("26.1", 2)] == ["trixie", "trixie"] and engines(None, 3) is None
+    for bad, msg in (("27.0", "not one of"), ("20.10,26.1", "2 engines for 3 hosts")):
+        with pytest.raises(layout.LabError, match=msg):
+            engines(bad, 3)
