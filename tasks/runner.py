@@ -77,7 +77,7 @@ def install(h: Host, role=None):
         if not h.check:
             now = N.parse_git_version(h.run(N.GIT_VERSION_CMD, step="git version").stdout)
             if not N.git_ok(now):
-                h.fail("git >= 2", f"still {now} after the upgrade")
+                h.fail("git >= 2", f"still {'.'.join(map(str, now)) if now else 'missing'} after the upgrade")
             h.ok("git", ".".join(map(str, now)))
     path, content = N.repo_file(family, s["RUNNER_REPO_URL"], f["os"])
     if family == "debian":

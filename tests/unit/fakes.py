@@ -140,6 +140,20 @@ class FakePool:
         return [c for c, _ in self.sent if "@@" not in c]
 
 
+class Clock:
+    """A clock that advances only when the engine sleeps (``make_run(..., clock=c, sleep=c.sleep)``):
+    a wait of minutes takes no time."""
+
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
 def make_run(pool: FakePool, env: str = "MANAGERS=h1\n", *, check: bool = False, task: str = "t.t",
              json_lines: bool = False, **run_kw):
     out = io.StringIO()
