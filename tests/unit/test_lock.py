@@ -161,3 +161,34 @@ def test_lock_commands_exact_text():
         "case \"$current\" in 'a b'*) gone=/run/swarmbook.lock.released.$$ && mv /run/swarmbook.lock \"$gone\" "
         "&& rm -rf \"$gone\";; *) echo \"held by $current\" >&2; exit 1;; esac; fi")
     assert lock.owner_fact().parse("", 1) is None
+
+
+# --- lock.status / lock.release tasks (scripted pool) ------------------------------------------
+
+def _lock_task(task, owner_answer, responses=None):
+    import tasks.lock as TL
+
+    from .fakes import FakePool, make_run
+
+    pool = FakePool({lock.owner_fact(): owner_answer}, responses or {})
+    run, out = make_run(pool, "MANAGERS=h1\n", task=f"lock.{task}")
+    getattr(TL, task).body.__wrapped__(run, run.settings.group("managers"))
+    return pool, run, out.getvalue()
+
+
+def test_lock_status_names_the_holder_or_says_free():
+    _, _, out = _lock_task("status", ("alice@laptop pid 7 task stack.deploy since t\n", 0))
+    assert "cluster lock: alice@laptop pid 7 task stack.deploy since t" in out
+    _, _, out = _lock_task("status", ("", 1))
+    assert "cluster lock: free" in out
+
+
+def test_lock_release_removes_only_the_lock_it_showed():
+    held = "alice@laptop pid 7 task stack.deploy since t"
+    pool, run, out = _lock_task("release", (held + "\n", 0), {r"^if \[ -d /run/swarmbook.lock \]": Result("", "", 0)})
+    assert pool.changes() == [lock.release_cmd(held)] and run.failed() == [] and f"was {held}" in out
+    pool, run, out = _lock_task("release", ("", 1))
+    assert pool.changes() == [] and "already free" in out
+    # someone took the lock between the look and the release: refused, the new holder keeps it
+    pool, run, out = _lock_task("release", (held + "\n", 0), {r"^if \[ -d": Result("", "held by bob@desk pid 9\n", 1)})
+    assert run.failed() == ["h1"] and "held by bob@desk pid 9" in out
