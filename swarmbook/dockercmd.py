@@ -119,7 +119,9 @@ def replace_engine_files(files: dict[str, str], unit: str = "docker") -> str:
     lines += [f"mv -f {quote(p)}.swarmbook.tmp {quote(p)}" for p in files]
     restore = "; ".join(f"if [ -f {quote(p)}.swarmbook.bak ]; then mv -f {quote(p)}.swarmbook.bak {quote(p)}; "
                         f"else rm -f {quote(p)}; fi" for p in files)
-    lines += [f"systemctl daemon-reload; if ! systemctl restart {u}; then",
+    # the start rate limit is cleared first, as oscmd.restart_cmd does: Docker 26+ starts in ~1 s,
+    # so a restart soon after others (a test's, a heal's) hits StartLimitBurst=3 (measured on 28.5)
+    lines += [f"systemctl daemon-reload; systemctl reset-failed {u} 2>/dev/null; if ! systemctl restart {u}; then",
               f"  {restore}",
               f"  systemctl daemon-reload; systemctl reset-failed {u} || true; systemctl restart {u} || true",
               "  echo 'docker did not start with the new configuration; the previous files are back' >&2; exit 4",

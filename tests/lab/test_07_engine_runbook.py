@@ -41,12 +41,12 @@ def test_bootstrap_all_converges_on_the_offered_engines_then_reports_zero_change
 
 def test_stack_update_after_a_new_push_rolls_and_serves_on_every_node(lab):
     leader = lab.hosts[0]
-    before = ssh(lab, leader, "docker service inspect demo_app --format '{{.Version.Index}}'").stdout.strip()
+    before = ssh(lab, leader, "docker service inspect demo_demo --format '{{.Version.Index}}'").stdout.strip()
     out = sb(lab, "image.build-push")
     assert out.rc == 0, out.stdout + out.stderr
     out = sb(lab, "stack.update", "demo")
     assert out.rc == 0, out.stdout + out.stderr
-    after = ssh(lab, leader, "docker service inspect demo_app --format '{{.Version.Index}}'").stdout.strip()
+    after = ssh(lab, leader, "docker service inspect demo_demo --format '{{.Version.Index}}'").stdout.strip()
     assert int(after) > int(before)
     for h in lab.hosts:
         assert "demo ok" in _http(h.addr), h

@@ -127,6 +127,8 @@ def test_daemon_json_script_validates_before_install_and_restores():
     s = dockercmd.replace_engine_files({dockercmd.DAEMON_JSON: "{}\n"})
     assert "dockerd --validate" in s and "mv -f /etc/docker/daemon.json.swarmbook.bak /etc/docker/daemon.json" in s
     assert s.index("--validate") < s.index("mv -f /etc/docker/daemon.json.swarmbook.tmp")
+    # Docker 26+ restarts in ~1 s: without this a fourth restart in a minute hits StartLimitBurst
+    assert s.index("systemctl reset-failed docker") < s.index("systemctl restart docker")
 
 
 def test_exec_start_and_tcp_dropin_keep_fd_socket():
