@@ -145,10 +145,22 @@ def exec_cmd(container: str, argv: list[str], *, stdin: bool = False) -> str:
     return join(["docker", "exec", *(["-i"] if stdin else []), container, *argv])
 
 
+def build_cmd(image: str, labels: dict[str, str]) -> str:
+    """``docker build`` of the context tar arriving on stdin, tagged ``image``, with ``labels``."""
+    argv = ["docker", "build", "-q"]
+    for key, value in labels.items():
+        argv += ["--label", f"{key}={value}"]
+    return join([*argv, "-t", image, "-"])
+
+
+def push_cmd(image: str) -> str:
+    return join(["docker", "push", image])
+
+
 def http_ok_cmd(url: str, timeout: int = 5) -> str:
     """curl that succeeds on a 2xx answer."""
     return join(["curl", "-fsS", "-o", "/dev/null", "-m", str(timeout), url])
 
 
-__all__ = ["Container", "env_file_text", "exec_cmd", "http_ok_cmd", "image_id_fact", "image_label_fact",
-           "network_fact", "plan", "quote", "state_fact", "states_fact"]
+__all__ = ["Container", "build_cmd", "env_file_text", "exec_cmd", "http_ok_cmd", "image_id_fact", "image_label_fact",
+           "network_fact", "plan", "push_cmd", "quote", "state_fact", "states_fact"]

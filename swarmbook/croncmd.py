@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 import shlex
 
+from .facts import Fact
 from .shell import join, quote
 
 CRON_D = "/etc/cron.d"
@@ -84,6 +85,15 @@ def cron_entry(name: str, schedule: str, script_path: str, log_path: str) -> str
     lock = f"/run/lock/swarmbook-cron-{name}.lock"
     return (f"# written by swarmbook cron.install {name}\nSHELL=/bin/sh\nPATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\n"
             f"{' '.join(schedule.split())} root flock -n {quote(lock)} {quote(script_path)} >> {quote(log_path)} 2>&1\n")
+
+
+# Whether cron runs (Debian names the unit cron, RHEL crond).
+SERVICE_FACT = Fact("cron", "systemctl is-active cron 2>/dev/null || systemctl is-active crond",
+                    lambda t, rc: "active" in t.split())
+
+
+def remove_cmd(path: str) -> str:
+    return join(["rm", "-f", path])
 
 
 def paths(cron_dir: str, name: str) -> dict[str, str]:

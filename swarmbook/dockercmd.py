@@ -156,3 +156,8 @@ def tcp_dropin(exec_start_line: str, listen: str, *, plain: bool = False) -> str
     explicitly (measured on 28.5.2: ~1 s and a deprecation notice; 20.10 takes the flag too)."""
     return ("# written by swarmbook docker.tcp\n[Service]\nExecStart=\n"
             f"ExecStart={exec_start_line} -H {listen}{' --tls=false' if plain else ''}\n")
+
+
+# --- what docker.mirrors runs to prove its change took (SERVER_VERSION_CMD, above, for install)
+
+MIRRORS_CMD = "docker info --format '{{json .RegistryConfig.Mirrors}}'"  # the mirrors it runs with (docker.mirrors)

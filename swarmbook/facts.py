@@ -102,6 +102,11 @@ def unit_state(unit: str) -> Fact:
                 parse_unit_state)
 
 
+def unit_file(unit: str, name: str | None = None) -> Fact:
+    """A unit's files as ``systemctl cat`` prints them (None when there is no such unit)."""
+    return Fact(name or f"unit file:{unit}", join(["systemctl", "cat", unit]), lambda t, rc: t if rc == 0 else None)
+
+
 def parse_unit_state(text: str, rc: int) -> dict[str, bool]:
     props = dict(line.split("=", 1) for line in text.splitlines() if "=" in line)
     return {"active": props.get("ActiveState") == "active",

@@ -21,6 +21,16 @@ def container(*, image: str, hostname: str, home: str, ports: tuple[str, ...]) -
                               f"{home}/data:/var/opt/gitlab"))
 
 
+def dirs_fact(home: str) -> Fact:
+    """True when every folder the container mounts exists under ``home``."""
+    return Fact("dirs", join(["test", "-d", f"{home}/config", "-a", "-d", f"{home}/logs", "-a", "-d", f"{home}/data"]),
+                lambda t, rc: rc == 0)
+
+
+def make_dirs_cmd(home: str) -> str:
+    return join(["mkdir", "-p", f"{home}/config", f"{home}/logs", f"{home}/data"])
+
+
 def host_port(ports: tuple[str, ...] | list[str], container_port: int) -> int | None:
     """Host port published for ``container_port`` (``[addr:]host:container[/proto]``)."""
     for p in ports:

@@ -8,7 +8,8 @@ import json
 import re
 import urllib.parse
 
-from .containercmd import Container
+from .containercmd import Container, http_ok_cmd
+from .facts import Fact
 from .shell import join, quote
 
 DB, KONG, DASHBOARD = "kong-database", "kong", "kong-dashboard"
@@ -137,6 +138,40 @@ def put_cmd(url: str) -> str:
     """PUT a JSON body read from stdin; body then status code."""
     return join(["curl", "-sS", "-m", "10", "-X", "PUT", "-H", "Content-Type: application/json",
                  "--data-binary", "@-", "-w", "\\n%{http_code}", url])
+
+
+def admin_get_fact(name: str, url: str) -> Fact:
+    """(status, JSON body) of a GET on the admin API; (0, None) when it does not answer."""
+    return Fact(name, get_cmd(url), lambda t, rc: split_response(t) if rc == 0 else (0, None))
+
+
+def admin_ok_fact(url: str) -> Fact:
+    """True when the admin API answers ``url`` with a 2xx."""
+    return Fact("admin_ok", http_ok_cmd(url), lambda t, rc: rc == 0)
+
+
+# --- dashboard ---------------------------------------------------------------------------
+
+def status_code_cmd(url: str, *extra: str) -> str:
+    """curl printing only the HTTP status of ``url``."""
+    return join(["curl", "-sS", "-o", "/dev/null", "-m", "5", "-w", "%{http_code}", *extra, url])
+
+
+def dashboard_code_fact(url: str) -> Fact:
+    """The dashboard's HTTP status without credentials (401 once its basic auth is on)."""
+    return Fact("dash_code", status_code_cmd(url), lambda t, rc: t.strip())
+
+
+def auth_status_cmd(url: str) -> str:
+    """:func:`status_code_cmd` with curl's config, holding the credentials, read from stdin."""
+    return status_code_cmd(url, "-K", "-")
+
+
+def curl_user_config(user: str, password: str) -> str:
+    """curl config (stdin of :func:`auth_status_cmd`) with ``user:password``; backslashes and
+    double quotes escaped, as curl unescapes them inside a quoted value."""
+    value = f"{user}:{password}".replace("\\", "\\\\").replace('"', '\\"')
+    return f'user = "{value}"\n'
 
 
 def split_response(text: str) -> tuple[int, dict | None]:

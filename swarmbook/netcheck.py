@@ -114,18 +114,3 @@ def parse_ingress_users(text: str) -> dict[str, list[dict[str, Any]]]:
         if hit:
             users[spec["Name"]] = [p for p in ports if (p["target"], p["protocol"]) in hit]
     return users
-
-
-def unpublish_argv(service: str, ports: list[dict[str, Any]]) -> list[str]:
-    argv = ["docker", "service", "update", "--detach=false", "--quiet"]
-    for target, proto in sorted({(p["target"], p["protocol"]) for p in ports}):
-        argv += ["--publish-rm", f"{target}/{proto}"]
-    return [*argv, service]
-
-
-def republish_argv(service: str, ports: list[dict[str, Any]]) -> list[str]:
-    argv = ["docker", "service", "update", "--detach=false", "--quiet"]
-    for p in ports:
-        spec = f"target={p['target']},protocol={p['protocol']},mode={p['mode']}"
-        argv += ["--publish-add", (f"published={p['published']}," if p["published"] else "") + spec]
-    return [*argv, service]

@@ -11,7 +11,7 @@ from typing import Any
 from . import facts as F
 from . import oscmd
 from .engine import Host
-from .shell import join, quote
+from .shell import quote
 
 
 def write_file_cmd(path: str, *, mode: str = "0644", owner: str = "root", group: str = "root",
@@ -76,7 +76,7 @@ def ensure_service(h: Host, unit: str, *, active: bool, enabled: bool, restart: 
     if active and enabled:
         h.ok(f"service {unit} running")
         return False
-    h.change(f"start {unit}", f"systemctl daemon-reload && systemctl enable --now {quote(unit)}",
+    h.change(f"start {unit}", oscmd.start_cmd(unit),
              reason=("not running" if not active else "not enabled"))
     return True
 
@@ -108,7 +108,7 @@ def ensure_in_group(h: Host, user: str, group: str, *, groups: set[str] | None) 
     if groups is not None and group in groups:
         h.ok(f"{user} in group {group}")
         return False
-    h.change(f"add {user} to group {group}", join(["usermod", "-aG", group, user]))
+    h.change(f"add {user} to group {group}", oscmd.add_to_group_cmd(user, group))
     if not h.check:
         h.reconnect()
     return True

@@ -17,6 +17,15 @@ def restart_cmd(unit: str, *, enable: bool = False) -> str:
             + (f"systemctl enable {u} && " if enable else "") + f"systemctl restart {u}; }}")
 
 
+def start_cmd(unit: str) -> str:
+    """Reload unit files, enable ``unit`` and start it (a no-op start when it runs already)."""
+    return f"systemctl daemon-reload && systemctl enable --now {quote(unit)}"
+
+
+def add_to_group_cmd(user: str, group: str) -> str:
+    return join(["usermod", "-aG", group, user])
+
+
 def install(family: str, packages: list[str]) -> str:
     """Install packages; on Debian refresh the package lists only when the first try fails."""
     if family == "debian":

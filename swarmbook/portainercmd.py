@@ -12,6 +12,7 @@ import re
 import tarfile
 from typing import Any
 
+from . import containercmd
 from .facts import Fact, engine_fact, engine_filters, engine_get_cmd
 from .shell import join
 
@@ -29,6 +30,20 @@ def create_argv(*, image: str, port: int, publish_mode: str) -> list[str]:
             "--constraint", f"node.labels.{LABEL} == true",
             "--mount", f"type=volume,src={VOLUME},dst=/data",
             "--mount", "type=bind,src=/var/run/docker.sock,dst=/var/run/docker.sock", image]
+
+
+def deploy_cmd(argv: list[str], spec: str, *, replace: bool) -> str:
+    """Create the service from ``argv`` with its spec label; first remove the one there when ``replace``."""
+    create = join(with_spec_label(argv, spec))
+    return f"{join(['docker', 'service', 'rm', SERVICE])} && {create}" if replace else create
+
+
+def label_add_cmd(node_id: str) -> str:
+    return join(["docker", "node", "update", "--label-add", f"{LABEL}=true", node_id])
+
+
+def label_rm_cmd(node_id: str) -> str:
+    return join(["docker", "node", "update", "--label-rm", LABEL, node_id])
 
 
 def spec_hash(argv: list[str]) -> str:
@@ -92,6 +107,17 @@ def running(text: str, rc: int = 0) -> bool:
         return rc == 0 and bool(json.loads(text or "[]"))
     except json.JSONDecodeError:
         return False
+
+
+def http_ok_cmd(port: int) -> str:
+    """Portainer answers on ``port`` of this node (a 2xx)."""
+    return containercmd.http_ok_cmd(f"http://127.0.0.1:{port}/", timeout=3)
+
+
+def ready_facts(port: int) -> list[Fact]:
+    """Task running on this node and HTTP answering: probed up front, so a converged node needs no waits."""
+    return [Fact("portainer_running", running_cmd(), running),
+            Fact("portainer_http", http_ok_cmd(port), lambda t, rc: rc == 0)]
 
 
 def scale_cmd(n: int) -> str:

@@ -92,6 +92,10 @@ def uses_registry(image: str, registry: str) -> bool:
     return image.startswith(registry + "/")
 
 
+def refresh_cmd(service: str, mark: str) -> str:
+    return join(refresh_argv(service, mark))
+
+
 def refresh_argv(service: str, mark: str) -> list[str]:
     return ["docker", "service", "update", "--detach=false", "--quiet", "--with-registry-auth",
             "--label-add", f"{AUTH_LABEL}={mark}", service]

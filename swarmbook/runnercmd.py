@@ -94,7 +94,10 @@ def parse_git_version(text: str, rc: int = 0) -> tuple[int, ...] | None:
     return tuple(int(x) for x in m.groups() if x is not None)
 
 
-GIT_VERSION = Fact("git", "git version", parse_git_version)
+GIT_VERSION_CMD = "git version"
+GIT_VERSION = Fact("git", GIT_VERSION_CMD, parse_git_version)
+KEYRING_FACT = Fact("keyring", join(["test", "-s", KEYRING]), lambda t, rc: rc == 0)  # the signing key is there
+VERSION_CMD = "gitlab-runner --version | head -1"  # proves the installed runner starts
 
 
 def git_fix_cmd(family: str, os_release: dict[str, str]) -> str:

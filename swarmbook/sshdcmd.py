@@ -42,6 +42,40 @@ def socket_dropin(ports: list[int]) -> str:
     return "[Socket]\nListenStream=\n" + "".join(f"ListenStream={p}\n" for p in ports)
 
 
+def write_socket_dropin_cmd(ports: list[int], path: str = SOCKET_DROPIN) -> str:
+    """Atomically replace the socket drop-in with one listening on ``ports`` (temp file in its
+    folder, then rename, as ops.write_file_cmd does; the content travels inline, since stdin
+    carries sshd_config)."""
+    f = quote(path)
+    return (f"mkdir -p \"$(dirname {f})\" && tmp=$(mktemp {f}.XXXXXX) && "
+            f"printf '%s' {quote(socket_dropin(ports))} > \"$tmp\" && chmod 0644 \"$tmp\" && mv -f \"$tmp\" {f}")
+
+
+def apply_cmd(ports: list[int], *, socket_activated: bool, selinux: bool, firewalld: bool, ufw: bool) -> str:
+    """Install sshd_config from stdin (checked by ``sshd -t``), let sshd listen on ``ports``
+    (socket drop-in, SELinux, firewall) and restart it once; stops at the first failure."""
+    steps = [install_config_cmd()]
+    if socket_activated:
+        steps.append(write_socket_dropin_cmd(ports))
+    steps += open_port_cmds(max(ports), selinux=selinux, firewalld=firewalld, ufw=ufw)
+    steps.append(restart_cmd(socket_activated))
+    return " && ".join(steps)
+
+
+def rollback_cmd(old_port: int, *, socket_activated: bool) -> str:
+    """Put the previous sshd_config (and a drop-in on ``old_port``) back and restart sshd;
+    each step runs even when one before it failed."""
+    steps = [restore_config_cmd()]
+    if socket_activated:
+        steps.append(write_socket_dropin_cmd([old_port]))
+    steps.append(restart_cmd(socket_activated))
+    return "; ".join(steps)
+
+
+# What a fresh login on the new port runs to prove it works.
+LOGIN_CHECK_CMD = "true"
+
+
 def install_config_cmd(path: str = CONFIG) -> str:
     """stdin -> temp file -> ``sshd -t`` -> keep a .bak -> atomic rename. Nothing changes if invalid."""
     f = quote(path)

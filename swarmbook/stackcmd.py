@@ -17,6 +17,7 @@ import yaml
 
 from .errors import ConfigError
 from .facts import Fact, engine_fact, engine_filters
+from .shell import join, quote
 
 
 def config_name(stack: str, content: str) -> str:
@@ -116,6 +117,33 @@ def published_ports(rendered: str) -> list[int]:
         for p in svc.get("ports") or []:
             out.append(int(p["published"]) if isinstance(p, dict) else int(str(p).split(":")[0]))
     return out
+
+
+# --- commands ------------------------------------------------------------------------------
+
+def config_create_cmd(config: str) -> str:
+    """Create swarm config ``config`` from stdin (the app's .env)."""
+    return join(["docker", "config", "create", config, "-"])
+
+
+def config_rm_cmd(config: str) -> str:
+    return join(["docker", "config", "rm", config])
+
+
+def deploy_cmd(stack_file: str, stack: str) -> str:
+    """Deploy (or update) ``stack`` from ``stack_file`` on the manager, with the registry login."""
+    return join(["docker", "stack", "deploy", "--with-registry-auth", "--prune", "-c", stack_file, stack])
+
+
+def tasks_state_cmd(stack: str) -> str:
+    """Up to five of the stack's tasks that should run: name, state, error (why it did not converge)."""
+    return (f"docker stack ps --no-trunc --filter desired-state=running --format "
+            f"'{{{{.Name}}}} {{{{.CurrentState}}}} {{{{.Error}}}}' {quote(stack)} | head -5")
+
+
+def http_answers_cmd(port: int) -> str:
+    """A published port answers HTTP on this node (curl fails on an error status)."""
+    return join(["curl", "-fsS", "-m", "5", f"http://127.0.0.1:{port}/"])
 
 
 NAMESPACE_LABEL = "com.docker.stack.namespace"

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .facts import ENGINE_SOCKET, Fact, engine_get_cmd
-from .shell import join
+from .shell import join, quote
 
 
 @dataclass(frozen=True)
@@ -84,6 +84,30 @@ def join_cmd() -> str:
 
 NODES = Fact("nodes", "docker node ls --format '{{json .}}'",
              lambda t, rc: [json.loads(x) for x in t.splitlines() if x.strip()] if rc == 0 else None)
+
+
+def promote_cmd(node_id: str) -> str:
+    return join(["docker", "node", "promote", node_id])
+
+
+def remove_node_cmd(node_id: str, *, demote: bool) -> str:
+    """Remove a node entry (a manager's is demoted first, whatever that says)."""
+    first = f"docker node demote {quote(node_id)} >/dev/null 2>&1; " if demote else ""
+    return f"{first}docker node rm --force {quote(node_id)}"
+
+
+def node_labels_cmd(node_id: str) -> str:
+    """The node's labels as a JSON object (``null`` when it has none)."""
+    return f"docker node inspect --format '{{{{json .Spec.Labels}}}}' {quote(node_id)}"
+
+
+def label_add_cmd(node_id: str, labels: dict[str, str]) -> str:
+    args = " ".join(f"--label-add {quote(f'{k}={v}')}" for k, v in labels.items())
+    return f"docker node update {args} {quote(node_id)}"
+
+
+# Every node's ID and address, one per line.
+NODE_ADDRS_CMD = "docker node ls -q | xargs docker node inspect --format '{{.ID}} {{.Status.Addr}}'"
 
 
 def node_ls_ids(nodes: list[dict[str, Any]] | None) -> set[str]:

@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING
 from invoke import Collection
 
 from swarmbook.lazy import lazy
-from swarmbook.shell import join
 from swarmbook.taskdef import cluster_task, refuse
 
 if TYPE_CHECKING:
@@ -72,9 +71,7 @@ def install(run: Run, specs: list[HostSpec], name=None, schedule=None, command=N
 
     def body(h: Host) -> None:
         f = h.probe(F.command_exists("docker"), F.command_exists("flock"),
-                    *(F.file_state(p[k], k) for k in ("script", "env", "entry")),
-                    F.Fact("cron", "systemctl is-active cron 2>/dev/null || systemctl is-active crond",
-                           lambda t, rc: "active" in t.split()))
+                    *(F.file_state(p[k], k) for k in ("script", "env", "entry")), K.SERVICE_FACT)
         if not f["has:docker"]:
             h.needs("cron", "docker is not installed (run docker.install first)")
         if not f["has:flock"]:
@@ -100,7 +97,7 @@ def remove(run: Run, specs: list[HostSpec], name=None):
             if f[k] is None:
                 h.ok(f"{k} {p[k]}", "absent")
             else:
-                h.change(f"remove {p[k]}", join(["rm", "-f", p[k]]))
+                h.change(f"remove {p[k]}", K.remove_cmd(p[k]))
 
     run.one(specs[0], body)
 

@@ -141,7 +141,7 @@ def mirrors(h: Host, mirrors=None):
     h.change("registry mirrors", D.replace_engine_files({D.DAEMON_JSON: new}),
              reason=f"{', '.join(wanted) or 'removed'}; docker restarted")
     if not h.check:
-        got = h.run("docker info --format '{{json .RegistryConfig.Mirrors}}'", step="verify mirrors").stdout
+        got = h.run(D.MIRRORS_CMD, step="verify mirrors").stdout
         missing = [m for m in wanted if m.rstrip("/") not in got]
         if missing:
             h.fail("verify mirrors", f"docker info does not list {', '.join(missing)}")
@@ -174,7 +174,7 @@ def tcp(h: Host, insecure=False, bind=None, port=None):
     port = int(port or (2375 if insecure else 2376))
     listen = f"tcp://{bind or '0.0.0.0'}:{port}"
     tls_dir = Path(h.settings["DOCKER_TLS_DIR"])
-    f = h.probe(F.Fact("unit", "systemctl cat docker.service", lambda t, rc: t if rc == 0 else None),
+    f = h.probe(F.unit_file("docker.service", "unit"),
                 F.file_state(D.DAEMON_JSON, "daemon"), F.file_state(D.TCP_DROPIN, "dropin"),
                 *[F.file_state(f"{D.TLS_DIR}/{n}", n) for n in ("ca.pem", "server-cert.pem", "server-key.pem")],
                 F.unit_stale("docker", [D.DAEMON_JSON, D.TCP_DROPIN]))

@@ -16,7 +16,6 @@ from invoke import Collection
 
 from swarmbook.errors import StepFailed
 from swarmbook.lazy import lazy
-from swarmbook.shell import join
 from swarmbook.taskdef import host_task, refuse, require
 
 if TYPE_CHECKING:
@@ -59,8 +58,7 @@ def up(h: Host, hostname=None, ports=None, timeout=None):
     ssh_port = G.host_port(wanted, 22)
     f = h.probe(F.command_exists("docker"), C.state_fact(G.CONTAINER),
                 *([G.listeners_fact(ssh_port)] if ssh_port else []),
-                F.Fact("dirs", join(["test", "-d", f"{home}/config", "-a", "-d", f"{home}/logs",
-                                     "-a", "-d", f"{home}/data"]), lambda t, rc: rc == 0))
+                G.dirs_fact(home))
     if not f["has:docker"]:
         h.needs("gitlab", "docker is not installed (run docker.install first)")
     if ssh_port and "sshd" in f[f"listen:{ssh_port}"]:
@@ -69,7 +67,7 @@ def up(h: Host, hostname=None, ports=None, timeout=None):
     if f["dirs"]:
         h.ok(f"folders under {home}")
     else:
-        h.change(f"folders under {home}", join(["mkdir", "-p", f"{home}/config", f"{home}/logs", f"{home}/data"]))
+        h.change(f"folders under {home}", G.make_dirs_cmd(home))
     changed = containers.ensure(h, c, f[f"container:{G.CONTAINER}"])
     if h.check:
         return

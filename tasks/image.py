@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING
 from invoke import Collection
 
 from swarmbook.lazy import lazy
-from swarmbook.shell import join
 from swarmbook.taskdef import cluster_task, refuse
 
 if TYPE_CHECKING:
@@ -71,12 +70,11 @@ def build_push(run: Run, specs: list[HostSpec], context=None, tag=None, rebuild=
             h.change(f"build {image}", None, reason="context changed" if label else "no such image here")
             return
         else:
-            h.run(join(["docker", "build", "-q", "--label", f"swarmbook.context={digest}", "-t", image, "-"]),
-                  stdin=data, timeout=1800, step="docker build")
+            h.run(C.build_cmd(image, {"swarmbook.context": digest}), stdin=data, timeout=1800, step="docker build")
             h.change(f"build {image}", None, reason=f"context {digest[:12]}")
         if h.check:
             return
-        out = h.run(join(["docker", "push", image]), timeout=1800, step="docker push").stdout
+        out = h.run(C.push_cmd(image), timeout=1800, step="docker push").stdout
         if "Pushed" in out:
             h.change(f"push {image}", None, reason="new layers pushed")
         else:

@@ -15,7 +15,6 @@ from invoke import Collection
 
 from swarmbook.errors import StepFailed
 from swarmbook.lazy import lazy
-from swarmbook.shell import join
 from swarmbook.taskdef import host_task, refuse
 
 if TYPE_CHECKING:
@@ -66,8 +65,7 @@ def bootstrap(h: Host, admin_bind=None, timeout=180):
     f = h.probe(F.command_exists("docker"), C.network_fact(net), C.states_fact([db.name, gw.name, dash.name]),
                 *(F.file_state(p, p) for p in (K.DB_ENV, K.KONG_ENV, K.DASH_ENV, K.MIGRATED)),
                 C.image_id_fact(gw.image),
-                F.Fact("admin_ok", C.http_ok_cmd(admin), lambda t, rc: rc == 0),
-                F.Fact("dash_code", _code_cmd(dash_url), lambda t, rc: t.strip()))
+                K.admin_ok_fact(admin), K.dashboard_code_fact(dash_url))
     if not f["has:docker"]:
         h.needs("kong", "docker is not installed (run docker.install first)")
     network = f[f"network:{net}"]
@@ -126,17 +124,12 @@ def _migrate(h: Host, image: str, net: str) -> int:
     return listed.rc
 
 
-def _code_cmd(url: str, *extra: str) -> str:
-    """curl printing only the HTTP status of ``url``."""
-    return join(["curl", "-sS", "-o", "/dev/null", "-m", "5", "-w", "%{http_code}", *extra, url])
-
-
 def _verify_dashboard(h: Host, url: str, user: str, timeout: int, *, ready: bool) -> None:
     if not ready:
-        h.wait("dashboard", lambda: h.try_run(_code_cmd(url)).stdout.strip() == "401", timeout=timeout, interval=2)
+        h.wait("dashboard", lambda: h.try_run(K.status_code_cmd(url)).stdout.strip() == "401", timeout=timeout,
+               interval=2)
     name, _, pw = user.partition("=")
-    auth = h.try_run(_code_cmd(url, "-K", "-"),
-                     stdin=f'user = "{name}:{pw}"\n')  # the password travels in curl's config on stdin
+    auth = h.try_run(K.auth_status_cmd(url), stdin=K.curl_user_config(name, pw))  # the password: on stdin
     if auth.stdout.strip() != "200":
         h.fail("dashboard basic auth", f"expected 200 with credentials, got {auth.stdout.strip() or auth.rc}")
     h.ok("dashboard basic auth", f"401 without, 200 with credentials on {url}")
@@ -165,8 +158,7 @@ def service(h: Host, name=None, url=None, paths=None, admin_bind=None):
     bind = _bind(h.settings, admin_bind)
     svc_url = K.admin_url(bind, f"/services/{name}")
     route_url = K.admin_url(bind, f"/services/{name}/routes/{name}")
-    f = h.probe(F.Fact("svc", K.get_cmd(svc_url), lambda t, rc: K.split_response(t) if rc == 0 else (0, None)),
-                F.Fact("route", K.get_cmd(route_url), lambda t, rc: K.split_response(t) if rc == 0 else (0, None)))
+    f = h.probe(K.admin_get_fact("svc", svc_url), K.admin_get_fact("route", route_url))
     for what in ("svc", "route"):
         if f[what][0] not in (200, 404):
             h.fail("kong admin API", f"no answer from {K.admin_url(bind)} (status {f[what][0]}; run kong.bootstrap)")

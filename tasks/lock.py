@@ -10,14 +10,13 @@ from typing import TYPE_CHECKING
 from invoke import Collection
 
 from swarmbook.lazy import lazy
-from swarmbook.shell import quote
 from swarmbook.taskdef import cluster_task
 
 if TYPE_CHECKING:
     from swarmbook.config import HostSpec
     from swarmbook.engine import Host, Run
 
-L = lazy("swarmbook.lock")
+lock = lazy("swarmbook.lock")
 
 
 def _first(run: Run, specs: list[HostSpec], body) -> None:
@@ -30,8 +29,8 @@ def _first(run: Run, specs: list[HostSpec], body) -> None:
 def status(run: Run, specs: list[HostSpec]):
     """Show who holds the cluster lock, if anyone."""
     def body(h: Host) -> None:
-        res = h.try_run(f"cat {quote(L.PATH)}/owner 2>/dev/null")
-        h.ok("cluster lock", res.stdout.strip() if res.rc == 0 else "free")
+        owner = h.probe(lock.owner_fact())["lock owner"]
+        h.ok("cluster lock", owner if owner is not None else "free")
     _first(run, specs, body)
 
 
@@ -39,11 +38,11 @@ def status(run: Run, specs: list[HostSpec]):
 def release(run: Run, specs: list[HostSpec]):
     """Clear the cluster lock left by a run that was killed (check with lock.status first)."""
     def body(h: Host) -> None:
-        res = h.try_run(f"cat {quote(L.PATH)}/owner 2>/dev/null")
-        if res.rc != 0:
+        owner = h.probe(lock.owner_fact())["lock owner"]
+        if owner is None:
             h.ok("cluster lock", "already free")
             return
-        h.change("release cluster lock", L.release_cmd(), reason=f"was {res.stdout.strip()}")
+        h.change("release cluster lock", lock.release_cmd(owner), reason=f"was {owner}")
     _first(run, specs, body)
 
 

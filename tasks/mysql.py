@@ -21,21 +21,7 @@ if TYPE_CHECKING:
 C = lazy("swarmbook.containercmd")
 containers = lazy("swarmbook.containers")
 F = lazy("swarmbook.facts")
-
-NAME = "mysql"
-ENV_FILE = "/etc/swarmbook/mysql.env"
-
-
-def container(s) -> C.Container:
-    """Like the runbook's command, but restart always instead of --rm (it comes back after a reboot)."""
-    return C.Container(name=NAME, image=s["MYSQL_IMAGE"], network=s["NETWORK_NAME"], env_file=ENV_FILE,
-                       volumes=(f"{s['MYSQL_DATA']}:/var/lib/mysql",), ports=(f"{s['MYSQL_PORT']}:3306",))
-
-
-def query_cmd(sql: str) -> str:
-    """Run ``sql`` as root inside the container; the password comes on stdin (MYSQL_PWD), not argv."""
-    return C.exec_cmd(NAME, ["sh", "-c", 'MYSQL_PWD="$(cat)" exec mysql -uroot -h127.0.0.1 -N -B -e "$0"', sql],
-                      stdin=True)
+mysqlcmd = lazy("swarmbook.mysqlcmd")
 
 
 def _validate(settings, timeout=180):
@@ -51,24 +37,24 @@ def _validate(settings, timeout=180):
 def up(run: Run, specs: list[HostSpec], timeout=180):
     """Run MySQL on the shared network, data in MYSQL_DATA, root password from MYSQL_ROOT_PASSWORD; query it."""
     s = run.settings
-    c = container(s)
+    c = mysqlcmd.container(s)
     pw = s["MYSQL_ROOT_PASSWORD"]
 
     def body(h: Host) -> None:
-        f = h.probe(F.command_exists("docker"), C.network_fact(c.network), C.state_fact(NAME),
-                    F.file_state(ENV_FILE, "env"))
+        f = h.probe(F.command_exists("docker"), C.network_fact(c.network), C.state_fact(mysqlcmd.NAME),
+                    F.file_state(mysqlcmd.ENV_FILE, "env"))
         if not f["has:docker"]:
             h.needs("mysql", "docker is not installed (run docker.install first)")
         if not f[f"network:{c.network}"]:
             h.needs("mysql", f"network {c.network} is missing (run net.create first)")
-        containers.ensure(h, c, f[f"container:{NAME}"], secrets={"MYSQL_ROOT_PASSWORD": pw.reveal()},
+        containers.ensure(h, c, f[f"container:{mysqlcmd.NAME}"], secrets={"MYSQL_ROOT_PASSWORD": pw.reveal()},
                           env_state=f["env"])
         if h.check:
             return
         result: dict = {}
 
         def answers() -> bool:
-            res = h.try_run(query_cmd("SELECT VERSION()"), stdin=pw.reveal() + "\n")
+            res = h.try_run(mysqlcmd.VERSION_QUERY, stdin=pw.reveal() + "\n")
             result["res"] = res
             return res.rc == 0
 

@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING
 from invoke import Collection
 
 from swarmbook.lazy import lazy
-from swarmbook.shell import join, quote
 from swarmbook.taskdef import cluster_task, refuse
 
 if TYPE_CHECKING:
@@ -21,6 +20,7 @@ if TYPE_CHECKING:
     from swarmbook.engine import Host, Run
 
 N = lazy("swarmbook.netcheck")
+netcmd = lazy("swarmbook.netcmd")
 
 
 def _survey(run: Run, specs: list[HostSpec]) -> tuple[Host | None, list[dict], dict[str, list[str]]]:
@@ -80,9 +80,8 @@ def create(run: Run, specs: list[HostSpec], name=None, subnet=None, encrypted=Tr
             f"network {name}", f"exists with {existing['subnets']} attachable={existing['attachable']} "
             f"encrypted={existing['encrypted']}; move services with net.migrate to a new network"))
         return
-    argv = ["docker", "network", "create", "--driver", "overlay", "--subnet", str(net), "--attachable"]
-    argv += ["--opt", "encrypted"] if encrypted else []
-    run.one(leader.spec, lambda h: h.change(f"network {name}", join([*argv, name]), reason=str(net)))
+    run.one(leader.spec, lambda h: h.change(f"network {name}", netcmd.create_cmd(name, str(net), encrypted=encrypted),
+                                            reason=str(net)))
 
 
 def _validate_ingress(settings, subnet=None, yes=False, force=False):
@@ -116,34 +115,23 @@ def recreate_ingress(run: Run, specs: list[HostSpec], subnet=None, yes=False, fo
             h.fail("ingress network", f"services publish through ingress: {', '.join(sorted(users))}; "
                                       "remove them, or rerun with --force to unpublish and republish their ports")
         name = ingress["name"] if ingress else "ingress"
-        steps = []
-        if ingress:
-            steps.append(f"echo y | docker network rm {quote(name)} >/dev/null")
-            steps.append(f"for i in $(seq 60); do docker network inspect {quote(name)} >/dev/null 2>&1 || break; sleep 1; done")
-        steps.append(join(["docker", "network", "create", "--driver", "overlay", "--ingress",
-                           "--subnet", str(net), name]))
         unpublished = {}
         try:
             for svc, ports in sorted(users.items()):  # docker refuses to remove ingress while they use it
-                h.change(f"unpublish {svc}", join(N.unpublish_argv(svc, ports)), timeout=900,
+                h.change(f"unpublish {svc}", netcmd.unpublish_cmd(svc, ports), timeout=900,
                          reason=", ".join(f"{p['published']}:{p['target']}/{p['protocol']}" for p in ports))
                 unpublished[svc] = ports
-            h.change("ingress network", " && ".join(steps),
+            h.change("ingress network", netcmd.recreate_ingress_cmd(name, str(net), exists=bool(ingress)),
                      reason=f"{ingress['subnets'] if ingress else 'none'} -> {net}")
         finally:  # ports come back even when the recreation failed
             for svc, ports in unpublished.items():
-                h.change(f"republish {svc}", join(N.republish_argv(svc, ports)), timeout=900)
+                h.change(f"republish {svc}", netcmd.republish_cmd(svc, ports), timeout=900)
         if not h.check:
-            got = h.run(f"docker network inspect --format '{{{{range .IPAM.Config}}}}{{{{.Subnet}}}}{{{{end}}}}' {quote(name)}").stdout.strip()
+            got = h.run(netcmd.subnet_cmd(name)).stdout.strip()
             if got != str(net):
                 h.fail("verify ingress", f"ingress subnet is {got!r}, expected {net}")
 
     run.one(leader.spec, body)
-
-
-# Replace one task at a time, so the others keep serving while each moves (a later
-# stack deploy puts the stack file's update_config back).
-ONE_AT_A_TIME = ["--update-parallelism", "1", "--update-delay", "2s"]
 
 
 def _validate_migrate(settings, service=None, to=None, from_=None):
@@ -163,26 +151,22 @@ def migrate(run: Run, specs: list[HostSpec], service=None, to=None, from_=None):
     """Move a service to another network without downtime: add, wait until converged, remove."""
 
     def body(h: Host) -> None:
-        res = h.try_run("docker service inspect --format "
-                        "'{{range .Spec.TaskTemplate.Networks}}{{.Target}} {{end}}' " + quote(service))
+        res = h.try_run(netcmd.service_networks_cmd(service))
         if res.rc != 0:
             h.fail("net.migrate", f"no service {service!r}")
         attached = set(res.stdout.split())
         ids = {}
         for net in (to, from_):
-            r = h.try_run(f"docker network inspect --format '{{{{.Id}}}}' {quote(net)}")
+            r = h.try_run(netcmd.network_id_cmd(net))
             ids[net] = r.stdout.strip() if r.rc == 0 else ""
         if not ids[to]:
             h.fail("net.migrate", f"network {to!r} does not exist (create it with net.create --name {to})")
         if ids[to] not in attached:
-            h.change(f"add {to} to {service}", join(["docker", "service", "update", "--detach=false", "--quiet",
-                                                     *ONE_AT_A_TIME, "--network-add", to, service]), timeout=900)
+            h.change(f"add {to} to {service}", netcmd.attach_cmd(service, to), timeout=900)
         else:
             h.ok(f"{service} on {to}")
         if ids[from_] and ids[from_] in attached:
-            h.change(f"remove {from_} from {service}", join(["docker", "service", "update", "--detach=false",
-                                                             "--quiet", *ONE_AT_A_TIME, "--network-rm", from_, service]),
-                     timeout=900)
+            h.change(f"remove {from_} from {service}", netcmd.detach_cmd(service, from_), timeout=900)
         else:
             h.ok(f"{service} off {from_}")
 

@@ -18,15 +18,12 @@ from invoke import Collection
 
 from swarmbook.errors import StepFailed
 from swarmbook.lazy import lazy
-from swarmbook.shell import join
 from swarmbook.taskdef import cluster_task, refuse
 
 if TYPE_CHECKING:
     from swarmbook.config import HostSpec
     from swarmbook.engine import Host, Run
 
-C = lazy("swarmbook.containercmd")
-F = lazy("swarmbook.facts")
 P = lazy("swarmbook.portainercmd")
 
 
@@ -44,19 +41,9 @@ def _wait_running(h: Host, timeout: int = 120) -> None:
     h.wait("portainer task running", lambda: P.running(h.try_run(P.running_cmd()).stdout), timeout=timeout)
 
 
-def _http_cmd(port: int) -> str:
-    return C.http_ok_cmd(f"http://127.0.0.1:{port}/", timeout=3)
-
-
 def _answers(h: Host, port: int, timeout: int = 60) -> None:
-    h.wait(f"Portainer on http://127.0.0.1:{port}/", lambda: h.try_run(_http_cmd(port)).rc == 0,
+    h.wait(f"Portainer on http://127.0.0.1:{port}/", lambda: h.try_run(P.http_ok_cmd(port)).rc == 0,
            timeout=timeout, interval=2)
-
-
-def _ready_facts(port: int) -> list[F.Fact]:
-    """Task running here and HTTP answering: probed up front, so a converged node needs no waits."""
-    return [F.Fact("portainer_running", P.running_cmd(), P.running),
-            F.Fact("portainer_http", _http_cmd(port), lambda t, rc: rc == 0)]
 
 
 @cluster_task(group="managers", help={})
@@ -71,7 +58,7 @@ def up(run: Run, specs: list[HostSpec]):
     ready: list[bool] = []
 
     def body(h: Host) -> None:
-        f = h.probe(P.NODES_FACT, P.SERVICE_FACT, *(_ready_facts(s["PORTAINER_PORT"]) if same else []))
+        f = h.probe(P.NODES_FACT, P.SERVICE_FACT, *(P.ready_facts(s["PORTAINER_PORT"]) if same else []))
         if f["nodes"] is None:
             h.needs("portainer", "not a swarm manager (run swarm.init)")
         node = P.pick_node(f["nodes"], target.host) or P.pick_node(f["nodes"], h.name if target is leader_spec else "")
@@ -79,20 +66,17 @@ def up(run: Run, specs: list[HostSpec]):
             h.fail("portainer node", f"{target.host} is not a manager of this swarm (PORTAINER_NODE)")
         for other in f["nodes"]:  # exactly one node carries the label
             if other is not node and P.has_label(other):
-                h.change(f"label {P.LABEL} off {other['hostname']}",
-                         join(["docker", "node", "update", "--label-rm", P.LABEL, other["id"]]))
+                h.change(f"label {P.LABEL} off {other['hostname']}", P.label_rm_cmd(other["id"]))
         if P.has_label(node):
             h.ok(f"label {P.LABEL}=true on {node['hostname']}")
         else:
-            h.change(f"label {P.LABEL}=true on {node['hostname']}",
-                     join(["docker", "node", "update", "--label-add", f"{P.LABEL}=true", node["id"]]))
+            h.change(f"label {P.LABEL}=true on {node['hostname']}", P.label_add_cmd(node["id"]))
         svc = f["service"]
         if svc and svc.get("spec") == spec and svc.get("replicas") == 1:
             h.ok("service portainer", s["PORTAINER_IMAGE"])
             ready.append(same and f["portainer_running"] and f["portainer_http"] and not h.changed_any)
             return
-        cmds = ([join(["docker", "service", "rm", P.SERVICE])] if svc else []) + [join(P.with_spec_label(argv, spec))]
-        h.change("service portainer", " && ".join(cmds), timeout=600,
+        h.change("service portainer", P.deploy_cmd(argv, spec, replace=bool(svc)), timeout=600,
                  reason=("spec changed; recreated" if svc else "created") + f", pinned to {node['hostname']}")
 
     run.one(leader_spec, body)

@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING
 from invoke import Collection
 
 from swarmbook.lazy import lazy
-from swarmbook.shell import join
 from swarmbook.taskdef import cluster_task, host_task, refuse, require
 
 if TYPE_CHECKING:
@@ -85,7 +84,7 @@ def refresh_auth(run: Run, specs: list[HostSpec], services=None):
             if known[name]["mark"] == mark:
                 h.ok(f"auth of {name}", "holds the current login")
             else:
-                h.change(f"auth of {name}", join(R.refresh_argv(name, mark)), timeout=900,
+                h.change(f"auth of {name}", R.refresh_cmd(name, mark), timeout=900,
                          reason="update --with-registry-auth")
 
     run.one(specs[0], body)

@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING
 from invoke import Collection
 
 from swarmbook.lazy import lazy
-from swarmbook.shell import join
 from swarmbook.taskdef import host_task, refuse, require
 
 if TYPE_CHECKING:
@@ -67,7 +66,7 @@ def install(h: Host, role=None):
     s = h.settings
     f = h.probe(F.OS_RELEASE, N.GIT_VERSION, F.command_exists("gitlab-runner"), N.KEY_TOOLS_FACT,
                 F.file_state(N.APT_SOURCE, "apt"), F.file_state(N.YUM_REPO, "yum"),
-                F.Fact("keyring", join(["test", "-s", N.KEYRING]), lambda t, rc: rc == 0))
+                N.KEYRING_FACT)
     family = _os(h, f)
     git = f["git"]
     if N.git_ok(git):
@@ -76,9 +75,9 @@ def install(h: Host, role=None):
         why = "missing" if git is None else f"{'.'.join(map(str, git))} is too old (shallow fetches fail)"
         h.change("git >= 2", N.git_fix_cmd(family, f["os"]), reason=why, timeout=1800)
         if not h.check:
-            now = N.parse_git_version(h.run("git version", step="git version").stdout)
+            now = N.parse_git_version(h.run(N.GIT_VERSION_CMD, step="git version").stdout)
             if not N.git_ok(now):
-                h.fail("git >= 2", f"still {now} after the upgrade")
+                h.fail("git >= 2", f"still {'.'.join(map(str, now)) if now else 'missing'} after the upgrade")
             h.ok("git", ".".join(map(str, now)))
     path, content = N.repo_file(family, s["RUNNER_REPO_URL"], f["os"])
     if family == "debian":
@@ -96,7 +95,7 @@ def install(h: Host, role=None):
     else:
         h.change("install gitlab-runner", N.install_cmd(family), timeout=1800)
     if not h.check and h.changed_any:
-        version = h.run("gitlab-runner --version | head -1", step="gitlab-runner --version").stdout.strip()
+        version = h.run(N.VERSION_CMD, step="gitlab-runner --version").stdout.strip()
         h.ok("gitlab-runner answers", version)
 
 

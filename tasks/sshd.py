@@ -13,7 +13,6 @@ from invoke import Collection
 
 from swarmbook.errors import StepFailed
 from swarmbook.lazy import lazy
-from swarmbook.shell import quote
 from swarmbook.taskdef import host_task, refuse
 
 if TYPE_CHECKING:
@@ -21,7 +20,7 @@ if TYPE_CHECKING:
 
 config = lazy("swarmbook.config")
 F = lazy("swarmbook.facts")
-D = lazy("swarmbook.sshdcmd")
+sshdcmd = lazy("swarmbook.sshdcmd")
 session = lazy("swarmbook.session")
 
 
@@ -37,7 +36,7 @@ def _login(h: Host, port: int) -> str:
     spec = config.HostSpec(h.spec.host, h.spec.user, port)
     try:
         conn = h.run_.pool.connect(spec, key=h.run_.key, timeout=h.run_.timeout, fresh=True)
-        res = h.run_.pool.exec(conn, "true", timeout=30)
+        res = h.run_.pool.exec(conn, sshdcmd.LOGIN_CHECK_CMD, timeout=30)
         return "" if res.rc == 0 else f"exit {res.rc}"
     except (session.ConnectFailed, OSError, TimeoutError) as exc:
         return str(exc)
@@ -45,19 +44,13 @@ def _login(h: Host, port: int) -> str:
 
 def _apply(h: Host, content: str, ports: list[int], env: dict) -> None:
     """Install sshd_config with ``ports`` (validated by sshd -t) and restart sshd once."""
-    steps = [D.install_config_cmd()]
-    if env["socket"]:
-        steps.append(f"mkdir -p \"$(dirname {quote(D.SOCKET_DROPIN)})\" && printf '%s' "
-                     f"{quote(D.socket_dropin(ports))} > {quote(D.SOCKET_DROPIN)}")
-    steps += D.open_port_cmds(max(ports), selinux=env["selinux"], firewalld=env["firewalld"], ufw=env["ufw"])
-    steps.append(D.restart_cmd(env["socket"]))
-    h.run(" && ".join(steps), stdin=D.with_ports(content, ports), step=f"sshd on {ports}")
+    h.run(sshdcmd.apply_cmd(ports, socket_activated=env["socket"], selinux=env["selinux"],
+                            firewalld=env["firewalld"], ufw=env["ufw"]),
+          stdin=sshdcmd.with_ports(content, ports), step=f"sshd on {ports}")
 
 
 def _rollback(h: Host, content: str, old: int, env: dict, why: str) -> None:
-    h.try_run(f"{D.restore_config_cmd()}; " + (f"printf '%s' {quote(D.socket_dropin([old]))} > "
-                                                 f"{quote(D.SOCKET_DROPIN)}; " if env["socket"] else "")
-              + D.restart_cmd(env["socket"]))
+    h.try_run(sshdcmd.rollback_cmd(old, socket_activated=env["socket"]))
     back = _login(h, old)
     raise StepFailed(f"login on the new port failed ({why}); previous sshd config restored, "
                      + (f"port {old} answers" if not back else f"port {old} ALSO FAILS: {back}"))
@@ -69,11 +62,11 @@ def _rollback(h: Host, content: str, old: int, env: dict, why: str) -> None:
 def move_port(h: Host, port=None):
     """Move sshd to another port (default 2222) without lockout; record it in the hosts file."""
     new, old = int(h.settings.get("SSHD_PORT", port)), h.spec.port
-    f = h.probe(F.file_state(D.CONFIG, "cfg"), D.ENV)
+    f = h.probe(F.file_state(sshdcmd.CONFIG, "cfg"), sshdcmd.ENV)
     if f["cfg"] is None:
-        h.fail("sshd port", f"{D.CONFIG} not found")
+        h.fail("sshd port", f"{sshdcmd.CONFIG} not found")
     content, env = f["cfg"]["content"], f["sshd_env"]
-    current = D.ports_in(content)
+    current = sshdcmd.ports_in(content)
     if current == [new]:
         h.ok(f"sshd on port {new}")
     elif h.check:

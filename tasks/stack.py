@@ -15,7 +15,6 @@ from invoke import Collection
 
 from swarmbook.errors import StepFailed
 from swarmbook.lazy import lazy
-from swarmbook.shell import join, quote
 from swarmbook.taskdef import cluster_task, refuse
 
 if TYPE_CHECKING:
@@ -92,8 +91,7 @@ def _converge(h: Host, name: str, timeout: int) -> None:
     try:
         h.wait(f"stack {name} to converge", ready, timeout=timeout, interval=2)
     except StepFailed:
-        why = h.try_run(f"docker stack ps --no-trunc --filter desired-state=running --format "
-                        f"'{{{{.Name}}}} {{{{.CurrentState}}}} {{{{.Error}}}}' {quote(name)} | head -5").stdout
+        why = h.try_run(K.tasks_state_cmd(name)).stdout
         raise StepFailed(f"stack {name} not converged after {timeout}s: {_replicas(state.get('services'))}; "
                          f"{' | '.join(why.splitlines()) or 'no task info'}") from None
     _report_running(h, name, state["services"])
@@ -105,15 +103,14 @@ def _report_running(h: Host, name: str, services: dict) -> None:
 
 def _prune_configs(h: Host, old: set[str]) -> None:
     for cfg in sorted(old):
-        if h.check or h.try_run(join(["docker", "config", "rm", cfg])).rc == 0:
+        if h.check or h.try_run(K.config_rm_cmd(cfg)).rc == 0:
             h.change(f"remove old config {cfg}", None, reason="no longer used")
 
 
 def _verify_http(run: Run, specs: list[HostSpec], ports: list[int], timeout: int) -> None:
     def body(h: Host) -> None:
         for port in ports:
-            url = f"http://127.0.0.1:{port}/"
-            h.wait(f"HTTP {url}", lambda: h.try_run(join(["curl", "-fsS", "-m", "5", url])).rc == 0,
+            h.wait(f"HTTP http://127.0.0.1:{port}/", lambda: h.try_run(K.http_answers_cmd(port)).rc == 0,
                    timeout=timeout, interval=2)
             h.ok(f"HTTP {port} answers")
     if not run.check and ports:
@@ -141,13 +138,12 @@ def _deploy(run: Run, specs, name, app_env, tag, timeout, *, always: bool) -> No
         if cfg in f["configs"]:
             h.ok(f"config {cfg}")
         else:
-            h.change(f"config {cfg}", join(["docker", "config", "create", cfg, "-"]), stdin=env_content,
+            h.change(f"config {cfg}", K.config_create_cmd(cfg), stdin=env_content,
                      reason="new .env content")
             changed = True
         changed |= ops.put_file(h, path, stack_file, state=f["file"], step=f"stack file {path}")
         if changed or always or not services:
-            h.change(f"deploy stack {name}", join(["docker", "stack", "deploy", "--with-registry-auth",
-                                                   "--prune", "-c", path, name]), timeout=600)
+            h.change(f"deploy stack {name}", K.deploy_cmd(path, name), timeout=600)
             changed = True
         else:
             h.ok(f"stack {name} deployed")

@@ -16,15 +16,14 @@ from invoke import Collection
 
 from swarmbook.errors import StepFailed
 from swarmbook.lazy import lazy
-from swarmbook.shell import quote
 from swarmbook.taskdef import cluster_task, refuse
 
 if TYPE_CHECKING:
     from swarmbook.config import HostSpec
     from swarmbook.engine import Host, Run
 
-F = lazy("swarmbook.facts")
-S = lazy("swarmbook.swarmcmd")
+facts = lazy("swarmbook.facts")
+swarmcmd = lazy("swarmbook.swarmcmd")
 
 
 def _is_ip(text: str) -> bool:
@@ -73,21 +72,22 @@ def init(run: Run, specs: list[HostSpec], workers=None):
                           f"(use {len(managers) - 1} or {len(managers) + 1})", level="warning")
     leader_spec = managers[0]
     adv_mode = run.settings["SWARM_ADVERTISE"]
-    states: dict[str, tuple[S.SwarmState, str]] = {}
+    states: dict[str, tuple[swarmcmd.SwarmState, str]] = {}
     lead_facts: dict = {}  # the leader's tokens and nodes, read with its first probe
     lock = threading.Lock()
 
     def probe(h: Host) -> None:
         is_leader = h.spec == leader_spec
-        f = h.probe(F.docker_info(), S.advertise_fact(leader_spec.host), *([S.TOKENS, S.NODES] if is_leader else []))
-        st = S.parse_swarm(f["docker_info"])
+        f = h.probe(facts.docker_info(), swarmcmd.advertise_fact(leader_spec.host),
+                    *([swarmcmd.TOKENS, swarmcmd.NODES] if is_leader else []))
+        st = swarmcmd.parse_swarm(f["docker_info"])
         if is_leader and st.active and st.is_manager:
             lead_facts.update(f)
         if st.state == "pending":  # e.g. a node that just restarted and is reconnecting
             h.wait("swarm membership to settle (pending)",
-                   lambda: S.parse_swarm(h.probe(F.docker_info())["docker_info"]).state != "pending",
+                   lambda: swarmcmd.parse_swarm(h.probe(facts.docker_info())["docker_info"]).state != "pending",
                    timeout=90, interval=2)
-            st = S.parse_swarm(h.facts_cache["docker_info"])
+            st = swarmcmd.parse_swarm(h.facts_cache["docker_info"])
         addr = adv_mode if adv_mode != "auto" else (h.name if _is_ip(h.name) else f["src_addr"])
         with lock:
             states[h.name] = (st, addr)
@@ -105,7 +105,7 @@ def init(run: Run, specs: list[HostSpec], workers=None):
 class _Leader:
     def __init__(self, host: Host, addr: str, tokens: dict[str, str], nodes: list[dict]):
         self.host, self.addr, self.tokens, self.nodes = host, addr, tokens, nodes
-        self.node_ids = S.node_ls_ids(nodes)
+        self.node_ids = swarmcmd.node_ls_ids(nodes)
         self.lock = threading.Lock()
 
 
@@ -122,7 +122,7 @@ def _lead(run: Run, spec: HostSpec, states, probed: dict) -> _Leader | None:
         if st.state == "inactive":
             if not addr:
                 h.fail("swarm init", "no advertise address found (set SWARM_ADVERTISE)")
-            h.change("swarm init", S.init_cmd(addr), reason=f"leader, advertising {addr}")
+            h.change("swarm init", swarmcmd.init_cmd(addr), reason=f"leader, advertising {addr}")
             if h.check:
                 result.append(_Leader(h, addr, {}, []))
                 return
@@ -133,12 +133,12 @@ def _lead(run: Run, spec: HostSpec, states, probed: dict) -> _Leader | None:
         else:
             h.fail("swarm leader", f"swarm state {st.state}: {st.error or 'see docker info'}")
         already = st.active and st.is_manager and probed.get("tokens")
-        f = probed if already else h.probe(S.TOKENS, S.NODES, F.docker_info())  # one round trip
+        f = probed if already else h.probe(swarmcmd.TOKENS, swarmcmd.NODES, facts.docker_info())  # one round trip
         if not f["tokens"]:
             h.fail("join token", "docker swarm join-token failed on the leader")
         for t in f["tokens"].values():
             run.reporter.mask.add(t)
-        swarm = S.parse_swarm(f["docker_info"])
+        swarm = swarmcmd.parse_swarm(f["docker_info"])
         result.append(_Leader(h, swarm.node_addr or addr, f["tokens"], f["nodes"] or []))
 
     run.one(spec, body)
@@ -154,7 +154,7 @@ def _member(h: Host, leader: _Leader, states, *, is_manager: bool) -> None:
         if is_manager and not st.is_manager:
             h.change("promote to manager", None, reason="was a worker")
             if not h.check:
-                leader.host.run(f"docker node promote {quote(st.node_id)}", step="promote")
+                leader.host.run(swarmcmd.promote_cmd(st.node_id), step="promote")
         else:
             h.ok(f"swarm {role}", "already in this swarm")
         _remove_stale_entries(h, leader, st.node_id, st.name)
@@ -170,9 +170,9 @@ def _member(h: Host, leader: _Leader, states, *, is_manager: bool) -> None:
     if h.check:
         h.change(f"join as {role}", None, reason=f"leader {leader.addr}")
         return
-    body = S.join_body(leader.tokens[role], leader.addr, addr)
-    h.change(f"join as {role}", S.join_cmd(), stdin=body, reason=f"leader {leader.addr}")
-    joined = S.parse_swarm(h.probe(F.docker_info())["docker_info"])
+    body = swarmcmd.join_body(leader.tokens[role], leader.addr, addr)
+    h.change(f"join as {role}", swarmcmd.join_cmd(), stdin=body, reason=f"leader {leader.addr}")
+    joined = swarmcmd.parse_swarm(h.probe(facts.docker_info())["docker_info"])
     _remove_stale_entries(h, leader, joined.node_id, h.facts_cache["docker_info"].get("Name", ""))
 
 
@@ -182,36 +182,33 @@ def _remove_stale_entries(h: Host, leader: "_Leader", node_id: str, hostname: st
     for n in leader.nodes:
         other = n.get("ID", "").rstrip("*").strip()
         if n.get("Hostname") == hostname and other != node_id and n.get("Status") == "Down":
-            demote = f"docker node demote {quote(other)} >/dev/null 2>&1; " if n.get("ManagerStatus") else ""
             with leader.lock:
                 leader.host.change(f"remove stale node entry {other[:12]} ({hostname})",
-                                   f"{demote}docker node rm --force {quote(other)}",
+                                   swarmcmd.remove_node_cmd(other, demote=bool(n.get("ManagerStatus"))),
                                    reason="left behind by this host's earlier membership")
 
 
 def _apply_labels(run: Run, leader: _Leader, labels: dict[str, dict[str, str]]) -> None:
     if not labels:
         return
-    nodes = leader.host.probe(S.NODES)["nodes"] or []
+    nodes = leader.host.probe(swarmcmd.NODES)["nodes"] or []
     by_name = {n.get("Hostname"): n.get("ID", "").rstrip("*").strip() for n in nodes}
     for host, wanted in labels.items():
         node_id = by_name.get(host) or _node_by_addr(leader.host, host)
         if not node_id:
             run.reporter.note(f"NODE_LABELS: no swarm node {host}", level="warning")
             continue
-        got = jsonlib.loads(leader.host.run(
-            f"docker node inspect --format '{{{{json .Spec.Labels}}}}' {quote(node_id)}").stdout or "{}") or {}
+        got = jsonlib.loads(leader.host.run(swarmcmd.node_labels_cmd(node_id)).stdout or "{}") or {}
         add = {k: v for k, v in wanted.items() if got.get(k) != v}
         if not add:
             leader.host.ok(f"labels on {host}")
             continue
-        args = " ".join(f"--label-add {quote(f'{k}={v}')}" for k, v in add.items())
-        leader.host.change(f"labels on {host}", f"docker node update {args} {quote(node_id)}",
+        leader.host.change(f"labels on {host}", swarmcmd.label_add_cmd(node_id, add),
                            reason=", ".join(f"{k}={v}" for k, v in add.items()))
 
 
 def _node_by_addr(leader: Host, addr: str) -> str:
-    out = leader.try_run("docker node ls -q | xargs docker node inspect --format '{{.ID}} {{.Status.Addr}}'").stdout
+    out = leader.try_run(swarmcmd.NODE_ADDRS_CMD).stdout
     for line in out.splitlines():
         node_id, _, node_addr = line.partition(" ")
         if node_addr.strip() == addr:
@@ -225,10 +222,10 @@ def status(run: Run, specs: list[HostSpec]):
     shown: list[bool] = []
 
     def body(h: Host) -> None:
-        f = h.probe(S.NODES, S.SERVICES)
+        f = h.probe(swarmcmd.NODES, swarmcmd.SERVICES)
         if f["nodes"] is None:
             h.needs("swarm status", "not a swarm manager (run swarm.init)")
-        S.print_status(f["nodes"], f["services"], json_lines=run.reporter.json_lines, out=run.reporter.out)
+        swarmcmd.print_status(f["nodes"], f["services"], json_lines=run.reporter.json_lines, out=run.reporter.out)
         h.ok("swarm status", f"{len(f['nodes'])} nodes, {len(f['services'] or [])} services")
         shown.append(True)
 

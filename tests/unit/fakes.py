@@ -3,23 +3,31 @@
 Used only for task-flow tests (which commands a task sends given some facts); the lab
 tests prove the same tasks on real hosts.
 
-A surprise (a command no pattern matches, a fact the table does not name) raises
-:class:`Unexpected`, a BaseException: the engine records any Exception from a host body as
-that host's failure, which a test that forgets to check ``run.failed()`` would not notice;
-this escapes the engine and fails the test itself. A fact that is meant to be absent is
-listed with a non-zero rc, e.g. ``{"docker_info": ABSENT}``.
+Facts are scripted by the :class:`~swarmbook.facts.Fact` the task's own builder makes
+(``{F.command_exists("docker"): ("/usr/bin/docker", 0)}``), and answered only when the task
+sends that fact's very command: a fact of the right name built from a wrong path, unit or
+format fails the test, as a wrong command would. A fact that is meant to be absent is listed
+with a non-zero rc, e.g. ``{F.docker_info(): ABSENT}``.
+
+A surprise (a command no pattern matches, a fact the table does not list, a fact whose
+command differs from the scripted one) raises :class:`Unexpected`, a BaseException: the
+engine records any Exception from a host body as that host's failure, which a test that
+forgets to check ``run.failed()`` would not notice; this escapes the engine and fails the
+test itself.
 """
 
 from __future__ import annotations
 
 import io
 import re
+import shlex
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 from swarmbook.config import parse
 from swarmbook.engine import Run
+from swarmbook.facts import Fact
 from swarmbook.report import Reporter
 from swarmbook.session import Result
 
@@ -37,11 +45,56 @@ class FakeConn:
 
 
 Response = Result | Callable[[str, str], Result]  # a Result, or (command, host) -> Result
+Answer = tuple[str, int]  # a fact's (stdout, rc)
+
+# One fact in a batch (facts.batch): its marker, its command in a subshell, its exit code.
+_BATCHED = re.compile(r"#fact (?P<name>\S+)\nprintf '%s\\n' '@@(?P<token>[0-9a-f]+):(?P<i>\d+)@@'\n"
+                      r"\( (?P<command>.*?)\n\) 2>/dev/null\n"
+                      r"printf '\\n@@(?P=token):(?P=i):rc=%s@@\\n' \"\$\?\"", re.S)
+
+
+def _batch_name(fact: Fact) -> str:
+    return fact.name.replace(" ", "_")  # as facts.batch marks it
+
+
+def unwrapped(command: str) -> str:
+    """The script a non-root host's ``sudo -n sh -c '...'`` runs."""
+    if command.startswith("sudo -n sh -c "):
+        return shlex.split(command)[-1]
+    return command
+
+
+class FactTable:
+    """Scripted facts, keyed by the Fact a builder made: answered by name *and* command."""
+
+    def __init__(self, facts: Mapping[Fact, Answer] | Iterable[tuple[Fact, Answer]] | None = None):
+        self._by_name: dict[str, dict[str, Answer]] = {}
+        for fact, answer in (facts.items() if isinstance(facts, Mapping) else facts or ()):
+            self[fact] = answer
+
+    def __setitem__(self, fact: Fact, answer: Answer) -> None:
+        if not isinstance(fact, Fact):
+            raise TypeError(f"script the fact {fact!r} by the Fact its builder makes (e.g. F.command_exists('docker')), "
+                            "not by its name: the fake answers only the command that builder sends")
+        self._by_name.setdefault(_batch_name(fact), {})[fact.command] = answer
+
+    def update(self, facts: Mapping[Fact, Answer]) -> None:
+        for fact, answer in facts.items():
+            self[fact] = answer
+
+    def answer(self, name: str, command: str) -> Answer:
+        scripted = self._by_name.get(name)
+        if not scripted:
+            raise Unexpected(f"unexpected fact {name} (list it, with ABSENT if it should fail)")
+        if command not in scripted:
+            listed = "\n  ".join(scripted)
+            raise Unexpected(f"fact {name}: the task sent\n  {command}\nbut the test scripts its command as\n  {listed}")
+        return scripted[command]
 
 
 class FakePool:
-    def __init__(self, facts: dict[str, tuple[str, int]] | None = None, run: dict[str, Response] | None = None):
-        self.facts = facts or {}   # fact name -> (stdout, rc)
+    def __init__(self, facts: Mapping[Fact, Answer] | None = None, run: dict[str, Response] | None = None):
+        self.facts = FactTable(facts)
         self.responses = run or {}  # regexp -> Result or callable
         self.sent: list[tuple[str, str | None]] = []
         self.on: list[tuple[FakeConn, str]] = []  # (connection, command) in the order sent
@@ -67,24 +120,38 @@ class FakePool:
             self.sent.append((command, data))
             self.on.append((conn, command))
         if "@@" in command:  # a facts batch: answer each fact from the table
-            return Result(self._batch(command), "", 0)
+            return Result(self._batch(unwrapped(command)), "", 0)
         for pattern, result in self.responses.items():
             if re.search(pattern, command):
                 return result(command, host) if callable(result) else result
         raise Unexpected(f"unexpected command on {host}: {command}")
 
-    def _batch(self, command: str) -> str:
-        token = re.search(r"@@([0-9a-f]+):0@@", command).group(1)
+    def _batch(self, script: str) -> str:
+        entries = list(_BATCHED.finditer(script))
+        if len(entries) != script.count("#fact "):
+            raise Unexpected(f"a facts batch the fake cannot read:\n{script}")
         out = []
-        for i, name in enumerate(re.findall(r"#fact (\S+)", command)):
-            if name not in self.facts:
-                raise Unexpected(f"unexpected fact {name} (list it, with ABSENT if it should fail)")
-            text, rc = self.facts[name]
-            out.append(f"@@{token}:{i}@@\n{text}\n@@{token}:{i}:rc={rc}@@\n")
+        for m in entries:
+            text, rc = self.facts.answer(m["name"], m["command"])
+            out.append(f"@@{m['token']}:{m['i']}@@\n{text}\n@@{m['token']}:{m['i']}:rc={rc}@@\n")
         return "".join(out)
 
     def changes(self) -> list[str]:
         return [c for c, _ in self.sent if "@@" not in c]
+
+
+class Clock:
+    """A clock that advances only when the engine sleeps (``make_run(..., clock=c, sleep=c.sleep)``):
+    a wait of minutes takes no time."""
+
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
 
 
 def make_run(pool: FakePool, env: str = "MANAGERS=h1\n", *, check: bool = False, task: str = "t.t",

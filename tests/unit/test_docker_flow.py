@@ -7,6 +7,8 @@ import re
 import pytest
 
 import tasks.docker as T
+from swarmbook import dockercmd as D
+from swarmbook import facts as F
 from swarmbook.errors import ConfigError
 from swarmbook.session import Result
 
@@ -15,10 +17,18 @@ from .fakes import ABSENT, FakePool, make_run
 install = T.install.body.__wrapped__
 mirrors = T.mirrors.body.__wrapped__
 
+# the facts docker.* probe, as their builders make them (the fake answers only these commands)
+APT_VERSIONS = F.apt_versions(["docker.io", D.DEBIAN_CLI])
+DAEMON_FILE = F.file_state(D.DAEMON_JSON, "daemon")
+HAS_DOCKERD = F.command_exists("dockerd")
+HAS_DOCKER = F.command_exists("docker")
+HAS_CURL = F.command_exists("curl")
+DOCKER_UNIT = F.unit_state("docker")
+DOCKER_INFO = F.docker_info()
 DEBIAN = ('ID=debian\n', 0)
-PRESENT = {"os": DEBIAN, "has:dockerd": ("/usr/sbin/dockerd", 0), "has:docker": ("/usr/bin/docker", 0),
-           "has:curl": ("/usr/bin/curl", 0),
-           "unit:docker": ("ActiveState=active\nUnitFileState=enabled\n", 0), "groups:root": ("root", 0)}
+PRESENT = {F.OS_RELEASE: DEBIAN, HAS_DOCKERD: ("/usr/sbin/dockerd", 0), HAS_DOCKER: ("/usr/bin/docker", 0),
+           HAS_CURL: ("/usr/bin/curl", 0), DOCKER_UNIT: ("ActiveState=active\nUnitFileState=enabled\n", 0),
+           F.user_groups("root"): ("root", 0)}
 
 
 def run_body(pool, body, *args, env="MANAGERS=h1\n", check=False, **kw):
@@ -41,12 +51,12 @@ TRIXIE_SID_APT = ("   docker.io | 28.5.2+dfsg4 | http://deb.debian.org/debian si
                   "   docker.io | 26.1.5+dfsg1-9+b9 | http://deb.debian.org/debian trixie/main amd64 Packages\n"
                   "  docker-cli | 28.5.2+dfsg3 | http://deb.debian.org/debian sid/main amd64 Packages\n"
                   "  docker-cli | 26.1.5+dfsg1-9+b9 | http://deb.debian.org/debian trixie/main amd64 Packages\n", 0)
-FRESH = {**PRESENT, "has:dockerd": ("", 1), "has:docker": ("", 1),
-         "unit:docker": ("ActiveState=inactive\nUnitFileState=\n", 0), "engine_version": ("", 127)}
+FRESH = {**PRESENT, HAS_DOCKERD: ("", 1), HAS_DOCKER: ("", 1),
+         DOCKER_UNIT: ("ActiveState=inactive\nUnitFileState=\n", 0), F.ENGINE_VERSION: ("", 127)}
 
 
 def test_install_distro_installs_starts_and_verifies():
-    pool = FakePool({**FRESH, "apt_versions": BOOKWORM_APT},
+    pool = FakePool({**FRESH, APT_VERSIONS: BOOKWORM_APT},
                     {r"apt-get install": Result("", "", 0), r"systemctl .*enable --now docker": Result("", "", 0),
                      r"docker version": Result("20.10.24\n", "", 0)})
     run, out = run_body(pool, install, method="distro")
@@ -64,11 +74,11 @@ def test_install_takes_the_cli_too_where_the_release_splits_it_out():
     """Debian 13's docker.io only recommends docker-cli: without it there is no `docker`."""
     ok = {r"apt-get install": Result("", "", 0), r"systemctl .*enable --now docker": Result("", "", 0),
           r"docker version": Result("26.1.5\n", "", 0)}
-    pool = FakePool({**FRESH, "apt_versions": TRIXIE_SID_APT}, ok)
+    pool = FakePool({**FRESH, APT_VERSIONS: TRIXIE_SID_APT}, ok)
     run, out = run_body(pool, install, method="distro")
     assert "--no-install-recommends docker.io docker-cli ||" in _installs(pool)[0] and run.failed() == []
     # an earlier install left dockerd without the CLI: only the CLI is added, not reported as installed
-    pool = FakePool({**PRESENT, "has:docker": ("", 1), "apt_versions": TRIXIE_SID_APT},
+    pool = FakePool({**PRESENT, HAS_DOCKER: ("", 1), APT_VERSIONS: TRIXIE_SID_APT},
                     {r"apt-get install": Result("", "", 0), r"systemctl .*enable --now docker": Result("", "", 0),
                      r"docker version": Result("26.1.5\n", "", 0)})
     run, out = run_body(pool, install, method="distro")
@@ -79,18 +89,18 @@ def test_install_takes_the_cli_too_where_the_release_splits_it_out():
 
 def test_install_version_picks_the_matching_packages_the_sources_offer():
     ok = {r"apt-get install": Result("", "", 0), r"systemctl .*enable --now docker": Result("", "", 0)}
-    pool = FakePool({**FRESH, "apt_versions": TRIXIE_SID_APT}, {**ok, r"docker version": Result("26.1.5\n", "", 0)})
+    pool = FakePool({**FRESH, APT_VERSIONS: TRIXIE_SID_APT}, {**ok, r"docker version": Result("26.1.5\n", "", 0)})
     run, out = run_body(pool, install, method="distro", version="26.1")
     assert "docker.io=26.1.5+dfsg1-9+b9 docker-cli=26.1.5+dfsg1-9+b9 ||" in _installs(pool)[0]
     assert run.failed() == [] and "engine 26.1.5" in out
     # the engine that answers is not the one asked for (a pin elsewhere won): failed, says both
-    pool = FakePool({**FRESH, "apt_versions": TRIXIE_SID_APT}, {**ok, r"docker version": Result("28.5.2\n", "", 0)})
+    pool = FakePool({**FRESH, APT_VERSIONS: TRIXIE_SID_APT}, {**ok, r"docker version": Result("28.5.2\n", "", 0)})
     run, out = run_body(pool, install, method="distro", version="26.1")
     assert run.failed() == ["h1"] and "engine 28.5.2 answers, not DOCKER_VERSION 26.1" in out
 
 
 def test_install_version_the_sources_do_not_offer_fails_naming_what_they_offer():
-    pool = FakePool({**FRESH, "apt_versions": BOOKWORM_APT})
+    pool = FakePool({**FRESH, APT_VERSIONS: BOOKWORM_APT})
     run, out = run_body(pool, install, method="distro", version="28.5")
     assert _installs(pool) == [] and run.failed() == ["h1"]
     assert "DOCKER_VERSION 28.5: the package sources offer docker.io 20.10.24+dfsg1-1+deb12u1 (bookworm)" in out
@@ -104,7 +114,7 @@ def test_install_script_passes_the_version_to_get_docker():
 
 
 def test_install_keeps_an_installed_engine_of_another_version_and_says_so():
-    pool = FakePool({**PRESENT, "engine_version": ("Docker version 20.10.24+dfsg1, build 297e128\n", 0)})
+    pool = FakePool({**PRESENT, F.ENGINE_VERSION: ("Docker version 20.10.24+dfsg1, build 297e128\n", 0)})
     run, out = run_body(pool, install, method="distro", version="28.5")
     assert pool.changes() == [] and run.failed() == []
     assert "engine 20.10.24+dfsg1 is installed, not DOCKER_VERSION 28.5" in out
@@ -113,7 +123,7 @@ def test_install_keeps_an_installed_engine_of_another_version_and_says_so():
 def test_install_adds_non_root_user_to_docker_group_then_reconnects():
     """A new group membership applies only to new sessions: after usermod the engine must
     reconnect, and the check that docker answers runs in the new session."""
-    pool = FakePool({**PRESENT, "groups:ops": ("ops sudo", 0)}, {r"usermod -aG docker ops": Result("", "", 0),
+    pool = FakePool({**PRESENT, F.user_groups("ops"): ("ops sudo", 0)}, {r"usermod -aG docker ops": Result("", "", 0),
                                                                   r"docker version": Result("24.0\n", "", 0)})
     run, out = run_body(pool, install, env="MANAGERS=ops@h1\n", method="distro")
     assert pool.changes()[0] == "sudo -n sh -c 'usermod -aG docker ops'"
@@ -126,7 +136,7 @@ def test_install_adds_non_root_user_to_docker_group_then_reconnects():
 
 
 def test_install_user_already_in_docker_group_changes_nothing_and_keeps_the_session():
-    pool = FakePool({**PRESENT, "groups:ops": ("ops sudo docker", 0)})
+    pool = FakePool({**PRESENT, F.user_groups("ops"): ("ops sudo docker", 0)})
     run, out = run_body(pool, install, env="MANAGERS=ops@h1\n", method="distro")
     assert pool.changes() == [] and pool.commands_run == 1
     assert pool.reconnects() == 0
@@ -135,16 +145,16 @@ def test_install_user_already_in_docker_group_changes_nothing_and_keeps_the_sess
 
 def test_install_adds_curl_where_it_is_missing():
     """swarmbook reads the engine API with curl (and get.docker.com is fetched with it)."""
-    pool = FakePool({**PRESENT, "has:curl": ("", 1)}, {r"apt-get install .*curl": Result("", "", 0)})
+    pool = FakePool({**PRESENT, HAS_CURL: ("", 1)}, {r"apt-get install .*curl": Result("", "", 0)})
     run, out = run_body(pool, install, method="distro")
     assert len(pool.changes()) == 1 and "curl" in pool.changes()[0] and run.failed() == []
-    pool = FakePool({**PRESENT, "has:curl": ("", 1), "os": ("ID=plan9\n", 0)})
+    pool = FakePool({**PRESENT, HAS_CURL: ("", 1), F.OS_RELEASE: ("ID=plan9\n", 0)})
     run, out = run_body(pool, install, method="distro")
     assert pool.changes() == [] and run.failed() == ["h1"] and "install curl first" in out
 
 
 def test_install_check_mode_sends_no_change():
-    pool = FakePool({**PRESENT, "has:dockerd": ("", 1)})
+    pool = FakePool({**PRESENT, HAS_DOCKERD: ("", 1)})
     run, out = run_body(pool, install, method="script", check=True)
     assert pool.changes() == []
     assert "would change" in out and "get.docker.com" in out
@@ -162,7 +172,7 @@ def test_bad_method_or_version_is_refused_before_hosts():
 
 def test_mirrors_merge_keeps_other_keys_and_restarts_once():
     daemon = 'root root 644\n{"log-driver": "journald"}'
-    pool = FakePool({"has:dockerd": ("/usr/bin/dockerd", 0), "daemon": (daemon, 0), "docker_info": ABSENT},
+    pool = FakePool({HAS_DOCKERD: ("/usr/bin/dockerd", 0), DAEMON_FILE: (daemon, 0), DOCKER_INFO: ABSENT},
                     {r"dockerd --validate": Result("", "", 0),
                      r"docker info": Result('["https://m.lab:5001/"]', "", 0)})
     run, out = run_body(pool, mirrors, mirrors="https://m.lab:5001")
@@ -176,7 +186,7 @@ def test_mirrors_merge_keeps_other_keys_and_restarts_once():
 def test_mirrors_no_change_when_already_set():
     daemon = 'root root 644\n{\n  "registry-mirrors": [\n    "https://m.lab:5001"\n  ]\n}\n'
     info = json.dumps({"RegistryConfig": {"Mirrors": ["https://m.lab:5001/"]}})  # the engine adds the slash
-    pool = FakePool({"has:dockerd": ("/usr/bin/dockerd", 0), "daemon": (daemon, 0), "docker_info": (info, 0)})
+    pool = FakePool({HAS_DOCKERD: ("/usr/bin/dockerd", 0), DAEMON_FILE: (daemon, 0), DOCKER_INFO: (info, 0)})
     run, out = run_body(pool, mirrors, mirrors="https://m.lab:5001")
     assert pool.changes() == [] and pool.commands_run == 1
 
@@ -184,15 +194,15 @@ def test_mirrors_no_change_when_already_set():
 def test_mirrors_written_but_not_running_restart_the_engine_once():
     daemon = 'root root 644\n{\n  "registry-mirrors": [\n    "https://m.lab:5001"\n  ]\n}\n'
     info = json.dumps({"RegistryConfig": {"Mirrors": []}})  # e.g. a run killed before the restart
-    pool = FakePool({"has:dockerd": ("/usr/bin/dockerd", 0), "daemon": (daemon, 0), "docker_info": (info, 0)},
+    pool = FakePool({HAS_DOCKERD: ("/usr/bin/dockerd", 0), DAEMON_FILE: (daemon, 0), DOCKER_INFO: (info, 0)},
                     {r"systemctl restart docker": Result("", "", 0)})
     run, out = run_body(pool, mirrors, mirrors="https://m.lab:5001")
     assert len(pool.changes()) == 1 and "not applied yet" in out
 
 
 def test_mirrors_refuse_to_touch_unreadable_daemon_json():
-    pool = FakePool({"has:dockerd": ("/usr/bin/dockerd", 0), "daemon": ("root root 644\n{broken", 0),
-                     "docker_info": ABSENT})
+    pool = FakePool({HAS_DOCKERD: ("/usr/bin/dockerd", 0), DAEMON_FILE: ("root root 644\n{broken", 0),
+                     DOCKER_INFO: ABSENT})
     run, out = run_body(pool, mirrors, mirrors="https://m.lab:5001")
     assert pool.changes() == [] and run.failed() == ["h1"]
     assert "not valid JSON" in out

@@ -18,7 +18,7 @@ OK = Result("", "", 0)
 TWO = "MANAGERS=h1,h2\n"
 
 
-HAS_APP = {"has:app": ("/usr/bin/app", 0)}
+HAS_APP = {F.command_exists("app"): ("/usr/bin/app", 0)}
 
 
 def two_step(h):
@@ -153,6 +153,31 @@ def test_the_fake_pool_fails_the_test_on_anything_unscripted(pool):
         run.each(run.settings.group("managers"), two_step)
 
 
+def test_the_fake_pool_answers_a_fact_only_for_its_real_command():
+    """A fact of the right name built from another path (or unit, or format) must fail the test:
+    matching by name alone let a task probe the wrong file and still pass."""
+    pool = FakePool({F.file_state("/etc/app.conf", "conf"): ("root root 644\nx", 0)})
+    run, _ = make_run(pool)
+    with pytest.raises(Unexpected, match="fact conf: the task sent\n  test -f /etc/other.conf"):
+        run.each(run.settings.group("managers"), lambda h: h.probe(F.file_state("/etc/other.conf", "conf")))
+    got = []
+    run.each(run.settings.group("managers"), lambda h: got.append(h.probe(F.file_state("/etc/app.conf", "conf"))))
+    assert got == [{"conf": {"owner": "root", "group": "root", "mode": "644", "content": "x"}}]
+
+
+def test_the_fake_pool_answers_a_non_root_hosts_sudo_wrapped_probe():
+    pool = FakePool({F.user_groups("ops"): ("ops docker", 0)})
+    run, _ = make_run(pool, "MANAGERS=ops@h1\n")
+    got = []
+    run.each(run.settings.group("managers"), lambda h: got.append(h.probe(F.user_groups("ops"))))
+    assert got == [{"groups:ops": {"ops", "docker"}}] and pool.sent[0][0].startswith("sudo -n sh -c ")
+
+
+def test_the_fake_pool_refuses_facts_scripted_by_name():
+    with pytest.raises(TypeError, match="by the Fact its builder makes"):
+        FakePool({"has:app": ("/usr/bin/app", 0)})
+
+
 # --- ops: idempotent primitives ------------------------------------------------------
 
 UNIT = "/etc/systemd/system/app.service.d/swarmbook.conf"
@@ -163,7 +188,8 @@ FRESH = ("1700000100 no 1700000000", 0)  # started after the file's mtime, no re
 
 
 def unit_facts(file=("root root 644\n" + CONTENT, 0), unit=RUNNING, stale=FRESH):
-    return {f"file:{UNIT}": file, "unit:app": unit, "stale:app": stale}
+    facts = ops.unit_facts(UNIT, "app")  # the file, the unit's state, whether it runs older files
+    return dict(zip(facts, (file, unit, stale)))
 
 
 def ensure_app_unit(pool, check=False):
@@ -211,8 +237,9 @@ def test_ensure_unit_check_mode_sends_nothing():
 
 
 def test_ensure_unit_quotes_the_unit_name():
-    pool = FakePool({f"file:{UNIT}": ("root root 644\n" + CONTENT, 0), "unit:app;reboot": RUNNING,
-                     "stale:app;reboot": ("1 yes 0", 0)}, {r"systemctl restart": OK})
+    file, unit, stale = ops.unit_facts(UNIT, "app;reboot")
+    pool = FakePool({file: ("root root 644\n" + CONTENT, 0), unit: RUNNING, stale: ("1 yes 0", 0)},
+                    {r"systemctl restart": OK})
     run, _ = make_run(pool)
     run.each(run.settings.group("managers"), lambda h: ops.ensure_unit(h, UNIT, CONTENT, "app;reboot"))
     restart, = pool.changes()
@@ -256,7 +283,7 @@ def _needs_app(h):
     h.change("configure app", "echo configure")
 
 
-NO_APP = {"has:app": ("", 1)}
+NO_APP = {F.command_exists("app"): ("", 1)}
 
 
 def test_a_missing_prerequisite_fails_a_changing_run():

@@ -5,8 +5,11 @@ import json
 
 import tasks.net as TN
 import tasks.registry as TR
+from swarmbook import facts as F
 from swarmbook import netcheck as N
+from swarmbook import netcmd
 from swarmbook import registrycmd as R
+from swarmbook import swarmcmd as S
 from swarmbook.session import Result
 
 from .fakes import FakePool, make_run
@@ -37,8 +40,8 @@ def test_ingress_users_are_services_with_an_ingress_port():
 
 def test_unpublish_and_republish_are_inverse():
     ports = N.parse_ingress_users(spec("dns", [port(53, 53, "ingress", "udp"), port(53, 5353, "host", "udp")]))["dns"]
-    assert N.unpublish_argv("dns", ports)[-3:] == ["--publish-rm", "53/udp", "dns"]
-    add = N.republish_argv("dns", ports)
+    assert netcmd.unpublish_argv("dns", ports)[-3:] == ["--publish-rm", "53/udp", "dns"]
+    add = netcmd.republish_argv("dns", ports)
     assert "published=53,target=53,protocol=udp,mode=ingress" in add
     assert "published=5353,target=53,protocol=udp,mode=host" in add
 
@@ -48,7 +51,7 @@ NETS = json.dumps([{"Name": "ingress", "Id": "i1", "Ingress": True, "Attachable"
 
 
 def _ingress_pool(users_text):
-    return FakePool({"routes": ("", 0), "networks": (NETS, 0), "ingress_users": (users_text, 0)},
+    return FakePool({N.ROUTES: ("", 0), N.NETWORKS: (NETS, 0), N.INGRESS_USERS: (users_text, 0)},
                     {r"--publish-rm|--publish-add|network (rm|create)": Result("", "", 0),
                      r"network inspect --format": Result("192.168.0.0/16\n", "", 0)})
 
@@ -115,24 +118,24 @@ def test_mark_depends_on_password_and_service_and_hides_the_password():
 
 
 def test_refresh_updates_registry_services_once_then_nothing():
-    pool = FakePool({"dockercfg:root": (_cfg("s3cret-canary"), 0), "services": (_services(), 0)},
+    pool = FakePool({R.docker_config_fact("root"): (_cfg("s3cret-canary"), 0), R.SERVICES: (_services(), 0)},
                     {r"service update": Result("", "", 0)})
     _run, out = _refresh(pool)
     assert len(pool.changes()) == 1 and "app_web" in pool.changes()[0]
     assert "--with-registry-auth" in pool.changes()[0] and "s3cret-canary" not in out + pool.changes()[0]
-    pool2 = FakePool({"dockercfg:root": (_cfg("s3cret-canary"), 0), "services": (_services(("app_web",)), 0)})
+    pool2 = FakePool({R.docker_config_fact("root"): (_cfg("s3cret-canary"), 0), R.SERVICES: (_services(("app_web",)), 0)})
     run2, _ = _refresh(pool2)
     assert pool2.changes() == [] and run2.reporter.counts()["h1"]["changed"] == 0
 
 
 def test_refresh_needs_the_manager_logged_in_with_the_current_password():
-    pool = FakePool({"dockercfg:root": (_cfg("old-password"), 0), "services": (_services(), 0)})
+    pool = FakePool({R.docker_config_fact("root"): (_cfg("old-password"), 0), R.SERVICES: (_services(), 0)})
     run, out = _refresh(pool)
     assert pool.changes() == [] and run.failed() == ["h1"] and "run registry.login first" in out
 
 
 def test_refresh_names_unknown_services():
-    pool = FakePool({"dockercfg:root": (_cfg("s3cret-canary"), 0), "services": (_services(), 0)})
+    pool = FakePool({R.docker_config_fact("root"): (_cfg("s3cret-canary"), 0), R.SERVICES: (_services(), 0)})
     _run, out = _refresh(pool, services="app_web,nope")
     assert pool.changes() == [] and "no such service: nope" in out
 
@@ -145,8 +148,9 @@ def test_swarm_init_no_op_is_one_round_trip_per_host():
     info = json.dumps({"Name": "h1", "Swarm": {"LocalNodeState": "active", "NodeID": "n1", "NodeAddr": "10.0.0.1",
                                                 "ControlAvailable": True, "Cluster": {"ID": "c1"}}})
     nodes = json.dumps({"ID": "n1 *", "Hostname": "h1"})
-    pool = FakePool({"docker_info": (info, 0), "src_addr": ("10.0.0.1", 0), "tokens": (json.dumps({"ID": "c1", "JoinTokens": {"Worker": "SWMTKN-w", "Manager": "SWMTKN-m"}}), 0),
-                     "nodes": (nodes, 0)})
+    tokens = json.dumps({"ID": "c1", "JoinTokens": {"Worker": "SWMTKN-w", "Manager": "SWMTKN-m"}})
+    pool = FakePool({F.docker_info(): (info, 0), S.advertise_fact("h1"): ("10.0.0.1", 0), S.TOKENS: (tokens, 0),
+                     S.NODES: (nodes, 0)})
     run, _ = make_run(pool, "MANAGERS=h1,h2,h3\n", task="swarm.init")
     TS.init.body.__wrapped__(run, run.settings.group("nodes"))
     assert run.failed() == [] and pool.changes() == []

@@ -6,6 +6,7 @@ import json
 
 import tasks.kong as T
 from swarmbook import containercmd as C
+from swarmbook import facts as F
 from swarmbook import kongcmd as K
 from swarmbook.session import Result
 
@@ -24,18 +25,21 @@ def converged(settings, *, recorded_db="db-id"):
     listed = [{"Id": ids[c.name], "Names": ["/" + c.name], "State": "running", "Status": "Up 2 hours",
                "Labels": {C.SPEC_LABEL: c.spec_hash(C.env_file_text(secrets[c.name]))}} for c in (db, gw, dash)]
     env_file = lambda c: ("root root 600\n" + C.env_file_text(secrets[c.name]), 0)  # noqa: E731
-    return {"has:docker": ("/usr/bin/docker", 0),
-            f"network:{net}": (json.dumps({"Driver": "overlay", "Attachable": True, "Scope": "swarm"}), 0),
-            "containers": (json.dumps(listed), 0),
-            K.DB_ENV: env_file(db), K.KONG_ENV: env_file(gw), K.DASH_ENV: env_file(dash),
-            K.MIGRATED: (f"root root 600\nsha256:kong-image {recorded_db}\n", 0),
-            f"image:{gw.image}": (json.dumps({"Id": "sha256:kong-image"}), 0), "admin_ok": ("", 0), "dash_code": ("401", 0)}
+    dash_url = f"http://127.0.0.1:{settings['KONG_DASHBOARD_PORT']}/"
+    return {F.command_exists("docker"): ("/usr/bin/docker", 0),
+            C.network_fact(net): (json.dumps({"Driver": "overlay", "Attachable": True, "Scope": "swarm"}), 0),
+            C.states_fact([db.name, gw.name, dash.name]): (json.dumps(listed), 0),
+            F.file_state(K.DB_ENV, K.DB_ENV): env_file(db), F.file_state(K.KONG_ENV, K.KONG_ENV): env_file(gw),
+            F.file_state(K.DASH_ENV, K.DASH_ENV): env_file(dash),
+            F.file_state(K.MIGRATED, K.MIGRATED): (f"root root 600\nsha256:kong-image {recorded_db}\n", 0),
+            C.image_id_fact(gw.image): (json.dumps({"Id": "sha256:kong-image"}), 0),
+            K.admin_ok_fact(K.admin_url("127.0.0.1")): ("", 0), K.dashboard_code_fact(dash_url): ("401", 0)}
 
 
 def run_bootstrap(facts_for, responses):
     pool = FakePool({}, responses)
     run, out = make_run(pool, ENV, task="kong.bootstrap")
-    pool.facts = facts_for(run.settings)
+    pool.facts.update(facts_for(run.settings))
     run.each(run.settings.group("kong"), lambda h: bootstrap(h))
     return pool, run, out.getvalue()
 

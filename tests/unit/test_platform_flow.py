@@ -6,7 +6,14 @@ import pytest
 import tasks.gitlab as G
 import tasks.kernel as KT
 import tasks.runner as RT
+from swarmbook import containercmd as C
+from swarmbook import facts as F
+from swarmbook import gitlabcmd as GC
+from swarmbook import kernelcmd as K
 from swarmbook import oscmd
+from swarmbook import portainercmd as P
+from swarmbook import runnercmd as N
+from swarmbook.config import KEYS
 from swarmbook.errors import ConfigError
 from swarmbook.session import Result
 
@@ -14,6 +21,16 @@ from .fakes import FakePool, make_run, tar_bytes
 
 CENTOS7 = ('ID="centos"\nVERSION_ID="7"\nPRETTY_NAME="CentOS Linux 7 (Core)"\n', 0)
 KERNEL = "4.14.105-19.0013.tl2.x86_64"
+
+# the facts these tasks probe, as their builders make them (the fake answers only these commands)
+TLINUX_REPO = F.file_state(K.REPO, "repo")
+PINNED = K.installed_fact(list(KEYS["TLINUX_PACKAGES"].default))
+IPVS_FILE = F.file_state(K.SYSCTL_FILE, "file")
+HAS_RUNNER = F.command_exists("gitlab-runner")
+RUNNER_CONFIG = F.file_state(N.CONFIG, "config")
+HAS_DOCKER = F.command_exists("docker")
+GITLAB_STATE = C.state_fact(GC.CONTAINER)
+GITLAB_DIRS = GC.dirs_fact("/srv/gitlab")
 
 
 def body(task):
@@ -27,12 +44,12 @@ def run_on(pool, fn, env="MANAGERS=h1\n", check=False, **kw):
 
 
 def test_tlinux_without_reboot_never_reboots_and_second_run_is_quiet():
-    done = {"os": CENTOS7, "repo": ("root root 644\n" + __import__("swarmbook.kernelcmd", fromlist=["x"]).repo_text(
+    done = {F.OS_RELEASE: CENTOS7, TLINUX_REPO: ("root root 644\n" + K.repo_text(
         "https://mirrors.tencent.com/tlinux/2.4/tlinux/x86_64/"), 0),
-            "pinned": ("kernel-devel-4.14.105-19.0012.tl2.x86_64\nkernel-4.14.105-19.0013.tl2.x86_64\n"
+            PINNED: ("kernel-devel-4.14.105-19.0012.tl2.x86_64\nkernel-4.14.105-19.0013.tl2.x86_64\n"
                        "kernel-headers-4.14.105-19.0013.tl2.x86_64\n", 0),
-            "default_kernel": (f"/boot/vmlinuz-{KERNEL}\n", 0), "running_kernel": ("3.10.0\n", 0),
-            "boot_id": ("old-boot-id\n", 0)}
+            K.DEFAULT_KERNEL: (f"/boot/vmlinuz-{KERNEL}\n", 0), K.RUNNING_KERNEL: ("3.10.0\n", 0),
+            K.BOOT_ID: ("old-boot-id\n", 0)}
     pool = FakePool(done)
     run, out = run_on(pool, body(KT.tlinux), reboot=False)
     assert pool.changes() == [] and run.reporter.counts()["h1"]["changed"] == 0
@@ -40,14 +57,14 @@ def test_tlinux_without_reboot_never_reboots_and_second_run_is_quiet():
 
 
 def test_tlinux_refuses_on_debian_after_one_read():
-    pool = FakePool({"os": ('ID=debian\nVERSION_ID="12"\nPRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\n', 0)})
+    pool = FakePool({F.OS_RELEASE: ('ID=debian\nVERSION_ID="12"\nPRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\n', 0)})
     run, out = run_on(pool, body(KT.tlinux))
     assert pool.changes() == [] and pool.commands_run == 1 and run.failed() == ["h1"]
     assert "RHEL/CentOS 7 only" in out
 
 
 def test_ipvs_tune_writes_and_applies_where_ipvs_exists():
-    pool = FakePool({"ipvs": ("", 0), "file": ("", 1), "ipvs_values": ("1\n0\n", 0)},
+    pool = FakePool({K.IPVS_FACT: ("", 0), IPVS_FILE: ("", 1), K.SYSCTL_VALUES: ("1\n0\n", 0)},
                     {r"90-swarmbook-ipvs.conf": Result("", "", 0)})
     run, out = run_on(pool, body(KT.ipvs_tune))
     ch = pool.changes()
@@ -56,7 +73,7 @@ def test_ipvs_tune_writes_and_applies_where_ipvs_exists():
 
 def test_register_sends_token_on_stdin_only():
     token = "glrt-very-secret"
-    pool = FakePool({"has:gitlab-runner": ("/usr/bin/gitlab-runner", 0), "config": ("root root 600\nconcurrent = 1\n", 0)},
+    pool = FakePool({HAS_RUNNER: ("/usr/bin/gitlab-runner", 0), RUNNER_CONFIG: ("root root 600\nconcurrent = 1\n", 0)},
                     {r"gitlab-runner register": Result("", "", 0)})
     env = f"MANAGERS=h1\nRUNNER_TOKEN={token}\nRUNNER_URL=http://gitlab.x/\n"
     run, out = make_run(pool, env, task="runner.register")
@@ -65,7 +82,7 @@ def test_register_sends_token_on_stdin_only():
     def exec_and_register(conn, command, **kw):  # after register, config.toml names the runner
         res = orig_exec(conn, command, **kw)
         if "gitlab-runner register" in command:
-            pool.facts["config"] = ('root root 600\nconcurrent = 1\n[[runners]]\n  name = "deploy-1"\n', 0)
+            pool.facts[RUNNER_CONFIG] = ('root root 600\nconcurrent = 1\n[[runners]]\n  name = "deploy-1"\n', 0)
         return res
     pool.exec = exec_and_register
     run.each(run.settings.group("managers"), lambda h: body(RT.register)(h, name="deploy-1"))
@@ -91,9 +108,9 @@ def test_validators_refuse_before_hosts():
 
 
 def test_gitlab_up_refuses_22_while_sshd_listens():
-    pool = FakePool({"has:docker": ("/usr/bin/docker", 0), "container:gitlab": ("", 1),
-                     "listen:22": ('LISTEN 0 128 0.0.0.0:22 0.0.0.0:* users:(("sshd",pid=1,fd=3))', 0),
-                     "dirs": ("", 1)})
+    pool = FakePool({HAS_DOCKER: ("/usr/bin/docker", 0), GITLAB_STATE: ("", 1),
+                     GC.listeners_fact(22): ('LISTEN 0 128 0.0.0.0:22 0.0.0.0:* users:(("sshd",pid=1,fd=3))', 0),
+                     GITLAB_DIRS: ("", 1)})
     run, out = run_on(pool, body(G.up), env="MANAGERS=h1\n")
     assert pool.changes() == [] and run.failed() == ["h1"] and "sshd.move-port" in out
 
@@ -129,9 +146,9 @@ def test_gitlab_up_on_a_healthy_unchanged_container_is_one_round_trip():
     state = {"Id": "g1", "State": {"Running": True, "Status": "running", "Health": {"Status": "healthy"}},
              "Config": {"Labels": {SPEC_LABEL: c.spec_hash()}}}
     port = GC.host_port(tuple(s["GITLAB_PORTS"]), 22)
-    pool = FakePool({"has:docker": ("/usr/bin/docker", 0), "container:gitlab": (json.dumps(state), 0),
-                     f"listen:{port}": ('LISTEN 0 128 0.0.0.0:22 users:(("docker-proxy",pid=9,fd=4))', 0),
-                     "dirs": ("", 0)})
+    pool = FakePool({HAS_DOCKER: ("/usr/bin/docker", 0), GITLAB_STATE: (json.dumps(state), 0),
+                     GC.listeners_fact(port): ('LISTEN 0 128 0.0.0.0:22 users:(("docker-proxy",pid=9,fd=4))', 0),
+                     GITLAB_DIRS: ("", 0)})
     run, out = run_on(pool, body(G.up), env=env)
     assert run.failed() == [] and pool.changes() == [] and pool.commands_run == 1, out
     assert "GitLab healthy" in out and "already" in out
@@ -143,7 +160,7 @@ class RunnerHosts(FakePool):
     """FakePool with a config.toml per host, to which `gitlab-runner register` appends its runner."""
 
     def __init__(self):
-        super().__init__({"has:gitlab-runner": ("/usr/bin/gitlab-runner", 0)})
+        super().__init__({HAS_RUNNER: ("/usr/bin/gitlab-runner", 0)})
         import threading
         self.lock = threading.Lock()
         self.toml: dict[str, str] = {}
@@ -155,7 +172,7 @@ class RunnerHosts(FakePool):
     def exec(self, conn, command, **kw):
         import shlex
         with self.lock:
-            self.facts["config"] = ("root root 600\n" + self.toml.get(conn, "concurrent = 1\n"), 0)
+            self.facts[RUNNER_CONFIG] = ("root root 600\n" + self.toml.get(conn, "concurrent = 1\n"), 0)
             res = super().exec(conn, command, **kw) if "@@" in command else Result("", "", 0)
             self.by_host.append((conn, command, kw.get("stdin")))
             if "gitlab-runner register" in command:
@@ -260,9 +277,10 @@ def test_bootstrap_registers_both_roles_when_each_has_hosts_and_a_token():
 
 
 def test_install_on_debian_without_key_tools_installs_them_before_fetching_the_key():
-    pool = FakePool({"os": ('ID=debian\nVERSION_ID="12"\nVERSION_CODENAME=bookworm\n', 0), "git": ("git version 2.39.5", 0),
-                     "has:gitlab-runner": ("", 1), "key_tools": ("ii  curl\n", 1), "apt": ("", 1), "yum": ("", 1),
-                     "keyring": ("", 1)},
+    pool = FakePool({F.OS_RELEASE: ('ID=debian\nVERSION_ID="12"\nVERSION_CODENAME=bookworm\n', 0),
+                     N.GIT_VERSION: ("git version 2.39.5", 0), HAS_RUNNER: ("", 1), N.KEY_TOOLS_FACT: ("ii  curl\n", 1),
+                     F.file_state(N.APT_SOURCE, "apt"): ("", 1), F.file_state(N.YUM_REPO, "yum"): ("", 1),
+                     N.KEYRING_FACT: ("", 1)},
                     {r"apt-get install -y -q --no-install-recommends gnupg ca-certificates; }$": Result("", "", 0), r"gpgkey": Result("", "", 0),
                      r"runner_gitlab-runner.list": Result("", "", 0),
                      r"apt-get install -y -q gitlab-runner$": Result("", "", 0),
@@ -278,8 +296,9 @@ def test_install_on_debian_without_key_tools_installs_them_before_fetching_the_k
 def _rebooting(answers):
     """A CentOS 7 host on the old kernel whose boot_id/uname answers after the reboot are ``answers``
     (a Result each; the last repeats)."""
-    pool = FakePool({"os": CENTOS7, "repo": ("", 1), "pinned": ("", 0), "default_kernel": ("/boot/vmlinuz-3.10.0\n", 0),
-                     "running_kernel": ("3.10.0-1160.el7.x86_64\n", 0), "boot_id": ("old-boot-id\n", 0)},
+    pool = FakePool({F.OS_RELEASE: CENTOS7, TLINUX_REPO: ("", 1), PINNED: ("", 0),
+                     K.DEFAULT_KERNEL: ("/boot/vmlinuz-3.10.0\n", 0), K.RUNNING_KERNEL: ("3.10.0-1160.el7.x86_64\n", 0),
+                     K.BOOT_ID: ("old-boot-id\n", 0)},
                     {r"CentOS-TLinux.repo": Result("", "", 0), r"^yum -y install": Result("", "", 0),
                      r"^grubby --set-default": Result("", "", 0), r"systemctl reboot": Result("", "", 0)})
     queue = list(answers)
@@ -329,7 +348,7 @@ def test_tlinux_reboot_wait_times_out_naming_the_host_when_the_boot_never_change
 
 def test_tlinux_does_not_reboot_when_the_boot_id_cannot_be_read():
     pool = _rebooting([Result("x\n", "", 0)])
-    pool.facts["boot_id"] = ("", 1)
+    pool.facts[K.BOOT_ID] = ("", 1)
     run, out = run_rebooting(pool, reboot=True, timeout=30)
     assert run.failed() == ["h1"] and not any("reboot" in c for c in pool.changes())
 
@@ -348,7 +367,7 @@ def test_backup_refuses_when_portainer_data_is_absent_and_writes_nothing(tmp_pat
     import tasks.portainer as PT
 
     _, answer = _tar_b64({"data": b""})  # what tarring a volume `docker run -v` just made would give
-    pool = FakePool({"volume": ('{"message": "get portainer_data: no such volume"}', 22)},
+    pool = FakePool({P.VOLUME_FACT: ('{"message": "get portainer_data: no such volume"}', 22)},
                     {r"-cf - data": Result(answer, "", 0)})
     run, out = make_run(pool, "MANAGERS=h1\n", task="portainer.backup")
     body(PT.backup)(run, list(run.settings.group("managers")), to=str(tmp_path))
@@ -361,7 +380,7 @@ def test_backup_uses_the_configured_helper_image(tmp_path):
     import tasks.portainer as PT
 
     raw, answer = _tar_b64({"data/portainer.db": b"db"})
-    pool = FakePool({"volume": ('{"Name": "portainer_data"}', 0)}, {r"-cf - data": Result(answer, "", 0)})
+    pool = FakePool({P.VOLUME_FACT: ('{"Name": "portainer_data"}', 0)}, {r"-cf - data": Result(answer, "", 0)})
     run, out = make_run(pool, "MANAGERS=h1\nPORTAINER_HELPER_IMAGE=registry.x/tools:tar\n", task="portainer.backup")
     body(PT.backup)(run, list(run.settings.group("managers")), to=str(tmp_path))
     assert run.failed() == [], out.getvalue()
@@ -379,7 +398,7 @@ def _scaled_pool(answer):
         state["n"] = int(command.split("portainer=")[1].split()[0])
         return Result("", "", 0)
 
-    return FakePool({"volume": ('{"Name": "portainer_data"}', 0)},
+    return FakePool({P.VOLUME_FACT: ('{"Name": "portainer_data"}', 0)},
                     {r"service scale": scale, r"containers/json": lambda c, h: Result("[{}]" if state["n"] else "[]", "", 0),
                      r"-cf - data": answer})
 
@@ -468,7 +487,7 @@ def test_root_password_file_is_0600_before_the_password_is_written(tmp_path, mon
 
     monkeypatch.setattr(os, "fdopen", lambda *a, **kw: Watch(real_fdopen(*a, **kw)))
     state = {"Id": "g", "State": {"Running": True, "Status": "running"}, "Config": {"Labels": {}}}
-    pool = FakePool({"container:gitlab": (json.dumps(state), 0), "shown": ("", 1)},
+    pool = FakePool({GITLAB_STATE: (json.dumps(state), 0), F.file_state(f"/srv/gitlab/{G.SHOWN}", "shown"): ("", 1)},
                     {r"initial_root_password": Result("Password: s3cret-root=\n", "", 0)})
     run, out = run_on(pool, body(G.root_password), env="MANAGERS=h1\nGITLAB=h1\n", to=str(target))
     assert run.failed() == [], out

@@ -4,6 +4,7 @@ the manager gets when its kernel has IPVS, and stay out (with the reason) when i
 import json
 
 from swarmbook import config, kernelcmd, stackcmd, taskdef
+from swarmbook import facts as F
 
 from .fakes import ABSENT, FakePool, make_run
 from swarmbook.session import Result
@@ -20,8 +21,10 @@ def _deploy(tmp_path, ipvs: bool, extra: str = ""):
     (tmp_path / "demo" / "deploy.yml").write_text(
         "services:\n  demo:\n    image: r/demo:latest\n    ports: ['9501:9501']\n" + extra)
     (tmp_path / "demo" / "app.env").write_text("APP_NAME=demo\n")
-    pool = FakePool({"file": ABSENT, "configs": ("[]", 0), "services": (json.dumps(SERVICE), 0),
-                     "ipvs": ("", 0 if ipvs else 1)},
+    pool = FakePool({F.file_state("/opt/swarmbook/stacks/demo/deploy.yml", "file"): ABSENT,
+                     stackcmd.configs_fact("demo_env_"): ("[]", 0),
+                     stackcmd.services_fact("demo"): (json.dumps(SERVICE), 0),
+                     kernelcmd.IPVS_FACT: ("", 0 if ipvs else 1)},
                     {r"docker config create": OK, r"cat > \"\$tmp\"": OK, r"docker stack deploy": OK,
                      r"curl -fsS": OK})
     run, out = make_run(pool, f"MANAGERS=h1\nSTACKS_PATH={tmp_path}\n", task="stack.deploy")
