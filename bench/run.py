@@ -2,8 +2,10 @@
 """swarmbook benchmark: lab.up, first converge, no-op re-run, fan-out to 3 and 20 hosts, round trips,
 start-up, peak memory and the lab's resident memory, measured on the local lab. Prints a table, writes bench/results/.
 
-Usage: python3 bench/run.py [--runs 5] [--skip-20]
-Needs root and the lab (it brings it up and takes it down itself). Takes ~10 minutes.
+Usage: python3 bench/run.py [--runs 5] [--skip-20] [--engines 28.5,26.1,20.10] [--only-engines]
+Needs root and the lab (it brings it up and takes it down itself). Takes ~10 minutes, plus
+~3 minutes per further engine: the first of --engines gets every measure, each engine gets
+first converge and no-op re-run, side by side (--only-engines: just those).
 """
 
 from __future__ import annotations
@@ -143,11 +145,18 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--skip-20", action="store_true", help="skip the 20-host fan-out")
+    ap.add_argument("--engines", default="28.5,26.1,20.10",
+                    help="lab engine generations for first converge and no-op side by side; the first gets every measure")
+    ap.add_argument("--only-engines", action="store_true", help="measure only first converge and no-op per engine")
     args = ap.parse_args()
+    engines = [e.strip() for e in args.engines.split(",") if e.strip()]
     from swarmbook import lab
 
     results: dict = {"date": time.strftime("%Y-%m-%d %H:%M"), "machine": f"{os.cpu_count()} cores"}
     rows: list[tuple[str, str]] = []
+
+    if args.only_engines:
+        return _engines_only(engines, args.runs, results, rows)
 
     # 5. start-up, next to Invoke's own floor on the same machine at the same moment: a
     # one-task collection. Bytecode compiled first, as pip does on install.
@@ -176,10 +185,10 @@ def main() -> int:
     # 0. the lab itself: up after down (images and packages cached), then a second, no-op up
     lab.down()
     t0 = time.monotonic()
-    info = lab.up(hosts=3)
+    info = lab.up(hosts=3, engine=engines[0])
     up_cold = time.monotonic() - t0
     t0 = time.monotonic()
-    lab.up(hosts=3)
+    lab.up(hosts=3, engine=engines[0])
     up_again = time.monotonic() - t0
     results["lab_up"] = {"after_down": up_cold, "again": up_again}
     rows.append(("`lab.up` (3 hosts) after `lab.down`, image cache warm", f"{up_cold:.1f}s"))
@@ -193,7 +202,7 @@ def main() -> int:
     waiting = remote_seconds(first["stats"]["timeline"], ("exec", "connect", "wait"))
     results["first_converge"] = {"wall": first["wall"], "remote": remote, "remote_or_wait": waiting,
                                  "rss_kib": first["rss_kib"], "cpu": first["cpu"]}
-    rows.append(("first converge, bootstrap-all, 3 hosts", f"{first['wall']:.1f}s wall"))
+    rows.append((f"first converge, bootstrap-all, 3 hosts, Docker {engines[0]}", f"{first['wall']:.1f}s wall"))
     rows.append(("  of which remote commands / SSH (union of spans)", f"{remote:.1f}s"))
     rows.append(("  of which polling hosts until ready (between polls)", f"{waiting - remote:.1f}s"))
     over = first["wall"] - waiting
@@ -249,8 +258,49 @@ def main() -> int:
     # 6. memory
     peak = max([first["rss_kib"], results["noop"]["rss_kib"], fan.get(20, {}).get("rss_kib", 0)])
     rows.append(("peak RSS of the swarmbook process (1-3)", f"{peak / 1024:.0f} MiB"))
+    results["engines"] = {engines[0]: {"first": first["wall"], "noop": results["noop"]["wall"], "changed": changed}}
+    for e in engines[1:]:
+        results["engines"][e] = converge_and_noop(e, args.runs)
+    _engine_rows(results["engines"], rows)
     lab.down()
+    return _write(results, rows)
 
+
+def converge_and_noop(engine: str, runs: int) -> dict:
+    """First converge and no-op re-runs of bootstrap-all on a fresh 3-host lab offering ``engine``."""
+    from swarmbook import lab
+
+    lab.down()
+    info = lab.up(hosts=3, engine=engine)
+    env = {"SWARMBOOK_ENV": str(info.hosts_env)}
+    first = measure([script("inv"), "bootstrap-all", "--json"], env)
+    assert first["rc"] == 0, first["stdout"][-2000:] + first["stderr"][-2000:]
+    noop = [measure([script("inv"), "bootstrap-all", "--json"], env) for _ in range(runs)]
+    changed = sum(1 for r in noop for ln in r["stdout"].splitlines() if '"status": "changed"' in ln)
+    assert all(r["rc"] == 0 for r in noop) and changed == 0, noop[-1]["stdout"][-3000:]
+    return {"first": first["wall"], "noop": [r["wall"] for r in noop], "changed": changed,
+            "first_remote": remote_seconds(first["stats"]["timeline"]),
+            "first_remote_or_wait": remote_seconds(first["stats"]["timeline"], ("exec", "connect", "wait"))}
+
+
+def _engine_rows(per_engine: dict, rows: list) -> None:
+    for e, r in per_engine.items():
+        rows.append((f"Docker {e}: first converge / no-op re-run (bootstrap-all, 3 hosts)",
+                     f"{r['first']:.1f}s / {med(r['noop'])}, {r['changed']} changed"))
+
+
+def _engines_only(engines: list[str], runs: int, results: dict, rows: list) -> int:
+    from swarmbook import lab
+
+    results["engines"] = {}
+    for e in engines:  # one after another on this machine, minutes apart: read them side by side
+        results["engines"][e] = converge_and_noop(e, runs)
+    _engine_rows(results["engines"], rows)
+    lab.down()
+    return _write(results, rows)
+
+
+def _write(results: dict, rows: list) -> int:
     out_dir = REPO / "bench" / "results"
     out_dir.mkdir(exist_ok=True)
     (out_dir / "latest.json").write_text(json.dumps(results, indent=2))
