@@ -55,6 +55,9 @@ class FakePool:
             self.connects.append((spec.host, fresh, len(self.sent)))
         return FakeConn(spec.host, fresh)
 
+    def vouch(self, conn, spec, known_hosts) -> None:
+        """sshd.move-port records the checked key under the new port (nothing to do here)."""
+
     def reconnects(self, host: str | None = None) -> int:
         """How many fresh (new-session) connects were made, e.g. after a group change."""
         return sum(1 for h, fresh, _ in self.connects if fresh and (host is None or h == host))
