@@ -140,15 +140,6 @@ def recorded_ports(text: str) -> dict[str, int]:
     return ports
 
 
-def ssh_ports(hs: list[LabHost], recorded: dict[str, int]) -> dict[str, list[int]]:
-    """Ports besides 22 each host's key is recorded for: the one sshd.move-port moves to by
-    default (SSHD_PORT) and any port the hosts file records."""
-    from swarmbook.config import KEYS
-
-    moved = int(KEYS["SSHD_PORT"].default)
-    return {h.addr: sorted({moved, recorded.get(h.addr, 22)} - {22}) for h in hs}
-
-
 def carry_ports(old_text: str, new_text: str) -> str:
     """Keep SSH ports recorded in an existing lab hosts file."""
     from swarmbook.config import with_port

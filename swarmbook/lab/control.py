@@ -10,7 +10,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from . import builders, creds, image, layout, platform, procmem, registry, sh
+from . import builders, creds, image, layout, platform, procmem, registry, sh, sshkeys
 from . import hosts as lab_hosts
 from .layout import LabError, LabInfo, Paths
 
@@ -104,7 +104,7 @@ def _up(hosts: int, state_dir: Path | None, wanted: list[layout.Engine] | None =
         changed.append("seeded registry storage kept in the cache")
     old_env = p.hosts_env.read_text() if p.hosts_env.exists() else ""
     ports = builders.recorded_ports(old_env)
-    if creds.write_known_hosts(p, hs, builders.ssh_ports(hs, ports)):
+    if creds.write_known_hosts(p, hs, sshkeys.ssh_ports(hs, ports)):
         changed.append(f"wrote {p.known_hosts}")
     lab_hosts.wait_ssh(p, hs, ports=ports)
     text = builders.hosts_env_text(hs, p.key, password, p.ca, known_hosts=p.known_hosts,

@@ -166,8 +166,9 @@ def _inject(h: LabHost, p: Paths) -> None:
     the host's own SSH host keys (the boot unit's `ssh-keygen -A` then finds keys and skips)."""
     sh.run(["docker", "cp", str(p.pubkey), f"{h.name}:/root/.ssh/authorized_keys"])
     sh.run(["docker", "cp", str(p.ca), f"{h.name}:{CA_IN_HOST}"])
+    made = int(p.host_keys(h.hostname).stat().st_mtime)
     sh.run(["docker", "cp", "-", f"{h.name}:/etc/ssh"],
-           input=sshkeys.keys_tar(creds.host_key_files(p, h.hostname)))
+           input=sshkeys.keys_tar(creds.host_key_files(p, h.hostname), mtime=made))
 
 
 def remove_extra(keep: int, sid: str, data: Path) -> list[str]:

@@ -14,6 +14,8 @@ from pathlib import Path
 
 from swarmbook import knownhosts
 
+from .layout import LabHost
+
 KEY_TYPES = ("ed25519", "ecdsa", "rsa")  # what `ssh-keygen -A` makes on a Debian host
 HEADER = "# swarmbook lab host keys, written by `inv lab.up` (SSH_KNOWN_HOSTS of the lab's hosts.env)"
 
@@ -27,7 +29,7 @@ def keygen_argv(path: Path, keytype: str, comment: str) -> list[str]:
     return ["ssh-keygen", "-q", "-t", keytype, "-N", "", "-C", comment, "-f", str(path)]
 
 
-def keys_tar(files: Mapping[str, bytes]) -> bytes:
+def keys_tar(files: Mapping[str, bytes], mtime: int = 0) -> bytes:
     """A tar stream for `docker cp - CONTAINER:/etc/ssh`: private keys 0600, public keys 0644,
     owned by root, file entries only (the folder's own mode and owner stay as they are)."""
     import tarfile
@@ -38,8 +40,18 @@ def keys_tar(files: Mapping[str, bytes]) -> bytes:
             info = tarfile.TarInfo(name)
             info.size, info.uid, info.gid, info.mode = len(data), 0, 0, 0o644 if name.endswith(".pub") else 0o600
             info.uname = info.gname = "root"
+            info.mtime = mtime
             tar.addfile(info, io.BytesIO(data))
     return buf.getvalue()
+
+
+def ssh_ports(hs: Sequence[LabHost], recorded: Mapping[str, int]) -> dict[str, list[int]]:
+    """Ports besides 22 each host's key is recorded for: the one sshd.move-port moves to by
+    default (SSHD_PORT) and any port the hosts file records."""
+    from swarmbook.config import KEYS
+
+    moved = int(KEYS["SSHD_PORT"].default)
+    return {h.addr: sorted({moved, recorded.get(h.addr, 22)} - {22}) for h in hs}
 
 
 def host_lines(addr: str, pubkeys: Sequence[str], ports: Sequence[int]) -> list[str]:
