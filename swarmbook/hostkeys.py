@@ -57,6 +57,10 @@ class KnownHosts:
             out += _read(path)
         return out
 
+    def entries_for(self, name: str) -> list[Entry]:
+        """The entries that name ``name`` (its hashed ones included): one pass over the files."""
+        return [e for e in self.entries() if knownhosts.names_host(e.names, name)]
+
     def verify(self, where: str, name: str, keytype: str, blob: bytes, entries: list[Entry] | None = None) -> str:
         """KNOWN or NEW (then recorded); raises HostKeyRefused for a changed or revoked key."""
         entries = self.entries() if entries is None else entries
@@ -124,7 +128,7 @@ class Guard:
         self.known = known
         self.where = f"{user}@{host}:{port}"
         self.name = knownhosts.host_name(host, port)
-        self.entries = known.entries()
+        self.entries = known.entries_for(self.name)  # hashed names cost an HMAC each: match once
         self.outcome = ""  # KNOWN or NEW once checked
 
     def transport(self, sock: Any, **kwargs: Any):
