@@ -7,6 +7,7 @@ did with its journal and files (docker exec), independent of swarmbook's SSH cod
 from __future__ import annotations
 
 import base64
+import re
 import stat
 import subprocess
 import time
@@ -173,3 +174,31 @@ def test_a_swapped_host_key_is_refused_nothing_reaches_that_host_and_the_old_key
     assert [e["status"] for e in again.steps(host=victim.addr) if e["step"].startswith("login ")] == ["changed"]
     assert all(e["status"] == "ok" for h in others for e in again.steps(host=h.addr))
     assert _logged_in(victim) and _sshd_log(victim, "Accepted publickey") > logins
+
+
+def test_sshd_move_port_records_the_proven_key_under_the_new_port(lab, tmp_path):
+    """Same host, same key, new name: sshd.move-port records [host]:port from the connection it
+    already checked on 22, so the new port is never met as an unknown host. The known_hosts here
+    holds the host's port-22 entries only (the lab's own file names 2222 in advance)."""
+    h = lab.hosts[-1]
+    known = tmp_path / "known_hosts"
+    known.write_text("".join(f"{h.addr} {pub}\n" for pub in _lab_pubs(lab, h)))
+    env = {"SSH_KNOWN_HOSTS": str(known)}
+    hosts = tmp_path / "hosts.env"
+    hosts.write_text(re.sub(r"(?m)^GITLAB=.*$", f"GITLAB={h.addr}", lab.hosts_env.read_text()))
+    hosts.chmod(0o600)
+    try:
+        out = sb(lab, "sshd.move-port", "--port", "2200", hosts_env=str(hosts), env=env)
+        assert out.rc == 0, out.stdout + out.stderr
+        moved = [e for e in kh.parse(known.read_text(), str(known)) if e.names == (f"[{h.addr}]:2200",)]
+        assert [kh.fingerprint(e.blob) for e in moved] == [_lab_fingerprint(lab, h)]
+    finally:
+        back = sb(lab, "sshd.move-port", "--port", "22", hosts_env=str(hosts), env=env)
+        assert back.rc == 0, back.stdout + back.stderr
+    mine = [e.names for e in kh.parse(known.read_text(), str(known)) if h.addr in e.names[0]]
+    assert mine == [(h.addr,)] * 3 + [(f"[{h.addr}]:2200",)]  # moving back to 22 recorded nothing
+
+
+def _lab_pubs(lab, h) -> list[str]:
+    folder = Paths(lab.state_dir).host_keys(h.hostname)
+    return [" ".join((folder / f"{sshkeys.key_file(t)}.pub").read_text().split()[:2]) for t in sshkeys.KEY_TYPES]
