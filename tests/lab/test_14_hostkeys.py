@@ -52,9 +52,14 @@ def _wait_offering(h, fingerprint: str, tries: int = 60) -> None:
     assert _offered(h) == fingerprint, f"{h.hostname}'s sshd does not offer {fingerprint}"
 
 
+# sshd's lines by their syslog identifier (sshd; sshd-session on OpenSSH 9.8+), not by unit:
+# journald may not learn the unit of an sshd-session that logs and exits at once (a refused login)
+SSHD_LOG = ("journalctl", "-t", "sshd", "-t", "sshd-session", "--no-pager")
+
+
 def _sshd_log(h, text: str) -> int:
     """How many lines of sshd's journal on ``h`` contain ``text``."""
-    log = _exec(h, "journalctl", "-u", "ssh", "-o", "cat", "--no-pager").stdout
+    log = _exec(h, *SSHD_LOG, "-o", "cat").stdout
     return sum(text in line for line in log.splitlines())
 
 
@@ -63,7 +68,8 @@ def _wait_logged(h, text: str, more_than: int, tries: int = 20) -> None:
         if _sshd_log(h, text) > more_than:
             return
         time.sleep(0.5)
-    assert _sshd_log(h, text) > more_than, f"{h.hostname}: sshd logged no new {text!r} line"
+    log = _exec(h, *SSHD_LOG, "-o", "short-precise", "-n", "15").stdout
+    assert _sshd_log(h, text) > more_than, f"{h.hostname}: sshd logged no new {text!r} line:\n{log}"
 
 
 def _logged_in(h) -> bool:
@@ -116,11 +122,17 @@ def test_an_unknown_host_is_recorded_on_first_contact_into_ssh_known_hosts(lab, 
     assert (user_file.read_bytes() if user_file.exists() else None) == user_before  # ~/.ssh untouched
 
 
+def _restart_sshd(h) -> None:
+    """Restart sshd, clearing systemd's start rate limit first (a swap and a restore in a row)."""
+    _exec(h, "systemctl", "reset-failed", "ssh", check=False)
+    _exec(h, "systemctl", "restart", "ssh")
+
+
 def _swap_key(h) -> str:
     """Give ``h`` new host keys (as a reinstalled host, or an impostor, would have)."""
     _exec(h, "find", "/etc/ssh", "-name", "ssh_host_*", "-delete")
     _exec(h, "ssh-keygen", "-A")
-    _exec(h, "systemctl", "restart", "ssh")
+    _restart_sshd(h)
     new = kh.fingerprint(base64.b64decode(_exec(h, "cat", "/etc/ssh/ssh_host_ed25519_key.pub").stdout.split()[1]))
     _wait_offering(h, new)
     return new
@@ -131,7 +143,7 @@ def _restore_key(lab, h) -> None:
     p = Paths(lab.state_dir)
     tar = sshkeys.keys_tar(creds.host_key_files(p, h.hostname))
     subprocess.run(["docker", "cp", "-", f"{h.name}:/etc/ssh"], input=tar, capture_output=True, check=True)
-    _exec(h, "systemctl", "restart", "ssh")
+    _restart_sshd(h)
     _wait_offering(h, _lab_fingerprint(lab, h))
 
 
