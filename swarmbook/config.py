@@ -31,6 +31,7 @@ class Key:
     kind: str  # hosts | str | int | port | list | secret | path | choice | cidr
     doc: str
     choices: tuple[str, ...] = ()
+    from_env: bool = False  # the environment beats the file (always so for secrets)
 
 
 KEYS: dict[str, Key] = {
@@ -39,6 +40,9 @@ KEYS: dict[str, Key] = {
     "SSH_PORT": Key(22, "port", "SSH port when a host entry names none"),
     "SSH_KEY": Key("", "path", "private key file for SSH (empty: agent / ~/.ssh defaults)"),
     "SSH_CONNECT_TIMEOUT": Key(5, "int", "seconds to wait for a host to answer SSH"),
+    "SSH_KNOWN_HOSTS": Key("~/.ssh/known_hosts", "path", "known_hosts file new host keys are recorded in "
+                           "(also read: ~/.ssh/known_hosts, /etc/ssh/ssh_known_hosts; environment beats file)",
+                           from_env=True),
     "LOCK_WAIT": Key(0, "int", "seconds a run waits for another operator's cluster lock (0: fail at once)"),
     "SSHD_PORT": Key("2222", "str", "port sshd moves to on GITLAB hosts so GitLab can take 22 "
                                      "(empty: bootstrap-all leaves sshd alone)"),
@@ -256,7 +260,7 @@ def parse(text: str, *, environ: dict[str, str] | None = None, source: str = "ho
     environ = os.environ if environ is None else environ
     values: dict[str, Any] = {}
     for name, key in KEYS.items():
-        if key.kind == "secret" and environ.get(name):
+        if (key.kind == "secret" or key.from_env) and environ.get(name):
             raw[name] = (environ[name], 0)
         if name in raw and key.kind != "hosts":
             text_value, line = raw[name]

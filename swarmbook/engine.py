@@ -16,6 +16,7 @@ from typing import Any
 from . import facts as F
 from .config import HostSpec, Settings
 from .errors import StepFailed, SwarmbookError, Unmet
+from .hostkeys import KnownHosts
 from .report import CHANGED, FAILED, OK, SKIPPED, Event, Reporter
 from .session import POOL, ConnectFailed, Pool, Result
 from .shell import Secret
@@ -116,7 +117,7 @@ class Host:
 
     def reconnect(self) -> None:
         """New SSH session (e.g. so a new group membership applies)."""
-        self.conn = self.run_.pool.connect(self.spec, key=self.run_.key, timeout=self.run_.timeout, fresh=True)
+        self.conn = self.run_.connect(self.spec, fresh=True)
 
 
 HostBody = Callable[[Host], None]
@@ -137,6 +138,7 @@ class Run:
         self.pool = pool
         self.key = settings["SSH_KEY"] if key is None else key
         self.timeout = settings["SSH_CONNECT_TIMEOUT"] if timeout is None else timeout
+        self.known_hosts = KnownHosts.for_file(settings["SSH_KNOWN_HOSTS"])
         self.started = time.monotonic()
         for s in settings.secrets():
             reporter.mask.add(s)
@@ -144,8 +146,13 @@ class Run:
     def emit(self, host: str, step: str, status: str, reason: str = "") -> None:
         self.reporter.emit(Event(self.task, host, step, status, reason, self.check))
 
+    def connect(self, spec: HostSpec, *, fresh: bool = False) -> Any:
+        """The pool's connection to ``spec`` with this run's key, timeout and known_hosts."""
+        return self.pool.connect(spec, known_hosts=self.known_hosts, key=self.key, timeout=self.timeout,
+                                 fresh=fresh)
+
     def open(self, spec: HostSpec) -> Host:
-        return Host(self, spec, self.pool.connect(spec, key=self.key, timeout=self.timeout))
+        return Host(self, spec, self.connect(spec))
 
     def warm(self, specs: Iterable[HostSpec]) -> None:
         """Open the connections of ``specs`` in parallel ahead of use (failures are left for the

@@ -4,7 +4,8 @@ The pool is the process's one piece of shared state: chained tasks (``inv a b``,
 ``bootstrap-all``) reuse connections instead of paying the SSH handshake again, and
 ``fab -H a,b`` runs a task once for all hosts (see :func:`claim_fab_call`).
 Commands run on a bare paramiko channel with TCP_NODELAY and dead-peer detection: no pty, stdin only when
-given, stdout/stderr read concurrently.
+given, stdout/stderr read concurrently. Every connect checks the host's key in the handshake
+(:mod:`swarmbook.hostkeys`): a host whose key is not on record gets no command.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import time
 from dataclasses import dataclass
 
 from .config import HostSpec
+from .hostkeys import Guard, HostKeyRefused, KnownHosts, vouch
 from .shell import Secret
 
 # paramiko logs a traceback of its transport thread to stderr when no handler is set (a port that
@@ -55,8 +57,10 @@ class Pool:
         # (kind, host, task, start, end) of every remote command and SSH connect, for bench/
         self.timeline: list[tuple[str, str, str, float, float]] = []
 
-    def connect(self, spec: HostSpec, *, key: str = "", timeout: int = 5, fresh: bool = False):
-        """An open fabric Connection to ``spec`` (cached unless ``fresh``)."""
+    def connect(self, spec: HostSpec, *, known_hosts: KnownHosts, key: str = "", timeout: int = 5,
+                fresh: bool = False):
+        """An open fabric Connection to ``spec`` (cached unless ``fresh``) whose host key
+        ``known_hosts`` vouches for (recorded on first contact; a changed key: ConnectFailed)."""
         ident = (spec.user, spec.host, spec.port)
         with self._lock:
             conn = self._conns.get(ident)
@@ -70,6 +74,7 @@ class Pool:
         from fabric import Config, Connection  # lazy: keeps `inv --list` fast
 
         kwargs = {"banner_timeout": timeout, "auth_timeout": timeout}
+        conn = None
         if key:
             kwargs.update(key_filename=[key], look_for_keys=False, allow_agent=False)
         t0 = time.monotonic()
@@ -77,12 +82,18 @@ class Pool:
             # our own TCP socket, tuned before the SSH handshake: with Nagle on, the handshake's
             # small packets wait on delayed ACKs (measured: 84 ms -> 45 ms per connect)
             kwargs["sock"] = _dial(spec, timeout)
+            # the host key is judged inside the handshake, before authentication (hostkeys.py)
+            guard = Guard(known_hosts, spec.user, spec.host, spec.port)
+            kwargs["transport_factory"] = guard.transport
             conn = Connection(spec.host, user=spec.user, port=spec.port, connect_timeout=timeout,
                               connect_kwargs=kwargs, config=Config())
             # a Config of its own (0.6 ms): one shared by the connecting threads once failed
             # a connect with "No attribute or config key found for 'gateway'" (CI, 2026-11-27)
+            conn.client.set_missing_host_key_policy(guard)  # fabric's own is AutoAddPolicy
             conn.open()
         except Exception as exc:  # paramiko/socket errors vary; one line is what the user needs
+            if conn is not None:
+                conn.client.close()  # a refused host's transport ends here
             if kwargs.get("sock") is not None:
                 kwargs["sock"].close()
             reason = _connect_reason(exc, spec)
@@ -117,6 +128,14 @@ class Pool:
         finally:
             chan.close()
             self.timeline.append(("exec", conn.host, label, t0, time.monotonic()))
+
+    def vouch(self, conn, spec: HostSpec, known_hosts: KnownHosts) -> None:
+        """Record the host key of the checked connection ``conn`` under ``spec``'s port too
+        (sshd.move-port: the same host on a new port), so that port is never met unknown."""
+        try:
+            vouch(known_hosts, self._live(conn), spec.user, spec.host, spec.port)
+        except HostKeyRefused as exc:
+            raise ConnectFailed(str(exc)) from None
 
     def _live(self, conn):
         """``conn``, or the pool's newer connection to the same login when ``conn`` was replaced
@@ -207,6 +226,8 @@ def _tune(sock: socket.socket) -> None:
 
 
 def _connect_reason(exc: Exception, spec: HostSpec) -> str:
+    if isinstance(exc, HostKeyRefused):
+        return str(exc)  # already the one line: host, both fingerprints, file and line, the fix
     where = f"{spec.user}@{spec.host}:{spec.port}"
     name = type(exc).__name__
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else name

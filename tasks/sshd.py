@@ -35,7 +35,8 @@ def _login(h: Host, port: int) -> str:
     """'' when a fresh SSH login on ``port`` works from this machine, else why not."""
     spec = config.HostSpec(h.spec.host, h.spec.user, port)
     try:
-        conn = h.run_.pool.connect(spec, key=h.run_.key, timeout=h.run_.timeout, fresh=True)
+        h.run_.pool.vouch(h.conn, spec, h.run_.known_hosts)  # same host, same key, new port
+        conn = h.run_.connect(spec, fresh=True)
         res = h.run_.pool.exec(conn, sshdcmd.LOGIN_CHECK_CMD, timeout=30)
         return "" if res.rc == 0 else f"exit {res.rc}"
     except (session.ConnectFailed, OSError, TimeoutError) as exc:

@@ -93,8 +93,9 @@ def roles(hs: list[LabHost]) -> dict[str, list[str]]:
 
 
 def hosts_env_text(hs: list[LabHost], key: Path, password: str, ca: Path,
-                   services: dict[str, str] | None = None) -> str:
-    """The lab's hosts file; ``services`` (see :func:`services_env`) adds the platform section."""
+                   services: dict[str, str] | None = None, known_hosts: Path | None = None) -> str:
+    """The lab's hosts file; ``services`` (see :func:`services_env`) adds the platform section;
+    ``known_hosts`` (lab.up always gives it) is where the hosts' keys are on record."""
     groups = roles(hs)
     lines = ["# swarmbook lab hosts file, written by `inv lab.up`"]
     lines += [f"{k}={','.join(v)}" for k, v in groups.items()]
@@ -115,6 +116,9 @@ def hosts_env_text(hs: list[LabHost], key: Path, password: str, ca: Path,
         "# no IPVS in this kernel: no routing mesh; every node runs one task on its own address",
         "STACK_PUBLISH_MODE=host",
     ]
+    if known_hosts is not None:
+        lines += ["# every lab host's keys, recorded by lab.up (kept with the state dir across down/up)",
+                  f"SSH_KNOWN_HOSTS={known_hosts}"]
     if services:
         lines.append("# platform services (issue 5): lab images are stand-ins or Debian builds, see docs/platform.md")
         lines += [f"{k}={v}" for k, v in services.items()]

@@ -10,7 +10,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from . import builders, creds, image, layout, platform, procmem, registry, sh
+from . import builders, creds, image, layout, platform, procmem, registry, sh, sshkeys
 from . import hosts as lab_hosts
 from .layout import LabError, LabInfo, Paths
 
@@ -67,6 +67,9 @@ def _up(hosts: int, state_dir: Path | None, wanted: list[layout.Engine] | None =
         changed.append(f"state dir {p.state}")
     if creds.ensure_ssh_key(p):
         changed.append("ssh key")
+    new_keys = creds.ensure_host_keys(p, hs)
+    if new_keys:
+        changed.append("host keys of " + ", ".join(new_keys))
     new_certs = creds.ensure_ca_and_cert(p)
     changed += new_certs
     refresh = bool(new_certs) or "ssh key" in changed  # hosts/registries alive with old creds
@@ -93,14 +96,18 @@ def _up(hosts: int, state_dir: Path | None, wanted: list[layout.Engine] | None =
     changed += platform.ensure_runner_repo(p)
     changed += lab_hosts.remove_extra(hosts, sid, data)
     for h in hs:
-        changed += lab_hosts.ensure_host(h, p, data / h.hostname, refresh=refresh)
+        changed += lab_hosts.ensure_host(h, p, data / h.hostname, refresh=refresh,
+                                         new_keys=h.hostname in new_keys)
     seeded = registry.ensure_seeds(p, password)  # while the hosts boot
     changed += seeded
     if fresh_storage and seeded and registry.save_seeded(storage):  # it holds just the seeds now
         changed.append("seeded registry storage kept in the cache")
     old_env = p.hosts_env.read_text() if p.hosts_env.exists() else ""
-    lab_hosts.wait_ssh(p, hs, ports=builders.recorded_ports(old_env))
-    text = builders.hosts_env_text(hs, p.key, password, p.ca,
+    ports = builders.recorded_ports(old_env)
+    if creds.write_known_hosts(p, hs, sshkeys.ssh_ports(hs, ports)):
+        changed.append(f"wrote {p.known_hosts}")
+    lab_hosts.wait_ssh(p, hs, ports=ports)
+    text = builders.hosts_env_text(hs, p.key, password, p.ca, known_hosts=p.known_hosts,
                                    services=platform.services_env(_services_secret(p)))
     text = builders.carry_ports(old_env, text)
     if creds.write_private(p.hosts_env, text):
@@ -109,7 +116,7 @@ def _up(hosts: int, state_dir: Path | None, wanted: list[layout.Engine] | None =
     sh.log(f"up: {len(hs)} hosts, {what} ({time.monotonic() - t0:.1f}s)")
     return LabInfo(state_dir=p.state, hosts_env=p.hosts_env, key=p.key, hosts=hs,
                    registry=f"{layout.REGISTRY_HOST}:{layout.REGISTRY_PORT}", ca=p.ca,
-                   changed=changed)
+                   changed=changed, known_hosts=p.known_hosts)
 
 
 def _services_secret(p: Paths) -> str:

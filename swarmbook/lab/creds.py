@@ -7,8 +7,8 @@ import secrets
 import tempfile
 from pathlib import Path
 
-from . import builders, sh
-from .layout import Paths
+from . import builders, sh, sshkeys
+from .layout import LabHost, Paths
 
 
 def ensure_state_dir(p: Paths) -> bool:
@@ -46,6 +46,42 @@ def ensure_ssh_key(p: Paths) -> bool:
     sh.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "swarmbook-lab", "-f", str(p.key)])
     os.chmod(p.key, 0o600)
     return True
+
+
+def ensure_host_keys(p: Paths, hs: list[LabHost]) -> list[str]:
+    """Each host's SSH host keys (ed25519, ecdsa, rsa) in the state dir, made once; returns the
+    hostnames whose keys were made now (a container of theirs that exists needs them put in)."""
+    made = []
+    for h in hs:
+        folder = p.host_keys(h.hostname)
+        missing = [t for t in sshkeys.KEY_TYPES if not (folder / sshkeys.key_file(t)).exists()
+                   or not (folder / (sshkeys.key_file(t) + ".pub")).exists()]
+        if not missing:
+            continue
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        for t in missing:
+            key = folder / sshkeys.key_file(t)
+            key.unlink(missing_ok=True)
+            key.with_name(key.name + ".pub").unlink(missing_ok=True)
+            sh.run(sshkeys.keygen_argv(key, t, f"root@{h.hostname}"))
+            os.chmod(key, 0o600)
+        made.append(h.hostname)
+    return made
+
+
+def host_key_files(p: Paths, hostname: str) -> dict[str, bytes]:
+    """/etc/ssh file name -> content of one host's keys."""
+    folder = p.host_keys(hostname)
+    names = [n for t in sshkeys.KEY_TYPES for n in (sshkeys.key_file(t), sshkeys.key_file(t) + ".pub")]
+    return {n: (folder / n).read_bytes() for n in names}
+
+
+def write_known_hosts(p: Paths, hs: list[LabHost], ports: dict[str, list[int]]) -> bool:
+    """The lab's known_hosts (0600) from the hosts' public keys; True when written."""
+    pubs = {h.addr: [(p.host_keys(h.hostname) / (sshkeys.key_file(t) + ".pub")).read_text().strip()
+                     for t in sshkeys.KEY_TYPES] for h in hs}
+    old = p.known_hosts.read_text() if p.known_hosts.exists() else ""
+    return write_private(p.known_hosts, sshkeys.known_hosts_text(old, pubs, ports))
 
 
 def ensure_ca_and_cert(p: Paths) -> list[str]:

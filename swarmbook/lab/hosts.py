@@ -7,7 +7,7 @@ import shutil
 import time
 from pathlib import Path
 
-from . import builders, layout, sh
+from . import builders, creds, layout, sh, sshkeys
 from .layout import LabError, LabHost, Paths
 
 SSH_OPTS = ["-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no",
@@ -96,10 +96,13 @@ def ensure_network(state: Path) -> list[str]:
     return [f"network {layout.network()} created"]
 
 
-def ensure_host(h: LabHost, p: Paths, host_data: Path, refresh: bool = False) -> list[str]:
-    """Create (docker create + cp key/CA + start) or start the host container as needed.
+def ensure_host(h: LabHost, p: Paths, host_data: Path, refresh: bool = False,
+                new_keys: bool = False) -> list[str]:
+    """Create (docker create + cp keys/CA + start) or start the host container as needed.
 
     refresh: the lab key or CA was made anew; put them into an existing host too.
+    new_keys: this host's SSH host keys were made anew; put them into an existing host too
+    (and restart its sshd when it runs).
     """
     engine = layout.ENGINES[h.engine]
     info = container_info(h.name)
@@ -113,19 +116,22 @@ def ensure_host(h: LabHost, p: Paths, host_data: Path, refresh: bool = False) ->
         shutil.rmtree(host_data, ignore_errors=True)  # no nested docker state from a previous life
         (host_data / "docker").mkdir(parents=True, exist_ok=True)
         sh.run(builders.host_create_argv(h, host_data, p.state, engine.image))
-        _inject(h.name, p)
+        _inject(h, p)
         sh.run(["docker", "start", h.name])
         if engine.sid:
             enable_sid(h.name)
         return done + [f"{h.hostname} created ({_engine_text(engine)})"]
-    if refresh:
-        _inject(h.name, p)
-        done.append(f"{h.hostname} given the new key/CA")
+    if refresh or new_keys:
+        _inject(h, p)
+        done.append(f"{h.hostname} given the new " + ("key/CA" if refresh else "host keys"))
     if not info["State"]["Running"]:
         sh.run(["docker", "start", h.name])  # the boot unit runs update-ca-certificates
         done.append(f"{h.hostname} started")
-    elif refresh:
-        sh.run(["docker", "exec", h.name, "update-ca-certificates"])
+    else:
+        if refresh:
+            sh.run(["docker", "exec", h.name, "update-ca-certificates"])
+        if new_keys:
+            sh.run(["docker", "exec", h.name, "systemctl", "restart", "ssh"])
     return done
 
 
@@ -155,10 +161,14 @@ def engines_now(hs: list[LabHost]) -> list[LabHost]:
     return out
 
 
-def _inject(name: str, p: Paths) -> None:
-    """Per-lab files into a created (not yet started) container: root's key and the lab CA."""
-    sh.run(["docker", "cp", str(p.pubkey), f"{name}:/root/.ssh/authorized_keys"])
-    sh.run(["docker", "cp", str(p.ca), f"{name}:{CA_IN_HOST}"])
+def _inject(h: LabHost, p: Paths) -> None:
+    """Per-lab files into a created (not yet started) container: root's key, the lab CA and
+    the host's own SSH host keys (the boot unit's `ssh-keygen -A` then finds keys and skips)."""
+    sh.run(["docker", "cp", str(p.pubkey), f"{h.name}:/root/.ssh/authorized_keys"])
+    sh.run(["docker", "cp", str(p.ca), f"{h.name}:{CA_IN_HOST}"])
+    made = int(p.host_keys(h.hostname).stat().st_mtime)
+    sh.run(["docker", "cp", "-", f"{h.name}:/etc/ssh"],
+           input=sshkeys.keys_tar(creds.host_key_files(p, h.hostname), mtime=made))
 
 
 def remove_extra(keep: int, sid: str, data: Path) -> list[str]:

@@ -100,6 +100,7 @@ class LabInfo:
     registry: str  # host:port, e.g. registry.lab:5000
     ca: Path
     changed: list[str] = field(default_factory=list)  # what up() did; empty: nothing changed
+    known_hosts: Path | None = None  # the hosts' keys (hosts.env's SSH_KNOWN_HOSTS)
 
 
 def instance(explicit: int | str | None = None) -> int:
@@ -217,6 +218,15 @@ class Paths:
     @property
     def password(self) -> Path:
         return self.state / "registry.password"
+
+    @property
+    def known_hosts(self) -> Path:
+        """Every lab host's keys (SSH_KNOWN_HOSTS of the lab's hosts.env)."""
+        return self.state / "known_hosts"
+
+    def host_keys(self, hostname: str) -> Path:
+        """Folder of one host's SSH host keys, made once, put into each new container."""
+        return self.state / "hostkeys" / hostname
 
     @property
     def docker_config(self) -> Path:

@@ -23,10 +23,12 @@ def run(argv: Sequence[str], *, check: bool = True, input: str | bytes | None = 
     if VERBOSE:
         log("$ " + " ".join(argv))
     full_env = {**os.environ, **env} if env else None
-    text_input = input.decode() if isinstance(input, bytes) else input
+    binary = isinstance(input, bytes)  # e.g. a tar stream: passed as it is, output read as text
     try:
-        cp = subprocess.run(list(argv), input=text_input, capture_output=True, text=True,
+        cp = subprocess.run(list(argv), input=input, capture_output=True, text=not binary,
                             env=full_env, timeout=timeout)
+        if binary:
+            cp.stdout, cp.stderr = cp.stdout.decode(errors="replace"), cp.stderr.decode(errors="replace")
     except subprocess.TimeoutExpired as e:
         raise LabError(f"timed out after {timeout}s: {' '.join(argv[:4])} ...") from e
     except FileNotFoundError as e:

@@ -39,11 +39,14 @@ class Outcome:
 
 def sb(lab, *args: str, tool: str = "inv", json_lines: bool = True, env: dict | None = None,
        hosts_env: str | None = None, timeout: int = 900) -> Outcome:
-    """``inv ARGS --json`` (or fab) with SWARMBOOK_ENV pointing at the lab's hosts file."""
+    """``inv ARGS --json`` (or fab) with SWARMBOOK_ENV pointing at the lab's hosts file and
+    SSH_KNOWN_HOSTS at the lab's known_hosts (so `fab -H` runs without a hosts file, and test
+    copies of hosts.env, trust the lab's host keys and record nothing in ~/.ssh/known_hosts)."""
     argv = [tool, *args]
     if json_lines:
         argv.append("--json")
-    e = {**os.environ, "SWARMBOOK_ENV": hosts_env or str(lab.hosts_env), **(env or {})}
+    e = {**os.environ, "SWARMBOOK_ENV": hosts_env or str(lab.hosts_env),
+         "SSH_KNOWN_HOSTS": str(lab.known_hosts), **(env or {})}
     p = subprocess.run(argv, cwd=REPO, env=e, capture_output=True, text=True, timeout=timeout)
     events = []
     for line in p.stdout.splitlines():

@@ -143,7 +143,7 @@ def test_second_up_changes_nothing(lab):
     assert again.changed == []  # its time is the bench's (tests assert no wall-clock figures)
     assert again.hosts == lab.hosts and again.hosts_env == lab.hosts_env
     st = swarmbook_lab.status(lab.state_dir)
-    assert st["network"]["ours"] and st["network"]["subnet"] == layout.SUBNET
+    assert st["network"]["ours"] and st["network"]["subnet"] == layout.subnet()
     assert all(r["up"] for r in st["registry"].values())
     assert [h["hostname"] for h in st["hosts"]] == [h.hostname for h in lab.hosts]
     assert all(h["container"] == "running" and h["sshd"] == "active" for h in st["hosts"])

@@ -13,7 +13,7 @@ from swarmbook import lab as swarmbook_lab
 from swarmbook.lab import hosts as lab_hosts
 from swarmbook.lab import layout, registry
 
-from .sb import ssh
+from .sb import sb, ssh
 
 pytestmark = pytest.mark.lab
 
@@ -87,6 +87,7 @@ def test_memory_of_the_loaded_lab_then_down_leaves_nothing_then_up_from_cache(la
     host_pids = [int(subprocess.run(["docker", "inspect", "-f", "{{.State.Pid}}", h.name], capture_output=True,
                                     text=True, check=True).stdout) for h in lab.hosts]
 
+    known_hosts = lab.known_hosts.read_bytes()
     swarmbook_lab.down()
 
     assert [c for c in lab_hosts.lab_containers() if c["owner"] == sid] == []
@@ -117,3 +118,7 @@ def test_memory_of_the_loaded_lab_then_down_leaves_nothing_then_up_from_cache(la
         _pull_verified(again, repo_tag)
     for h in again.hosts:
         assert ssh(again, h, "systemctl is-active ssh", port=22).stdout.strip() == "active"
+    # new containers, the same host keys: the lab's known_hosts is unchanged and its hosts.env works
+    assert again.known_hosts.read_bytes() == known_hosts
+    probe = sb(again, "docker.install", "--check")
+    assert probe.rc == 0 and not probe.failed, probe.stdout + probe.stderr

@@ -99,6 +99,7 @@ class FakePool:
         self.sent: list[tuple[str, str | None]] = []
         self.on: list[tuple[FakeConn, str]] = []  # (connection, command) in the order sent
         self.connects: list[tuple[str, bool, int]] = []  # (host, fresh, commands sent before it)
+        self.order: list[str] = []  # "connect host:port" and "vouch host:port", in the order made
         self.commands_run = 0
         self.lock_held = False
         self._lock = threading.Lock()
@@ -106,7 +107,13 @@ class FakePool:
     def connect(self, spec, *, fresh: bool = False, **kw):
         with self._lock:
             self.connects.append((spec.host, fresh, len(self.sent)))
+            self.order.append(f"connect {spec.host}:{spec.port}")
         return FakeConn(spec.host, fresh)
+
+    def vouch(self, conn, spec, known_hosts) -> None:
+        """sshd.move-port records the checked key under the new port (noted in ``order``)."""
+        with self._lock:
+            self.order.append(f"vouch {spec.host}:{spec.port}")
 
     def reconnects(self, host: str | None = None) -> int:
         """How many fresh (new-session) connects were made, e.g. after a group change."""

@@ -59,7 +59,7 @@ def test_network_create_argv():
 
 def test_hosts_env_text_three_hosts_exact():
     text = builders.hosts_env_text(layout.hosts(3), Path("/abs/.lab/id_ed25519"), "s3cret",
-                                   Path("/abs/.lab/ca.crt"))
+                                   Path("/abs/.lab/ca.crt"), known_hosts=Path("/abs/.lab/known_hosts"))
     assert text == (
         "# swarmbook lab hosts file, written by `inv lab.up`\n"
         "MANAGERS=172.29.100.11\n"
@@ -83,9 +83,12 @@ def test_hosts_env_text_three_hosts_exact():
         "DOCKER_TLS_DIR=/abs/.lab/tls\n"
         "# no IPVS in this kernel: no routing mesh; every node runs one task on its own address\n"
         "STACK_PUBLISH_MODE=host\n"
+        "# every lab host's keys, recorded by lab.up (kept with the state dir across down/up)\n"
+        "SSH_KNOWN_HOSTS=/abs/.lab/known_hosts\n"
     )
     from swarmbook import config
-    config.parse(text, environ={})  # every key the lab writes is one swarmbook knows
+    settings = config.parse(text, environ={})  # every key the lab writes is one swarmbook knows
+    assert settings["SSH_KNOWN_HOSTS"] == "/abs/.lab/known_hosts"
 
 
 def test_hosts_env_single_host_and_five_hosts():

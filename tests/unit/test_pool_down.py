@@ -1,12 +1,18 @@
 """Pool.connect gives up on a host that could not be reached once in this run (no second
 connect timeout per later step), while a fresh connect (reboot, sshd move) still retries."""
 
+from pathlib import Path
+
 import fabric
 import pytest
 
 from swarmbook import session
 from swarmbook.config import HostSpec
+from swarmbook.hostkeys import KnownHosts
 from swarmbook.session import ConnectFailed, Pool
+
+# no test here gets as far as an SSH handshake: this file is never written
+KNOWN = KnownHosts(Path("/nonexistent/swarmbook-test/known_hosts"))
 
 
 class Unreachable:
@@ -33,20 +39,20 @@ def pool(monkeypatch):
 def test_a_host_down_once_fails_at_once_afterwards(pool):
     spec = HostSpec("10.9.9.9", "root", 22)
     with pytest.raises(ConnectFailed, match="no answer"):
-        pool.connect(spec)
+        pool.connect(spec, known_hosts=KNOWN)
     with pytest.raises(ConnectFailed, match="earlier in this run; not retried"):
-        pool.connect(spec)
+        pool.connect(spec, known_hosts=KNOWN)
     assert Unreachable.attempts == 1
     with pytest.raises(ConnectFailed):
-        pool.connect(spec, fresh=True)  # e.g. waiting for a reboot: really tries again
+        pool.connect(spec, known_hosts=KNOWN, fresh=True)  # e.g. waiting for a reboot: really tries again
     assert Unreachable.attempts == 2
 
 
 def test_another_port_of_the_same_host_is_tried(pool):
     with pytest.raises(ConnectFailed):
-        pool.connect(HostSpec("10.9.9.9", "root", 22))
+        pool.connect(HostSpec("10.9.9.9", "root", 22), known_hosts=KNOWN)
     with pytest.raises(ConnectFailed, match="no answer"):
-        pool.connect(HostSpec("10.9.9.9", "root", 2222))
+        pool.connect(HostSpec("10.9.9.9", "root", 2222), known_hosts=KNOWN)
     assert Unreachable.attempts == 2
 
 
@@ -72,7 +78,7 @@ def test_a_refused_port_is_one_line_naming_the_host():
     port = srv.getsockname()[1]
     srv.close()  # nothing listens there now
     with pytest.raises(ConnectFailed, match=f"cannot connect to root@127.0.0.1:{port}: .*refused"):
-        Pool().connect(HostSpec("127.0.0.1", "root", port))
+        Pool().connect(HostSpec("127.0.0.1", "root", port), known_hosts=KNOWN)
 
 
 class _Transport:

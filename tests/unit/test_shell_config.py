@@ -148,3 +148,12 @@ def test_example_documents_every_key_with_its_default_and_the_task_that_reads_it
     config.parse(text, environ={})
 
 
+
+
+def test_ssh_known_hosts_defaults_to_the_users_file_and_the_environment_beats_the_file():
+    assert config.parse("", environ={})["SSH_KNOWN_HOSTS"] == "~/.ssh/known_hosts"
+    in_file = config.parse("SSH_KNOWN_HOSTS=/srv/known\n", environ={})
+    assert in_file["SSH_KNOWN_HOSTS"] == "/srv/known"
+    from_env = config.parse("SSH_KNOWN_HOSTS=/srv/known\n", environ={"SSH_KNOWN_HOSTS": "~/lab/known"})
+    assert from_env["SSH_KNOWN_HOSTS"] == os.path.expanduser("~/lab/known")
+    assert config.parse("", environ={"SSH_PORT": "2222"})["SSH_PORT"] == 22  # only keys marked so
