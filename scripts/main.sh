@@ -1,11 +1,16 @@
 #!/usr/bin/env bash
 # The main job: set up this machine, bring the lab up and run the whole runbook
 # (`inv bootstrap-all`) against it, then show the cluster and where to look.
-# Usage: scripts/main.sh [number of lab hosts, default 3]
+# Usage: scripts/main.sh [--engine 28.5|26.1|20.10|LIST] [number of lab hosts, default 3]
+#   --engine: the Docker engine the lab's hosts offer (default 28.5, the newest: Debian 13 hosts
+#   with sid's engine pinned; 26.1: Debian 13; 20.10: Debian 12), or a comma list, one per
+#   host, for a mixed cluster (e.g. 20.10,26.1,28.5). The Debian release follows from it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+engine=28.5
+if [ "${1:-}" = "--engine" ]; then engine=${2:?--engine needs a value}; shift 2; fi
 bash scripts/setup.sh
-inv lab.up --hosts "${1:-3}"
+inv lab.up --hosts "${1:-3}" --engine "$engine"
 export SWARMBOOK_ENV="$PWD/.lab/hosts.env"
 inv bootstrap-all
 inv swarm.status
