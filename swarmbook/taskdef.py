@@ -42,6 +42,14 @@ class SwarmbookTask(Task):
     copy with fresh copies of the containers Invoke may change gives the same independence.
     """
 
+    def arg_opts(self, name: str, default: str, taken_names: set[str]) -> dict[str, Any]:
+        """Integer options are read as text and checked by :func:`whole_numbers`: Invoke's own
+        ``int()`` ends a typo such as ``--timeout abc`` in a traceback."""
+        opts = super().arg_opts(name, default, taken_names)
+        if opts.get("kind") is int:
+            opts["kind"] = str
+        return opts
+
     def __deepcopy__(self, memo: dict) -> SwarmbookTask:
         new = copy.copy(self)
         for attr in ("positional", "iterable", "incrementable", "pre", "post"):
@@ -122,6 +130,18 @@ def exit_for(exc: Exception, *, json_lines: bool, title: str) -> Exit:
                         json_lines=json_lines, label=f"internal error in {title}"), code=1)
 
 
+def whole_numbers(params: list[inspect.Parameter], kwargs: dict[str, Any]) -> dict[str, Any]:
+    """``kwargs`` with the integer options (an int default) given as text made ints, or one line
+    naming the option (``--timeout: 'abc' is not a whole number``)."""
+    from .validate import whole
+
+    out = dict(kwargs)
+    for p in params:
+        if isinstance(p.default, int) and not isinstance(p.default, bool) and isinstance(out.get(p.name), str):
+            out[p.name] = whole(out[p.name], "--" + p.name.strip("_").replace("_", "-"))
+    return out
+
+
 def modes(check: bool, json: bool) -> tuple[bool, bool]:
     """--check / --json, or SWARMBOOK_CHECK=1 / SWARMBOOK_JSON=1."""
     return (check or os.environ.get("SWARMBOOK_CHECK") == "1", json or os.environ.get("SWARMBOOK_JSON") == "1")
@@ -185,6 +205,7 @@ def _wrap(body: Callable, *, group: str, cluster: bool, help: dict[str, str], na
             settings, specs, key, first = targets(c, group, env_file, spec.title)
             if not first:
                 return None  # fab: this host was covered by the first call
+            kwargs = whole_numbers(params, kwargs)
             if validate is not None:
                 validate(settings, *args, **kwargs)  # bad input: refused before any host is touched
             reporter = Reporter(json_lines=json)

@@ -27,11 +27,13 @@ R = lazy("swarmbook.registrycmd")
 K = lazy("swarmbook.stackcmd")
 KC = lazy("swarmbook.kernelcmd")
 config = lazy("swarmbook.config")
+V = lazy("swarmbook.validate")
 
 
 def _sources(stacks: Path, name: str, app_env: str | None) -> tuple[Path, Path]:
     if not name:
         refuse("stack name missing (e.g. inv stack.deploy demo)")
+    V.stack_name(name, "stack name")  # a swarm name: no / or .., so it stays inside STACKS_PATH
     template = stacks / name / "deploy.yml"
     if not template.is_file():
         known = ", ".join(sorted(p.parent.name for p in stacks.glob("*/deploy.yml")))
@@ -57,6 +59,8 @@ def render(settings, name, app_env=None, tag=None) -> tuple[str, str, str]:
 
 
 def _validate(settings, name=None, app_env=None, tag=None, timeout=180, **_):
+    if tag is not None:
+        V.tag(tag, "--tag")
     render(settings, name, app_env, tag)
     if int(timeout) <= 0:
         refuse("--timeout must be a positive number of seconds")
