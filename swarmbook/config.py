@@ -31,7 +31,7 @@ class Key:
     default: Any
     kind: str  # hosts | str | int | port | list | secret | path | choice | cidr | user | registry
     #            | image | tag | swarmname | project | port? (a port or empty) | abspath | version
-    #            | hostname | ip
+    #            | hostname | ip | url
     doc: str
     choices: tuple[str, ...] = ()
     from_env: bool = False  # the environment beats the file (always so for secrets)
@@ -81,19 +81,19 @@ KEYS: dict[str, Key] = {
     "GITLAB_HOME": Key("/srv/gitlab", "abspath", "host folder of GitLab's config/, logs/ and data/ (gitlab.*)"),
     "GITLAB_PORTS": Key(("443:443", "80:80", "22:22"), "list", "published host:container ports (gitlab.up)"),
     "GITLAB_TIMEOUT": Key(900, "int", "seconds gitlab.up waits for /-/health"),
-    "GITLAB_SMTP_ADDRESS": Key("", "str", "SMTP server (gitlab.smtp)"),
+    "GITLAB_SMTP_ADDRESS": Key("", "hostname", "SMTP server (gitlab.smtp)"),
     "GITLAB_SMTP_PORT": Key(465, "port", "SMTP port (gitlab.smtp)"),
     "GITLAB_SMTP_USER": Key("", "str", "SMTP user name (gitlab.smtp)"),
     "GITLAB_SMTP_PASSWORD": Key(Secret(""), "secret", "SMTP password (gitlab.smtp; environment beats file)"),
-    "GITLAB_SMTP_DOMAIN": Key("", "str", "SMTP HELO domain (gitlab.smtp)"),
+    "GITLAB_SMTP_DOMAIN": Key("", "hostname", "SMTP HELO domain (gitlab.smtp)"),
     "GITLAB_SMTP_AUTH": Key("login", "choice", "SMTP authentication (gitlab.smtp)", ("login", "plain", "cram_md5")),
     "GITLAB_SMTP_TLS": Key("true", "choice", "implicit TLS, e.g. port 465 (gitlab.smtp)", ("true", "false")),
     "GITLAB_SMTP_STARTTLS": Key("true", "choice", "STARTTLS when offered (gitlab.smtp)", ("true", "false")),
     "GITLAB_EMAIL_FROM": Key("", "str", "sender address of GitLab's mail (gitlab.smtp)"),
-    "RUNNER_REPO_URL": Key("https://packages.gitlab.com/runner/gitlab-runner", "str",
+    "RUNNER_REPO_URL": Key("https://packages.gitlab.com/runner/gitlab-runner", "url",
                            "gitlab-runner package repository (runner.install)"),
-    "RUNNER_URL": Key("", "str", "GitLab URL runners register with (empty: http://<first GITLAB host>/) (runner.register)"),
-    "RUNNER_CLONE_URL": Key("", "str", "--clone-url: GitLab's internal address for git fetches (runner.register)"),
+    "RUNNER_URL": Key("", "url", "GitLab URL runners register with (empty: http://<first GITLAB host>/) (runner.register)"),
+    "RUNNER_CLONE_URL": Key("", "url", "--clone-url: GitLab's internal address for git fetches (runner.register)"),
     "RUNNER_TOKEN": Key(Secret(""), "secret", "builder runners (RUNNERS): glrt- authentication token or legacy "
                                               "registration token (runner.register)"),
     "RUNNER_EXECUTOR": Key("shell", "str", "executor: shell, docker, ... (runner.register)"),
@@ -122,7 +122,7 @@ KEYS: dict[str, Key] = {
     "MYSQL_PORT": Key(3306, "port", "published MySQL port (mysql.up)"),
     "CRON_DIR": Key("/opt/swarmbook/cron", "abspath", "where cron.install keeps NAME/run.sh, .env and logs"),
     "CRON_ENV_TARGET": Key("/opt/www/.env", "abspath", "where the app's .env is mounted in the container (cron.install)"),
-    "TLINUX_BASEURL": Key("https://mirrors.tencent.com/tlinux/2.4/tlinux/x86_64/", "str",
+    "TLINUX_BASEURL": Key("https://mirrors.tencent.com/tlinux/2.4/tlinux/x86_64/", "url",
                           "TLinux yum repository (kernel.tlinux)"),
     "TLINUX_PACKAGES": Key(("kernel-devel-4.14.105-19.0012.tl2.x86_64", "kernel-4.14.105-19.0013.tl2.x86_64",
                             "kernel-headers-4.14.105-19.0013.tl2.x86_64"), "list",
@@ -182,7 +182,7 @@ def parse_host(entry: str, *, user: str, port: int, what: str = "host") -> HostS
 _CHECKS = {  # kind -> check(value, what) for the kinds whose text is kept as it is
     "user": V.user, "registry": V.registry, "image": V.image, "tag": V.tag,
     "swarmname": V.swarm_name, "project": V.project, "abspath": V.abspath, "version": V.version,
-    "hostname": V.hostname, "ip": V.ip,
+    "hostname": V.hostname, "ip": V.ip, "url": V.url,
 }
 
 

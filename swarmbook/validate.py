@@ -186,3 +186,11 @@ def ip(value: str, what: str) -> str:
     except ValueError:
         raise _bad(what, value, "an IP address") from None
     return value
+
+
+def url(value: str, what: str) -> str:
+    """An http(s) URL: a scheme, a host, no spaces or quotes (it ends up in files and commands)."""
+    m = re.fullmatch(r"https?://(\[[0-9A-Fa-f:.]+\]|[^/:?#\s]+)(:\d{1,5})?([/?#][^\s'\"\\`]*)?", value)
+    if not m or not (m.group(1).startswith("[") or is_host(m.group(1))):
+        raise _bad(what, value, "an http(s)://host[:port][/path] URL")
+    return value

@@ -98,6 +98,10 @@ CASES = [
     ("admin-bind", "MANAGERS=127.0.0.1:{port}\nKONG_ADMIN_BIND=localhost\n", ["kong.bootstrap"], "KONG_ADMIN_BIND: 'localhost' is not an IP address"),
     ("gitlab-hostname", "MANAGERS=127.0.0.1:{port}\nGITLAB=127.0.0.1:{port}\n", ["gitlab.up", "--hostname", "a;b"], "--hostname: 'a;b' is not a host name"),
     ("user-control", 'MANAGERS=127.0.0.1:{port}\nREGISTRY_USER="ops\\tteam"\n', ["registry.login"], "REGISTRY_USER: 'ops\\tteam' holds a control character"),
+    ("runner-url-scheme", "MANAGERS=127.0.0.1:{port}\nRUNNERS=127.0.0.1:{port}\nRUNNER_URL=gitlab.lab\n", ["runner.register"],
+     "RUNNER_URL: 'gitlab.lab' is not an http(s)://host[:port][/path] URL"),
+    ("repo-url-quote", "MANAGERS=127.0.0.1:{port}\nRUNNER_REPO_URL=\"https://x/'; rm -rf /\"\n", ["runner.install"], "RUNNER_REPO_URL"),
+    ("smtp-host", "MANAGERS=127.0.0.1:{port}\nGITLAB_SMTP_ADDRESS=smtp@qq\n", ["gitlab.smtp"], "GITLAB_SMTP_ADDRESS: 'smtp@qq' is not a host name"),
     # long values are cut, never echoed whole
     ("meg-network", "MANAGERS=127.0.0.1:{port}\nNETWORK_NAME=" + MEG + "\n", ["net.create"], "(1000000 characters)"),
     ("meg-key", "MANAGERS=127.0.0.1:{port}\n" + MEG + "=1\n", ["docker.install"], "unknown key"),
