@@ -79,18 +79,22 @@ def _replicas(services: dict | None) -> str:
                      for n, s in (services or {}).items())
 
 
-def converged(services: dict | None) -> bool:
-    """Every service of the stack runs all its tasks and none is in a rolling update."""
+def converged(services: dict | None, tasks: list | None = None) -> bool:
+    """Every service of the stack runs all its tasks, none is in a rolling update, and (given
+    the swarm's tasks) every task meant to run was made from its service's current spec.
+    With a healthcheck a task counts as running only once healthy."""
     return bool(services) and all(s["replicas"] and s["replicas"][0] == s["replicas"][1] > 0 and not s["updating"]
-                                  for s in services.values())
+                                  for s in services.values()) \
+        and (tasks is None or not any(K.stale_tasks(services, tasks).values()))
 
 
 def _converge(h: Host, name: str, timeout: int) -> None:
+    """Wait until the stack has converged; a service swarm rolled back fails the step."""
     state: dict = {}
 
     def ready() -> bool:
-        state.update(h.probe(K.services_fact(name)))
-        return converged(state["services"])
+        state.update(h.probe(K.services_fact(name), K.running_tasks_fact()))
+        return converged(state["services"], state["tasks"])
 
     try:
         h.wait(f"stack {name} to converge", ready, timeout=timeout, interval=2)
@@ -98,6 +102,11 @@ def _converge(h: Host, name: str, timeout: int) -> None:
         why = h.try_run(K.tasks_state_cmd(name)).stdout
         raise StepFailed(f"stack {name} not converged after {timeout}s: {_replicas(state.get('services'))}; "
                          f"{' | '.join(why.splitlines()) or 'no task info'}") from None
+    back = K.rolled_back(state["services"])
+    if back:
+        h.fail(f"stack {name}", "; ".join(
+            f"{svc} was rolled back ({why}): {state['services'][svc]['image']} serves, not the deployed file"
+            for svc, why in sorted(back.items())))
     _report_running(h, name, state["services"])
 
 
@@ -146,8 +155,10 @@ def _deploy(run: Run, specs, name, app_env, tag, timeout, *, always: bool) -> No
                      reason="new .env content")
             changed = True
         changed |= ops.put_file(h, path, stack_file, state=f["file"], step=f"stack file {path}")
-        if changed or always or not services:
-            h.change(f"deploy stack {name}", K.deploy_cmd(path, name), timeout=600)
+        back = K.rolled_back(services)
+        if changed or always or not services or back:
+            h.change(f"deploy stack {name}", K.deploy_cmd(path, name), timeout=600,
+                     reason=f"{', '.join(sorted(back))} rolled back from this file" if back and not changed else "")
             changed = True
         else:
             h.ok(f"stack {name} deployed")
@@ -181,4 +192,50 @@ def update(run: Run, specs: list[HostSpec], name=None, app_env=None, tag=None, t
     _deploy(run, specs, name, app_env, tag, int(timeout), always=True)
 
 
-ns = Collection("stack", deploy, update)
+def _validate_rollback(settings, name=None, timeout=180):
+    if not name:
+        refuse("stack name missing (e.g. inv stack.rollback demo)")
+    V.stack_name(name, "stack name")
+    if int(timeout) <= 0:
+        refuse("--timeout must be a positive number of seconds")
+
+
+@cluster_task(group="managers", validate=_validate_rollback, positional=["name"], help={
+    "name": "stack name (e.g. demo)",
+    "timeout": "seconds to wait for every task to run the previous spec (default 180)",
+})
+def rollback(run: Run, specs: list[HostSpec], name=None, timeout=180):
+    """Return every service of a stack to its previous spec (swarm keeps one); wait until it runs."""
+
+    def body(h: Host) -> None:
+        services = h.probe(K.services_fact(name))["services"] or {}
+        if not services:
+            h.fail(f"stack {name}", f"no service of stack {name} on this manager")
+        changed = False
+        for svc, s in sorted(services.items()):
+            if s["update"] in K.ROLLED_BACK:
+                h.ok(f"rollback {svc}", f"already rolled back: {s['image']}")
+            elif not s["previous"]:
+                h.ok(f"rollback {svc}", "no previous spec to return to")
+            else:
+                h.change(f"rollback {svc}", K.rollback_cmd(svc), reason=f"from {s['image']}")
+                changed = True
+        if changed and not h.check:
+            _converge_rolled(h, name, timeout)
+
+    run.one(specs[0], body)
+
+
+def _converge_rolled(h: Host, name: str, timeout: int) -> None:
+    """After stack.rollback: converged on the previous spec (a rolled-back state is the goal)."""
+    state: dict = {}
+
+    def ready() -> bool:
+        state.update(h.probe(K.services_fact(name), K.running_tasks_fact()))
+        return converged(state["services"], state["tasks"])
+
+    h.wait(f"stack {name} to run its previous spec", ready, timeout=timeout, interval=2)
+    _report_running(h, name, state["services"])
+
+
+ns = Collection("stack", deploy, update, rollback)

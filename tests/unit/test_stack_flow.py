@@ -24,6 +24,7 @@ def _deploy(tmp_path, ipvs: bool, extra: str = ""):
     pool = FakePool({F.file_state("/opt/swarmbook/stacks/demo/deploy.yml", "file"): ABSENT,
                      stackcmd.configs_fact("demo_env_"): ("[]", 0),
                      stackcmd.services_fact("demo"): (json.dumps(SERVICE), 0),
+                     stackcmd.running_tasks_fact(): ("[]", 0),
                      kernelcmd.IPVS_FACT: ("", 0 if ipvs else 1)},
                     {r"docker config create": OK, r"cat > \"\$tmp\"": OK, r"docker stack deploy": OK,
                      r"curl -fsS": OK})
