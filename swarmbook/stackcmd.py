@@ -8,6 +8,7 @@ a new config, so the service rolls to it instead of failing with "config is in u
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import string
 from collections.abc import Callable
@@ -184,7 +185,67 @@ def services_by_name(services: list[dict[str, Any]]) -> dict[str, dict[str, Any]
             "id": svc.get("ID", ""),
             "container": container,
             "previous": bool(svc.get("PreviousSpec")),
+            "spec": spec,
         }
+    return out
+
+
+# --- drift: what runs against what swarmbook deployed ----------------------------------------
+
+SNAPSHOT = "services.json"  # beside the stack file: each service's Spec as it ran after the deploy
+# Not desired state: stack deploy keeps ForceUpdate as it finds it (registry.refresh-auth bumps it).
+_NOT_STATE = {("TaskTemplate", "ForceUpdate")}
+
+
+def snapshot_text(services: dict[str, dict[str, Any]]) -> str:
+    """What stack.deploy records after a deploy converged: {service: Spec}, stable text."""
+    return json.dumps({n: s["spec"] for n, s in sorted(services.items())}, sort_keys=True, indent=1) + "\n"
+
+
+def _diff(old: Any, new: Any, path: tuple[str, ...], out: list[str]) -> None:
+    if path in _NOT_STATE or old == new:
+        return
+    if isinstance(old, dict) and isinstance(new, dict):
+        for k in sorted(set(old) | set(new), key=str):
+            _diff(old.get(k, _GONE), new.get(k, _GONE), (*path, str(k)), out)
+        return
+    where = ".".join(path)
+    if old is _GONE:
+        out.append(f"{where} added ({_short(new)})")
+    elif new is _GONE:
+        out.append(f"{where} removed (was {_short(old)})")
+    else:
+        out.append(f"{where} {_short(old)} -> {_short(new)}")
+
+
+_GONE = object()
+
+
+def _short(value: Any) -> str:
+    text = json.dumps(value, sort_keys=True)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def drift(snapshot_json: str | None, services: dict[str, dict[str, Any]]) -> list[str]:
+    """Differences, per service and field, between the specs recorded after the last deploy and
+    the specs that run now (someone's ``docker service update``, Portainer, another tool's
+    deploy); [] when they match or nothing was recorded yet."""
+    if not snapshot_json:
+        return []
+    try:
+        recorded = json.loads(snapshot_json)
+    except json.JSONDecodeError:
+        return ["the recorded specs cannot be read"]
+    out: list[str] = []
+    for name in sorted(set(recorded) | set(services)):
+        if name not in services:
+            out.append(f"{name}: removed")
+        elif name not in recorded:
+            out.append(f"{name}: not deployed from the stack file")
+        else:
+            fields: list[str] = []
+            _diff(recorded[name], services[name]["spec"], (), fields)
+            out += [f"{name}: {f}" for f in fields]
     return out
 
 

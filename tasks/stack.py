@@ -88,7 +88,7 @@ def converged(services: dict | None, tasks: list | None = None) -> bool:
         and (tasks is None or not any(K.stale_tasks(services, tasks).values()))
 
 
-def _converge(h: Host, name: str, timeout: int) -> None:
+def _converge(h: Host, name: str, timeout: int) -> dict:
     """Wait until the stack has converged; a service swarm rolled back fails the step."""
     state: dict = {}
 
@@ -108,6 +108,7 @@ def _converge(h: Host, name: str, timeout: int) -> None:
             f"{svc} was rolled back ({why}): {state['services'][svc]['image']} serves, not the deployed file"
             for svc, why in sorted(back.items())))
     _report_running(h, name, state["services"])
+    return state["services"]
 
 
 def _report_running(h: Host, name: str, services: dict) -> None:
@@ -130,13 +131,31 @@ def _verify_http(run: Run, specs: list[HostSpec], ports: list[int], timeout: int
         run.each(specs, body)
 
 
+def _why(changed: bool, back: dict, drift: list[str]) -> str:
+    if changed:
+        return ""
+    if back:
+        return f"{', '.join(sorted(back))} rolled back from this file"
+    return "drift: " + "; ".join(drift[:4]) + (f" (+{len(drift) - 4} more)" if len(drift) > 4 else "")
+
+
+def _record(h: Host, path: str, state: dict | None, services: dict) -> None:
+    """Keep the specs as they run after this deploy: the next run compares against them (drift).
+    Bookkeeping, not a change to the cluster: not reported as one."""
+    text = K.snapshot_text(services)
+    if (state or {}).get("content") != text:
+        h.run(ops.write_file_cmd(path, mode="0600"), stdin=text, step=f"record {path}")
+
+
 def _deploy(run: Run, specs, name, app_env, tag, timeout, *, always: bool) -> None:
     rendered, env_content, cfg = render(run.settings, name, app_env, tag)
     path = f"{run.settings['STACK_DIR']}/{name}/deploy.yml"
+    snapshot = f"{run.settings['STACK_DIR']}/{name}/{K.SNAPSHOT}"
     done = threading.Event()
 
     def body(h: Host) -> None:
-        f = h.probe(F.file_state(path, "file"), K.configs_fact(f"{name}_env_"), K.services_fact(name), KC.IPVS_FACT)
+        f = h.probe(F.file_state(path, "file"), F.file_state(snapshot, "snapshot"), K.configs_fact(f"{name}_env_"),
+                    K.services_fact(name), KC.IPVS_FACT)
         services = f["services"] or {}
         if any(s["replicas"] is None for s in services.values()):
             h.fail(f"stack {name}", "the engine reports no task counts (API < 1.41): stack.deploy needs Docker 20.10+")
@@ -156,17 +175,18 @@ def _deploy(run: Run, specs, name, app_env, tag, timeout, *, always: bool) -> No
             changed = True
         changed |= ops.put_file(h, path, stack_file, state=f["file"], step=f"stack file {path}")
         back = K.rolled_back(services)
-        if changed or always or not services or back:
-            h.change(f"deploy stack {name}", K.deploy_cmd(path, name), timeout=600,
-                     reason=f"{', '.join(sorted(back))} rolled back from this file" if back and not changed else "")
+        drift = [] if back else K.drift((f["snapshot"] or {}).get("content"), services)
+        if changed or always or not services or back or drift:
+            h.change(f"deploy stack {name}", K.deploy_cmd(path, name), timeout=600, reason=_why(changed, back, drift))
             changed = True
         else:
-            h.ok(f"stack {name} deployed")
+            h.ok(f"stack {name} deployed", "running specs as deployed")
         if not h.check:
             if changed or not converged(services):
-                _converge(h, name, timeout)
+                services = _converge(h, name, timeout)
             else:
                 _report_running(h, name, services)
+            _record(h, snapshot, f["snapshot"], services)
             if always:
                 after = {n: s["image"] for n, s in (h.probe(K.services_fact(name))["services"] or {}).items()}
                 before = {n: s["image"] for n, s in services.items()}

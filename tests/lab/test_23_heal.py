@@ -92,3 +92,32 @@ def test_stack_rollback_returns_to_the_previous_spec_once(lab, broken):
     # the deployed file is the desired state: deploy goes back to it, then is a no-op
     assert sb(lab, "stack.deploy", "demo").changed >= 1
     assert sb(lab, "stack.deploy", "demo").changed == 0
+
+
+def labels(lab) -> dict:
+    out = ssh(lab, lab.hosts[0], "docker service inspect --format '{{json .Spec.Labels}}' demo_demo").stdout
+    return json.loads(out) or {}
+
+
+def test_a_service_changed_behind_swarmbooks_back_is_seen_and_healed(lab):
+    """Another tool edits the running service (as Portainer or `docker service update` would):
+    the registry-auth label that registry.refresh-auth reads is removed, an env var added."""
+    assert sb(lab, "stack.deploy", "demo").changed == 0
+    assert "swarmbook.registry-auth" in labels(lab)
+    ssh(lab, lab.hosts[0], "docker service update --quiet --detach --label-rm swarmbook.registry-auth "
+                           "--env-add EDITED=by-hand demo_demo")
+    check = sb(lab, "stack.deploy", "demo", "--check")
+    assert check.rc == 0, check.stdout + check.stderr
+    (step,) = check.steps("changed")
+    assert "drift: demo_demo: Labels.swarmbook.registry-auth removed" in step["reason"], step
+    assert "TaskTemplate.ContainerSpec.Env" in step["reason"], step
+    assert "swarmbook.registry-auth" not in labels(lab)  # --check changed nothing
+
+    out = sb(lab, "stack.deploy", "demo")
+    assert out.rc == 0 and "drift:" in out.steps("changed")[0]["reason"], out.stdout + out.stderr
+    assert "swarmbook.registry-auth" in labels(lab)
+    env = ssh(lab, lab.hosts[0], "docker service inspect --format '{{json .Spec.TaskTemplate.ContainerSpec.Env}}' "
+                                 "demo_demo").stdout
+    assert "EDITED" not in env
+    assert serves_everywhere(lab) == ["demo ok"] * len(lab.hosts)
+    assert sb(lab, "stack.deploy", "demo").changed == 0

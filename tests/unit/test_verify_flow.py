@@ -89,6 +89,7 @@ def _stack_pool(tmp_path, services, responses, tasks="[]"):
     (tmp_path / "demo" / "deploy.yml").write_text("services:\n  demo:\n    image: r/demo:latest\n    ports: ['9501:9501']\n")
     (tmp_path / "demo" / "app.env").write_text("APP_NAME=demo\n")
     return FakePool({F.file_state("/opt/swarmbook/stacks/demo/deploy.yml", "file"): ABSENT,
+                     F.file_state("/opt/swarmbook/stacks/demo/services.json", "snapshot"): ABSENT,
                      stackcmd.configs_fact("demo_env_"): ("[]", 0), stackcmd.services_fact("demo"): (services, 0),
                      stackcmd.running_tasks_fact(): (tasks, 0), kernelcmd.IPVS_FACT: ("", 1)},
                     {r"docker config create": OK, r"cat > \"\$tmp\"": OK, r"docker stack deploy": OK, **responses})
