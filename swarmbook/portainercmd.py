@@ -12,7 +12,8 @@ import re
 import tarfile
 from typing import Any
 
-from . import containercmd
+from . import backupfile, containercmd
+from .backupfile import parse_sidecar, sha256, sidecar_text  # noqa: F401 (portainer's names)
 from .facts import Fact, engine_fact, engine_filters, engine_get_cmd
 from .shell import join
 
@@ -145,22 +146,8 @@ def manifest_cmd(helper: str) -> str:
     return join(["docker", "run", "--rm", "--entrypoint", "sh", "-v", f"{VOLUME}:/data:ro", helper, "-c", inner])
 
 
-def sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-def sidecar_text(digest: str, filename: str) -> str:
-    """The .sha256 file next to a backup (`sha256sum -c` reads it)."""
-    return f"{digest}  {filename}\n"
-
-
-def parse_sidecar(text: str) -> str:
-    m = re.match(r"^([0-9a-f]{64})\s", text.strip() + " ")
-    return m.group(1) if m else ""
-
-
 def backup_name(host: str, stamp: str) -> str:
-    return f"portainer-{re.sub(r'[^A-Za-z0-9.-]', '_', host)}-{stamp}.tar"
+    return backupfile.name("portainer", host, stamp, "tar")
 
 
 def check_tar(data: bytes) -> str:

@@ -10,7 +10,6 @@ not exist there (a `docker run -v` would create it empty and back up nothing).
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -25,6 +24,7 @@ if TYPE_CHECKING:
     from swarmbook.engine import Host, Run
 
 P = lazy("swarmbook.portainercmd")
+backupfile = lazy("swarmbook.backupfile")
 
 
 def _node_spec(run: Run, specs: list[HostSpec]) -> HostSpec:
@@ -88,10 +88,9 @@ def up(run: Run, specs: list[HostSpec]):
 
 
 def _validate_backup(settings, to=None, stop=False):
-    if not to:
-        refuse("portainer.backup needs --to FOLDER (on this machine)")
-    if not Path(to).is_dir():
-        refuse(f"--to {to} is not a folder")
+    problem = backupfile.folder_problem(to)
+    if problem:
+        refuse(f"portainer.backup: {problem}")
 
 
 def _scaler(run: Run, manager: HostSpec, h: Host):
@@ -136,18 +135,15 @@ def backup(run: Run, specs: list[HostSpec], to=None, stop=False):
         digest = P.sha256(data)
         if digest != remote_sum:
             h.fail("backup", f"transfer corrupted: sha256 {digest[:12]} here, {remote_sum[:12]} on {h.name}")
-        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-        name = P.backup_name(h.name, stamp)
-        tar, side = Path(to) / name, Path(to) / (name + ".sha256")
-        if tar.exists() or side.exists():
-            h.fail("backup", f"{tar} already exists; backups are never overwritten (retry in a second)")
+        name = P.backup_name(h.name, backupfile.stamp())
+        tar = Path(to) / name
         if h.check:
             h.ok("backup", f"would write {tar}")
             return
-        with open(tar, "xb") as fh:  # "x": fail rather than overwrite, even in a race
-            fh.write(data)
-        with open(side, "x") as fh:
-            fh.write(P.sidecar_text(digest, name))
+        try:
+            backupfile.write(to, name, data)
+        except FileExistsError:
+            h.fail("backup", f"{tar} already exists; backups are never overwritten (retry in a second)")
         # the hosts are unchanged: a backup is a read, so it reports ok (with where it went)
         h.ok("backup", f"{tar} ({len(data)} bytes, sha256 {digest[:12]}...)")
 
@@ -155,18 +151,7 @@ def backup(run: Run, specs: list[HostSpec], to=None, stop=False):
 
 
 def _read_backup(file: str) -> bytes:
-    path = Path(file)
-    side = Path(file + ".sha256")
-    if not path.is_file():
-        refuse(f"backup {file} not found")
-    if not side.is_file():
-        refuse(f"{side} not found: a backup without its checksum is not restored")
-    data = path.read_bytes()
-    want = P.parse_sidecar(side.read_text())
-    if not want:
-        refuse(f"{side} does not hold a sha256")
-    if P.sha256(data) != want:
-        refuse(f"{file} is corrupted: sha256 {P.sha256(data)[:12]}... != {want[:12]}... in {side.name}; nothing was touched")
+    data = backupfile.read_checked(file, "portainer.restore")
     bad = P.check_tar(data)
     if bad:
         refuse(f"{file} is not a Portainer backup: {bad}")

@@ -127,3 +127,39 @@ def test_mysql_up_real_mariadb_answers_on_the_shared_network(cluster):
     assert q == "42"
     again = sb(lab, "mysql.up")
     assert again.rc == 0 and again.changed == 0, again.stdout
+
+
+def _mysql(lab, m, pw, sql):
+    return run(lab, m, f"docker exec -e MYSQL_PWD={pw} mysql mysql -uroot -h127.0.0.1 -N -B -e \"{sql}\"").stdout.strip()
+
+
+def test_mysql_backup_then_restore_brings_back_the_data(cluster, tmp_path):
+    """Data written before the backup is back after the restore, row count and CHECKSUM TABLE
+    equal, while what was changed after the backup (rows added, a database dropped) is gone."""
+    lab = cluster
+    m = lab.hosts[0]
+    pw = [ln.split("=", 1)[1] for ln in lab.hosts_env.read_text().splitlines() if ln.startswith("MYSQL_ROOT_PASSWORD=")][0]
+    _mysql(lab, m, pw, "DROP DATABASE IF EXISTS shop; CREATE DATABASE shop; CREATE TABLE shop.orders "
+                       "(id INT PRIMARY KEY AUTO_INCREMENT, item VARCHAR(40), price DECIMAL(8,2)) ENGINE=InnoDB; "
+                       "INSERT INTO shop.orders (item, price) SELECT CONCAT('item-', seq), seq * 1.5 FROM seq_1_to_500;"
+                       "CREATE DATABASE IF NOT EXISTS crm; CREATE TABLE IF NOT EXISTS crm.people (n INT); "
+                       "INSERT INTO crm.people VALUES (1),(2),(3);")
+    before = (_mysql(lab, m, pw, "SELECT COUNT(*) FROM shop.orders"), _mysql(lab, m, pw, "CHECKSUM TABLE shop.orders"))
+    assert before[0] == "500"
+
+    out = sb(lab, "mysql.backup", "--to", str(tmp_path))
+    assert out.rc == 0, out.stdout + out.stderr
+    (dump,) = tmp_path.glob("mysql-*.sql.gz")
+    assert (tmp_path / (dump.name + ".sha256")).is_file() and pw not in out.stdout + out.stderr
+    assert "databases: crm, shop" in out.steps("ok")[-1]["reason"] or "databases: shop, crm" in out.steps("ok")[-1]["reason"]
+
+    _mysql(lab, m, pw, "INSERT INTO shop.orders (item, price) VALUES ('late', 9); DROP DATABASE crm;")
+    refused = sb(lab, "mysql.restore", str(dump))  # without --yes: refused, nothing touched
+    assert refused.rc == 2 and _mysql(lab, m, pw, "SELECT COUNT(*) FROM shop.orders") == "501"
+
+    back = sb(lab, "mysql.restore", str(dump), "--yes")
+    assert back.rc == 0, back.stdout + back.stderr
+    after = (_mysql(lab, m, pw, "SELECT COUNT(*) FROM shop.orders"), _mysql(lab, m, pw, "CHECKSUM TABLE shop.orders"))
+    assert after == before
+    assert _mysql(lab, m, pw, "SELECT COUNT(*) FROM crm.people") == "3"
+    assert pw not in back.stdout + back.stderr

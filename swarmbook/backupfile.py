@@ -1,0 +1,80 @@
+"""Backup files on this machine, the same way for every part (Portainer, MySQL, ...): a
+timestamped name, the data, and a ``.sha256`` file beside it that ``sha256sum -c`` reads; never
+overwritten; read back for a restore only when the checksum matches (else one line, before any
+host is touched)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import time
+from pathlib import Path
+
+from .errors import ConfigError
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def sidecar_text(digest: str, filename: str) -> str:
+    """The .sha256 file next to a backup (`sha256sum -c` reads it)."""
+    return f"{digest}  {filename}\n"
+
+
+def parse_sidecar(text: str) -> str:
+    m = re.match(r"^([0-9a-f]{64})\s", text.strip() + " ")
+    return m.group(1) if m else ""
+
+
+def stamp() -> str:
+    return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+
+
+def name(part: str, host: str, when: str, ext: str) -> str:
+    """``part-host-20260101T000000Z.ext`` (the host made safe for a file name)."""
+    return f"{part}-{re.sub(r'[^A-Za-z0-9.-]', '_', host)}-{when}.{ext}"
+
+
+def folder_problem(to: str | None, option: str = "--to") -> str:
+    """Why ``to`` cannot take a backup ('' when it can): checked before any host is touched."""
+    if not to:
+        return f"{option} FOLDER is missing (a folder on this machine)"
+    if not Path(to).is_dir():
+        return f"{option} {to} is not a folder"
+    if not os.access(to, os.W_OK | os.X_OK):
+        return f"{option} {to} is not writable"
+    return ""
+
+
+def write(folder: str | Path, filename: str, data: bytes) -> tuple[Path, str]:
+    """Write ``data`` and its .sha256 beside it; FileExistsError rather than overwrite."""
+    path, side = Path(folder) / filename, Path(folder) / (filename + ".sha256")
+    if side.exists():
+        raise FileExistsError(str(side))
+    digest = sha256(data)
+    with open(path, "xb") as fh:  # "x": fail rather than overwrite, even in a race
+        fh.write(data)
+    with open(side, "x") as fh:
+        fh.write(sidecar_text(digest, filename))
+    return path, digest
+
+
+def read_checked(file: str | None, task: str) -> bytes:
+    """The backup's bytes when its .sha256 matches; ConfigError (one line) otherwise."""
+    if not file:
+        raise ConfigError(f"{task} needs the backup FILE")
+    path, side = Path(file), Path(file + ".sha256")
+    if not path.is_file():
+        raise ConfigError(f"backup {file} not found")
+    if not side.is_file():
+        raise ConfigError(f"{side} not found: a backup without its checksum is not restored")
+    data = path.read_bytes()
+    want = parse_sidecar(side.read_text())
+    if not want:
+        raise ConfigError(f"{side} does not hold a sha256")
+    if sha256(data) != want:
+        raise ConfigError(f"{file} is corrupted: sha256 {sha256(data)[:12]}... != {want[:12]}... in {side.name}; "
+                          "nothing was touched")
+    return data
