@@ -78,3 +78,10 @@ def read_checked(file: str | None, task: str) -> bytes:
         raise ConfigError(f"{file} is corrupted: sha256 {sha256(data)[:12]}... != {want[:12]}... in {side.name}; "
                           "nothing was touched")
     return data
+
+
+def write_private(path: str | Path, text: str) -> None:
+    """A secret beside a backup (the swarm's unlock key): 0600 from its first byte, never overwritten."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text)

@@ -1,0 +1,87 @@
+"""Pure builders and parsers for backing up and restoring a manager's swarm state (the raft
+log, certificates and keys under /var/lib/docker/swarm), after Docker's admin guide ("Back up
+the swarm", "Recover from disaster"): stop the engine, archive the folder, start it.
+
+The archive travels as base64 on one line after its sha256 line (checked here, then again by
+the .sha256 file the backup keeps). The swarm's unlock key (autolock) is read only when the
+swarm is locked-on-restart and travels on stdout/stdin only, never in argv.
+"""
+
+from __future__ import annotations
+
+import io
+import tarfile
+from typing import Any
+
+from .facts import Fact, engine_get_cmd
+from .shell import join
+
+SWARM_DIR = "/var/lib/docker/swarm"
+
+
+def stop_engine_cmd() -> str:
+    """Stop dockerd and its socket (a socket left listening would start the engine again)."""
+    return "systemctl stop docker.socket docker.service"
+
+
+def start_engine_cmd() -> str:
+    """Start the engine again (the start rate limit cleared first, as every engine restart)."""
+    return "systemctl reset-failed docker.service 2>/dev/null; systemctl start docker.socket docker.service"
+
+
+def archive_cmd() -> str:
+    """With the engine stopped: sha256 of a gzip'ed tar of the swarm folder, then the tar as base64."""
+    return ("f=$(mktemp) && tar -C /var/lib/docker -czf \"$f\" swarm && sha256sum \"$f\" | cut -d' ' -f1 && "
+            "base64 -w0 \"$f\"; rc=$?; rm -f \"$f\"; exit $rc")
+
+
+def replace_cmd() -> str:
+    """With the engine stopped: the swarm folder replaced by the tar arriving on stdin."""
+    return f"rm -rf {SWARM_DIR} && mkdir -p /var/lib/docker && tar -C /var/lib/docker -xzf - && test -d {SWARM_DIR}"
+
+
+UNLOCK_KEY_CMD = "docker swarm unlock-key -q"
+
+
+def unlock_cmd() -> str:
+    """``docker swarm unlock`` reads the key from stdin (a terminal prompt otherwise)."""
+    return "docker swarm unlock"
+
+
+def force_new_cluster_cmd(advertise: str) -> str:
+    """A one-manager cluster from the restored state: services, configs, secrets, networks and
+    node labels kept; every other manager dropped (they join again)."""
+    return join(["docker", "swarm", "init", "--force-new-cluster", "--advertise-addr", advertise])
+
+
+NODES_ANSWER = Fact("manager", engine_get_cmd("/nodes"), lambda t, rc: rc == 0 and t.lstrip().startswith("["))
+
+
+def quorum(nodes: list[dict[str, Any]]) -> tuple[int, int]:
+    """(managers, reachable managers) from the engine API's /nodes."""
+    managers = [n for n in nodes if n.get("ManagerStatus")]
+    up = [n for n in managers if (n.get("ManagerStatus") or {}).get("Reachability") == "reachable"]
+    return len(managers), len(up)
+
+
+def loses_quorum(managers: int, reachable: int) -> bool:
+    """Would stopping one reachable manager leave fewer than a majority of ``managers``?"""
+    return reachable - 1 < managers // 2 + 1
+
+
+def check_archive(data: bytes) -> str:
+    """'' when ``data`` is a gzip'ed tar of swarm/ only (no absolute paths, no '..', no devices)."""
+    try:
+        with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tf:
+            names = []
+            for m in tf.getmembers():
+                if m.name.startswith("/") or ".." in m.name.split("/") or not (m.name == "swarm" or m.name.startswith("swarm/")):
+                    return f"unexpected member {m.name!r}"
+                if m.isdev():
+                    return f"device file {m.name!r}"
+                names.append(m.name)
+    except (tarfile.TarError, OSError, EOFError) as exc:
+        return f"not a gzip'ed tar ({exc})"
+    if "swarm/raft" not in names and not any(n.startswith("swarm/raft/") for n in names):
+        return "no swarm/raft in it (not a manager's swarm folder)"
+    return ""
