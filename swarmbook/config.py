@@ -12,7 +12,6 @@ import ipaddress
 import os
 import re
 import stat
-import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -129,7 +128,6 @@ KEYS: dict[str, Key] = {
                            "pinned kernel packages (kernel.tlinux)"),
 }
 
-_RECORD_LOCK = threading.Lock()
 _USER = re.compile(r"^[a-z_][a-z0-9_.-]{0,31}$")
 
 
@@ -395,41 +393,3 @@ def stacks_path(settings: "Settings") -> Path:
     """Where stack templates live: STACKS_PATH, else stacks/ beside this package."""
     return Path(settings["STACKS_PATH"]) if settings["STACKS_PATH"] else Path(__file__).resolve().parent.parent / "stacks"
 
-
-def with_port(text: str, host: str, port: int) -> str:
-    """hosts.env text with every group entry for ``host`` pointing at ``port`` (comments kept)."""
-    out = []
-    for line in text.splitlines(keepends=True):
-        key, eq, value = line.partition("=")
-        if eq and key.strip() in GROUPS:
-            entries = [e.strip() for e in value.strip().split(",")]
-            fixed = []
-            for e in entries:
-                if not e:
-                    continue
-                spec = parse_host(e, user="", port=0)
-                if spec.host == host:
-                    user = e.split("@", 1)[0] + "@" if "@" in e else ""
-                    h = f"[{host}]" if ":" in host else host
-                    e = f"{user}{h}:{port}"
-                fixed.append(e)
-            line = f"{key}={','.join(fixed)}\n"
-        out.append(line)
-    return "".join(out)
-
-
-def record_port(path: str, host: str, port: int) -> bool:
-    """Rewrite the hosts file so later runs reach ``host`` on ``port`` (atomic, mode kept)."""
-    p = Path(path)
-    if not p.is_file():
-        return False
-    with _RECORD_LOCK:
-        text = p.read_text()
-        new = with_port(text, host, port)
-        if new == text:
-            return False
-        tmp = p.with_name(p.name + ".tmp")
-        tmp.write_text(new)
-        os.chmod(tmp, stat.S_IMODE(p.stat().st_mode))
-        os.replace(tmp, p)
-    return True

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from swarmbook.engine import Host
 
 config = lazy("swarmbook.config")
+envfile = lazy("swarmbook.envfile")
 F = lazy("swarmbook.facts")
 sshdcmd = lazy("swarmbook.sshdcmd")
 session = lazy("swarmbook.session")
@@ -84,7 +85,7 @@ def move_port(h: Host, port=None):
             _rollback(h, content, old, env, why)
         h.change(f"sshd port {old} -> {new}", None, reason="fresh login on the new port verified")
     h.spec = config.HostSpec(h.spec.host, h.spec.user, new)
-    if config.record_port(h.settings.source, h.spec.host, new):
+    if envfile.record_port(h.settings.source, h.spec.host, new):
         h.note(f"{h.settings.source}: {h.spec.host} now uses port {new}")
 
 

@@ -142,7 +142,7 @@ def recorded_ports(text: str) -> dict[str, int]:
 
 def carry_ports(old_text: str, new_text: str) -> str:
     """Keep SSH ports recorded in an existing lab hosts file."""
-    from swarmbook.config import with_port
+    from swarmbook.envfile import with_port
 
     for host, port in recorded_ports(old_text).items():
         new_text = with_port(new_text, host, port)

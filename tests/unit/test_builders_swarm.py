@@ -94,13 +94,6 @@ def test_sshd_config_is_validated_before_install():
     assert sshdcmd.open_port_cmds(2222, selinux=True, firewalld=True, ufw=False)[0].startswith("semanage port -a -t ssh_port_t")
 
 
-def test_hosts_file_records_new_port_for_every_entry_of_a_host():
-    text = "# keep me\nMANAGERS=a,ops@b\nGITLAB=b:22\nWORKERS=[fd00::1]\n"
-    out = config.with_port(text, "b", 2222)
-    assert out == "# keep me\nMANAGERS=a,ops@b:2222\nGITLAB=b:2222\nWORKERS=[fd00::1]\n"
-    assert config.with_port(text, "fd00::1", 23).endswith("WORKERS=[fd00::1]:23\n")
-
-
 # --- stacks --------------------------------------------------------------------------------
 DEMO = open(__file__.rsplit("/tests/", 1)[0] + "/stacks/demo/deploy.yml").read()
 

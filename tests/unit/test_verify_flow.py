@@ -8,7 +8,7 @@ import tasks.docker as TD
 import tasks.net as TN
 import tasks.sshd as TSSHD
 import tasks.stack as TSTACK
-from swarmbook import config, kernelcmd, netcheck, sshdcmd, stackcmd, taskdef
+from swarmbook import envfile, kernelcmd, netcheck, sshdcmd, stackcmd, taskdef
 from swarmbook import dockercmd as D
 from swarmbook import facts as F
 from swarmbook.session import ConnectFailed, Result
@@ -159,7 +159,7 @@ def test_move_port_rolls_back_and_fails_when_the_new_port_refuses_a_login():
 
 def test_move_port_drops_the_old_port_only_after_a_login_on_the_new_one(monkeypatch):
     recorded = []
-    monkeypatch.setattr(config, "record_port", lambda path, host, port: recorded.append((host, port)) or True)
+    monkeypatch.setattr(envfile, "record_port", lambda path, host, port: recorded.append((host, port)) or True)
     pool = SshHosts(socket_activated=False, new_port_answers=True)
     run, out = run_host_task(pool, TSSHD.move_port.body.__wrapped__, port=2222)
     assert run.failed() == [] and "sshd port 22 -> 2222" in out and recorded == [("h1", 2222)]
