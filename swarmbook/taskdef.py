@@ -277,6 +277,7 @@ def host_task(*, group: str, help: dict[str, str] | None = None, name: str | Non
     """Decorate ``body(h, **params)``: runs on every host of ``group`` in parallel.
 
     ``validate(settings, **params)`` runs first and refuses bad input before any connection.
+    ``locks=False`` marks a read-only task: it takes no cluster lock and has no ``--no-lock``.
     """
     return lambda body: _wrap(body, group=group, cluster=False, help=help or {}, name=name,
                               validate=validate, positional=positional, locks=locks)
