@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from . import validate as V
 from .errors import ConfigError
 from .shell import Secret
 
@@ -28,7 +29,9 @@ DERIVED_GROUPS = {"nodes": ("MANAGERS", "WORKERS"), "runner_hosts": ("RUNNERS", 
 @dataclass(frozen=True)
 class Key:
     default: Any
-    kind: str  # hosts | str | int | port | list | secret | path | choice | cidr
+    kind: str  # hosts | str | int | port | list | secret | path | choice | cidr | user | registry
+    #            | image | tag | swarmname | project | port? (a port or empty) | abspath | version
+    #            | hostname | ip | url
     doc: str
     choices: tuple[str, ...] = ()
     from_env: bool = False  # the environment beats the file (always so for secrets)
@@ -36,7 +39,7 @@ class Key:
 
 KEYS: dict[str, Key] = {
     **{g: Key((), "hosts", f"{g.lower()} group: comma list of [user@]host[:port]") for g in GROUPS},
-    "SSH_USER": Key("root", "str", "SSH login user when a host entry names none"),
+    "SSH_USER": Key("root", "user", "SSH login user when a host entry names none"),
     "SSH_PORT": Key(22, "port", "SSH port when a host entry names none"),
     "SSH_KEY": Key("", "path", "private key file for SSH (empty: agent / ~/.ssh defaults)"),
     "SSH_CONNECT_TIMEOUT": Key(5, "int", "seconds to wait for a host to answer SSH"),
@@ -44,53 +47,53 @@ KEYS: dict[str, Key] = {
                            "(also read: ~/.ssh/known_hosts, /etc/ssh/ssh_known_hosts; environment beats file)",
                            from_env=True),
     "LOCK_WAIT": Key(0, "int", "seconds a run waits for another operator's cluster lock (0: fail at once)"),
-    "SSHD_PORT": Key("2222", "str", "port sshd moves to on GITLAB hosts so GitLab can take 22 "
+    "SSHD_PORT": Key("2222", "port?", "port sshd moves to on GITLAB hosts so GitLab can take 22 "
                                      "(empty: bootstrap-all leaves sshd alone)"),
     "DOCKER_INSTALL_METHOD": Key(
         "script", "choice", "script (get.docker.com, the runbook's way) or distro packages",
         ("script", "distro"),
     ),
-    "DOCKER_VERSION": Key("", "str", "engine version docker.install installs, a prefix such as 28.5 "
+    "DOCKER_VERSION": Key("", "version", "engine version docker.install installs, a prefix such as 28.5 "
                                      "(empty: what the source offers first)"),
     "DOCKER_TLS_DIR": Key("~/.swarmbook/tls", "path", "docker.tcp's CA, server and client certificates (this machine, 0600)"),
     "DOCKER_MIRRORS": Key((), "list", "registry mirrors for /etc/docker/daemon.json"),
-    "REGISTRY": Key("", "str", "image registry host[:port] that every node logs into"),
+    "REGISTRY": Key("", "registry", "image registry host[:port] that every node logs into"),
     "REGISTRY_USER": Key("", "str", "registry user name"),
     "REGISTRY_PASSWORD": Key(Secret(""), "secret", "registry password (environment beats file)"),
     "REGISTRY_CA": Key("", "path", "CA certificate of a private registry, installed on nodes"),
     "SWARM_ADVERTISE": Key("auto", "str", "auto (the SSH address, or the route source toward the leader) or an interface name"),
     "NODE_LABELS": Key((), "list", "node labels as host:key=value, comma separated (swarm.init applies them)"),
-    "PROJECT": Key("demo", "str", "image name under REGISTRY and default stack name"),
-    "IMAGE_TAG": Key("latest", "str", "image tag built, pushed and deployed"),
+    "PROJECT": Key("demo", "project", "image name under REGISTRY and default stack name"),
+    "IMAGE_TAG": Key("latest", "tag", "image tag built, pushed and deployed"),
     "STACK_REPLICAS": Key(1, "int", "replicas of a stack's app service (publish mode ingress)"),
     "STACK_PUBLISH_MODE": Key("ingress", "choice", "ingress (routing mesh, needs IPVS) or host "
                               "(one task per node on its own port; global services)", ("ingress", "host")),
     "STACKS_PATH": Key("", "path", "folder of stack templates NAME/deploy.yml, NAME/app.env, NAME/app/ "
                                    "(default: stacks/ of this checkout)"),
-    "STACK_DIR": Key("/opt/swarmbook/stacks", "str", "where rendered stack files live on the manager"),
+    "STACK_DIR": Key("/opt/swarmbook/stacks", "abspath", "where rendered stack files live on the manager"),
     "STACK_IPVS_SYSCTLS": Key("auto", "choice", "auto: give every service the runbook's IPVS sysctls when the "
                               "manager's kernel has IPVS; off: never", ("auto", "off")),
-    "NETWORK_NAME": Key("default-network", "str", "the shared overlay network"),
+    "NETWORK_NAME": Key("default-network", "swarmname", "the shared overlay network"),
     "NETWORK_SUBNET": Key("10.1.0.0/16", "cidr", "subnet of the shared overlay network"),
     # --- platform services (issue 5) ---
-    "GITLAB_IMAGE": Key("gitlab/gitlab-ce:latest", "str", "GitLab CE image (gitlab.up)"),
-    "GITLAB_HOSTNAME": Key("", "str", "GitLab's --hostname (empty: the GITLAB host's address) (gitlab.up)"),
-    "GITLAB_HOME": Key("/srv/gitlab", "str", "host folder of GitLab's config/, logs/ and data/ (gitlab.*)"),
+    "GITLAB_IMAGE": Key("gitlab/gitlab-ce:latest", "image", "GitLab CE image (gitlab.up)"),
+    "GITLAB_HOSTNAME": Key("", "hostname", "GitLab's --hostname (empty: the GITLAB host's address) (gitlab.up)"),
+    "GITLAB_HOME": Key("/srv/gitlab", "abspath", "host folder of GitLab's config/, logs/ and data/ (gitlab.*)"),
     "GITLAB_PORTS": Key(("443:443", "80:80", "22:22"), "list", "published host:container ports (gitlab.up)"),
     "GITLAB_TIMEOUT": Key(900, "int", "seconds gitlab.up waits for /-/health"),
-    "GITLAB_SMTP_ADDRESS": Key("", "str", "SMTP server (gitlab.smtp)"),
+    "GITLAB_SMTP_ADDRESS": Key("", "hostname", "SMTP server (gitlab.smtp)"),
     "GITLAB_SMTP_PORT": Key(465, "port", "SMTP port (gitlab.smtp)"),
     "GITLAB_SMTP_USER": Key("", "str", "SMTP user name (gitlab.smtp)"),
     "GITLAB_SMTP_PASSWORD": Key(Secret(""), "secret", "SMTP password (gitlab.smtp; environment beats file)"),
-    "GITLAB_SMTP_DOMAIN": Key("", "str", "SMTP HELO domain (gitlab.smtp)"),
+    "GITLAB_SMTP_DOMAIN": Key("", "hostname", "SMTP HELO domain (gitlab.smtp)"),
     "GITLAB_SMTP_AUTH": Key("login", "choice", "SMTP authentication (gitlab.smtp)", ("login", "plain", "cram_md5")),
     "GITLAB_SMTP_TLS": Key("true", "choice", "implicit TLS, e.g. port 465 (gitlab.smtp)", ("true", "false")),
     "GITLAB_SMTP_STARTTLS": Key("true", "choice", "STARTTLS when offered (gitlab.smtp)", ("true", "false")),
     "GITLAB_EMAIL_FROM": Key("", "str", "sender address of GitLab's mail (gitlab.smtp)"),
-    "RUNNER_REPO_URL": Key("https://packages.gitlab.com/runner/gitlab-runner", "str",
+    "RUNNER_REPO_URL": Key("https://packages.gitlab.com/runner/gitlab-runner", "url",
                            "gitlab-runner package repository (runner.install)"),
-    "RUNNER_URL": Key("", "str", "GitLab URL runners register with (empty: http://<first GITLAB host>/) (runner.register)"),
-    "RUNNER_CLONE_URL": Key("", "str", "--clone-url: GitLab's internal address for git fetches (runner.register)"),
+    "RUNNER_URL": Key("", "url", "GitLab URL runners register with (empty: http://<first GITLAB host>/) (runner.register)"),
+    "RUNNER_CLONE_URL": Key("", "url", "--clone-url: GitLab's internal address for git fetches (runner.register)"),
     "RUNNER_TOKEN": Key(Secret(""), "secret", "builder runners (RUNNERS): glrt- authentication token or legacy "
                                               "registration token (runner.register)"),
     "RUNNER_EXECUTOR": Key("shell", "str", "executor: shell, docker, ... (runner.register)"),
@@ -99,34 +102,33 @@ KEYS: dict[str, Key] = {
                                                      "or legacy registration token (runner.register)"),
     "DEPLOY_RUNNER_TAGS": Key(("test",), "list", "deploy runners' tags, test or tags (legacy registration token "
                                                  "only) (runner.register)"),
-    "RUNNER_DOCKER_IMAGE": Key("docker:latest", "str", "default image for the docker executor (runner.register)"),
+    "RUNNER_DOCKER_IMAGE": Key("docker:latest", "image", "default image for the docker executor (runner.register)"),
     "RUNNER_CONCURRENT": Key(5, "int", "concurrent jobs per runner host (runner.concurrency)"),
-    "PORTAINER_IMAGE": Key("portainer/portainer", "str", "Portainer image (portainer.up)"),
+    "PORTAINER_IMAGE": Key("portainer/portainer", "image", "Portainer image (portainer.up)"),
     "PORTAINER_PORT": Key(9000, "port", "Portainer's published port (portainer.up)"),
-    "PORTAINER_NODE": Key("", "str", "manager that holds portainer_data (empty: the first manager) (portainer.*)"),
-    "PORTAINER_HELPER_IMAGE": Key("nginx:latest", "str", "image with sh, tar, find and sha256sum that reads and "
+    "PORTAINER_NODE": Key("", "hostname", "manager that holds portainer_data (empty: the first manager) (portainer.*)"),
+    "PORTAINER_HELPER_IMAGE": Key("nginx:latest", "image", "image with sh, tar, find and sha256sum that reads and "
                                                           "writes portainer_data (portainer.backup/restore)"),
-    "KONG_IMAGE": Key("kong:latest", "str", "Kong image (kong.bootstrap)"),
-    "KONG_DB_IMAGE": Key("postgres:9.6", "str", "Kong's Postgres image (kong.bootstrap)"),
-    "KONG_DASHBOARD_IMAGE": Key("pgbi/kong-dashboard", "str", "kong-dashboard image (kong.bootstrap)"),
+    "KONG_IMAGE": Key("kong:latest", "image", "Kong image (kong.bootstrap)"),
+    "KONG_DB_IMAGE": Key("postgres:9.6", "image", "Kong's Postgres image (kong.bootstrap)"),
+    "KONG_DASHBOARD_IMAGE": Key("pgbi/kong-dashboard", "image", "kong-dashboard image (kong.bootstrap)"),
     "KONG_PG_PASSWORD": Key(Secret(""), "secret", "Kong's Postgres password (kong.bootstrap)"),
     "KONG_DASHBOARD_USERS": Key(Secret(""), "secret", "dashboard basic auth, 'user=password user2=password2' (kong.bootstrap)"),
-    "KONG_ADMIN_BIND": Key("127.0.0.1", "str", "host address the admin API 8001 is published on (kong.*)"),
+    "KONG_ADMIN_BIND": Key("127.0.0.1", "ip", "host address the admin API 8001 is published on (kong.*)"),
     "KONG_DASHBOARD_PORT": Key(8080, "port", "dashboard's published port (kong.bootstrap)"),
-    "MYSQL_IMAGE": Key("mysql:5.7", "str", "MySQL image (mysql.up)"),
+    "MYSQL_IMAGE": Key("mysql:5.7", "image", "MySQL image (mysql.up)"),
     "MYSQL_ROOT_PASSWORD": Key(Secret(""), "secret", "MySQL root password (mysql.up)"),
-    "MYSQL_DATA": Key("/srv/mysql", "str", "host folder of MySQL's data (mysql.up)"),
+    "MYSQL_DATA": Key("/srv/mysql", "abspath", "host folder of MySQL's data (mysql.up)"),
     "MYSQL_PORT": Key(3306, "port", "published MySQL port (mysql.up)"),
-    "CRON_DIR": Key("/opt/swarmbook/cron", "str", "where cron.install keeps NAME/run.sh, .env and logs"),
-    "CRON_ENV_TARGET": Key("/opt/www/.env", "str", "where the app's .env is mounted in the container (cron.install)"),
-    "TLINUX_BASEURL": Key("https://mirrors.tencent.com/tlinux/2.4/tlinux/x86_64/", "str",
+    "CRON_DIR": Key("/opt/swarmbook/cron", "abspath", "where cron.install keeps NAME/run.sh, .env and logs"),
+    "CRON_ENV_TARGET": Key("/opt/www/.env", "abspath", "where the app's .env is mounted in the container (cron.install)"),
+    "TLINUX_BASEURL": Key("https://mirrors.tencent.com/tlinux/2.4/tlinux/x86_64/", "url",
                           "TLinux yum repository (kernel.tlinux)"),
     "TLINUX_PACKAGES": Key(("kernel-devel-4.14.105-19.0012.tl2.x86_64", "kernel-4.14.105-19.0013.tl2.x86_64",
                             "kernel-headers-4.14.105-19.0013.tl2.x86_64"), "list",
                            "pinned kernel packages (kernel.tlinux)"),
 }
 
-_HOSTNAME = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$")
 _RECORD_LOCK = threading.Lock()
 _USER = re.compile(r"^[a-z_][a-z0-9_.-]{0,31}$")
 
@@ -138,14 +140,21 @@ class HostSpec:
     host: str
     user: str
     port: int
+    label: str = field(default="", compare=False)  # host:port where one address has several ports
 
     def __str__(self) -> str:
-        return self.host
+        return self.label or self.host
+
+    @property
+    def ident(self) -> str:
+        """Who this is: ``user@host:port`` (two hosts behind one address differ by port)."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{self.user}@{host}:{self.port}"
 
 
 def parse_port(text: str, what: str) -> int:
     if not re.fullmatch(r"\d{1,5}", text.strip()) or not 1 <= int(text) <= 65535:
-        raise ConfigError(f"{what}: port {text!r} is not a number from 1 to 65535")
+        raise ConfigError(f"{what}: port {V.show(text)} is not a number from 1 to 65535")
     return int(text)
 
 
@@ -155,7 +164,7 @@ def parse_host(entry: str, *, user: str, port: int, what: str = "host") -> HostS
     if "@" in raw:
         user, raw = raw.split("@", 1)
         if not _USER.match(user):
-            raise ConfigError(f"{what}: bad user name {user!r} in {entry!r}")
+            raise ConfigError(f"{what}: bad user name {V.show(user)} in {V.show(entry)}")
     m = re.fullmatch(r"\[([0-9A-Fa-f:.]+)\](?::(.*))?", raw)
     if m:
         host, port_text = m.group(1), m.group(2)
@@ -164,36 +173,46 @@ def parse_host(entry: str, *, user: str, port: int, what: str = "host") -> HostS
     else:
         host, port_text = raw, None
     if port_text is not None:
-        port = parse_port(port_text, f"{what} {entry!r}")
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        if not _HOSTNAME.match(host):
-            raise ConfigError(f"{what}: {entry!r} is not [user@]host[:port]") from None
+        port = parse_port(port_text, f"{what} {V.show(entry)}")
+    if not V.is_host(host):
+        raise ConfigError(f"{what}: {V.show(entry)} is not [user@]host[:port]")
     return HostSpec(host=host, user=user, port=port)
 
 
+_CHECKS = {  # kind -> check(value, what) for the kinds whose text is kept as it is
+    "user": V.user, "registry": V.registry, "image": V.image, "tag": V.tag,
+    "swarmname": V.swarm_name, "project": V.project, "abspath": V.abspath, "version": V.version,
+    "hostname": V.hostname, "ip": V.ip, "url": V.url,
+}
+
+
 def _convert(name: str, key: Key, text: str) -> Any:
+    if key.kind == "secret":
+        if re.search(r"[\x00-\x1f\x7f]", text):
+            raise ConfigError(f"{name}: the secret holds a control character (newline, NUL, ...); value not shown")
+        return Secret(text)
     text = text.strip()
+    if re.search(r"[\x00-\x1f\x7f]", text):
+        raise ConfigError(f"{name}: {V.show(text)} holds a control character (newline, NUL, ...)")
     if key.kind == "port":
         return parse_port(text, name)
+    if key.kind == "port?":
+        return text and str(parse_port(text, name))
     if key.kind == "int":
-        if not re.fullmatch(r"\d+", text):
-            raise ConfigError(f"{name}: {text!r} is not a whole number")
-        return int(text)
+        return V.whole(text, name)
     if key.kind == "list":
         return tuple(x.strip() for x in text.split(",") if x.strip())
-    if key.kind == "secret":
-        return Secret(text)
     if key.kind == "choice" and text not in key.choices:
-        raise ConfigError(f"{name}: {text!r} is not one of {', '.join(key.choices)}")
+        raise ConfigError(f"{name}: {V.show(text)} is not one of {', '.join(key.choices)}")
     if key.kind == "cidr":
         try:
             ipaddress.ip_network(text, strict=False)
         except ValueError:
-            raise ConfigError(f"{name}: {text!r} is not a CIDR subnet such as 10.1.0.0/16") from None
+            raise ConfigError(f"{name}: {V.show(text)} is not a CIDR subnet such as 10.1.0.0/16") from None
     if key.kind == "path" and text:
         return str(Path(text).expanduser())
+    if key.kind in _CHECKS and text:
+        _CHECKS[key.kind](text, name)
     return text
 
 
@@ -220,10 +239,10 @@ class Settings:
         if names is None:
             known = ", ".join([g.lower() for g in GROUPS] + list(DERIVED_GROUPS))
             raise ConfigError(f"unknown group {name!r} (known: {known})")
-        seen: dict[str, HostSpec] = {}
+        seen: dict[tuple[str, int], HostSpec] = {}
         for g in names:
             for h in self.groups.get(g, ()):
-                seen.setdefault(h.host, h)
+                seen.setdefault((h.host, h.port), h)
         return tuple(seen.values())
 
     def secrets(self) -> list[Secret]:
@@ -248,12 +267,11 @@ def parse(text: str, *, environ: dict[str, str] | None = None, source: str = "ho
         original = binding.original.string
         line = binding.original.line + len(original) - len(original.lstrip("\n"))
         if binding.error:
-            snippet = binding.original.string.strip().splitlines()[0][:60]
-            raise ConfigError(f"{source} line {line}: cannot parse {snippet!r} (expected KEY=value)")
+            raise ConfigError(f"{source} line {line}: cannot parse {_snippet(original)} (expected KEY=value)")
         if binding.key is None:
             continue
         if binding.key not in KEYS:
-            raise ConfigError(f"{source} line {line}: unknown key {binding.key}")
+            raise ConfigError(f"{source} line {line}: unknown key {V.cut(binding.key)}")
         if binding.value is None:
             raise ConfigError(f"{source} line {line}: {binding.key} has no '=value'")
         raw[binding.key] = (binding.value, line)
@@ -269,15 +287,61 @@ def parse(text: str, *, environ: dict[str, str] | None = None, source: str = "ho
         elif key.kind != "hosts":
             values[name] = key.default
     groups: dict[str, tuple[HostSpec, ...]] = {}
+    lines: dict[str, int] = {}
     for g in GROUPS:
         if g in raw:
-            text_value, line = raw[g]
+            text_value, lines[g] = raw[g]
             entries = [e for e in (x.strip() for x in text_value.split(",")) if e]
             groups[g] = tuple(
-                parse_host(e, user=values["SSH_USER"], port=values["SSH_PORT"], what=f"{source} line {line}: {g}")
+                parse_host(e, user=values["SSH_USER"], port=values["SSH_PORT"], what=f"{source} line {lines[g]}: {g}")
                 for e in entries
             )
-    return Settings(values=values, groups=groups, source=source)
+    _check_hosts(groups, lines, source)
+    return Settings(values=values, groups=_labelled(groups), source=source)
+
+
+def _snippet(original: str) -> str:
+    """The start of a line the parser refused, for the error: the key only when the line sets a
+    secret (an unterminated quote must not echo a password), else cut short."""
+    text = original.strip()
+    m = re.match(r"(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=", text)
+    if m and (m.group(1) not in KEYS or KEYS[m.group(1)].kind == "secret"):
+        return f"{m.group(1)}=... (value not shown)"
+    return V.show(text.splitlines()[0] if text else text)
+
+
+def _labelled(groups: dict[str, tuple[HostSpec, ...]]) -> dict[str, tuple[HostSpec, ...]]:
+    """Name hosts ``host:port`` in reports where one address is listed with several ports."""
+    ports: dict[str, set[int]] = {}
+    for specs in groups.values():
+        for s in specs:
+            ports.setdefault(s.host, set()).add(s.port)
+    shared = {h for h, p in ports.items() if len(p) > 1}
+    return {g: tuple(HostSpec(s.host, s.user, s.port, f"{s.host}:{s.port}") if s.host in shared else s
+                     for s in specs) for g, specs in groups.items()}
+
+
+def _check_hosts(groups: dict[str, tuple[HostSpec, ...]], lines: dict[str, int], source: str) -> None:
+    """One host (host:port) is one machine: listed once per group, never both manager and
+    worker, and reached with one user; workers need a manager to join."""
+    seen: dict[tuple[str, int], tuple[str, HostSpec]] = {}
+    for g, specs in groups.items():
+        mine: set[tuple[str, int]] = set()
+        for spec in specs:
+            ident = (spec.host, spec.port)
+            where = f"{source} line {lines[g]}: {g}"
+            if ident in mine:
+                raise ConfigError(f"{where}: {spec.ident} is listed twice")
+            mine.add(ident)
+            other = seen.get(ident)
+            if other and {other[0], g} == {"MANAGERS", "WORKERS"}:
+                raise ConfigError(f"{where}: {spec.ident} is in MANAGERS and WORKERS: a node has one role")
+            if other and other[1].user != spec.user:
+                raise ConfigError(f"{where}: {spec.host}:{spec.port} is {spec.user}@ here but {other[1].user}@ "
+                                  f"in {other[0]}: one host, one login")
+            seen.setdefault(ident, (g, spec))
+    if groups.get("WORKERS") and not groups.get("MANAGERS"):
+        raise ConfigError(f"{source} line {lines['WORKERS']}: WORKERS without MANAGERS: workers join a manager")
 
 
 def env_path(explicit: str | None = None, environ: dict[str, str] | None = None) -> Path:
@@ -293,7 +357,16 @@ def load(explicit: str | None = None, *, required: bool = True) -> Settings:
         if required:
             raise ConfigError(f"hosts file {path} not found (copy hosts.env.example, or set SWARMBOOK_ENV)")
         return parse("", source=str(path))
-    settings = parse(path.read_text(), source=str(path))
+    if not path.is_file():
+        raise ConfigError(f"hosts file {path} is not a file")
+    try:
+        text = path.read_bytes().decode("utf-8-sig")  # a byte-order mark is not part of the first key
+    except UnicodeDecodeError as exc:
+        line = path.read_bytes()[:exc.start].count(b"\n") + 1
+        raise ConfigError(f"{path} line {line}: not UTF-8 text (byte {exc.object[exc.start]:#04x})") from None
+    except OSError as exc:
+        raise ConfigError(f"hosts file {path} cannot be read: {exc.strerror}") from None
+    settings = parse(text, source=str(path))
     warnings = []
     if path.stat().st_mode & (stat.S_IRWXG | stat.S_IRWXO):
         warnings.append(f"{path} is readable by group or others; it may hold secrets: chmod 600 {path}")

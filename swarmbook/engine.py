@@ -28,7 +28,7 @@ class Host:
     def __init__(self, run: "Run", spec: HostSpec, conn: Any):
         self.run_ = run
         self.spec = spec
-        self.name = spec.host
+        self.name = str(spec)
         self.conn = conn
         self.changed_any = False
         self.facts_cache: dict[str, Any] = {}
@@ -178,22 +178,22 @@ class Run:
         try:
             host = self.open(spec)
         except ConnectFailed as exc:
-            self.emit(spec.host, "connect", FAILED, str(exc))
+            self.emit(str(spec), "connect", FAILED, str(exc))
             return None
         try:
             body(host)
         except Unmet as exc:
             if self.check:
-                self.emit(spec.host, "not yet", SKIPPED, f"{exc}; nothing more to check until then")
+                self.emit(str(spec), "not yet", SKIPPED, f"{exc}; nothing more to check until then")
             else:
-                self.emit(spec.host, "failed", FAILED, str(exc))
+                self.emit(str(spec), "failed", FAILED, str(exc))
         except StepFailed as exc:
-            self.emit(spec.host, "failed", FAILED, str(exc))
+            self.emit(str(spec), "failed", FAILED, str(exc))
         except SwarmbookError as exc:
-            self.emit(spec.host, "refused", FAILED, str(exc))
+            self.emit(str(spec), "refused", FAILED, str(exc))
         except Exception as exc:  # a bug or an SSH drop: still one line per host
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            self.emit(spec.host, "error", FAILED, f"{type(exc).__name__}: {first}")
+            self.emit(str(spec), "error", FAILED, f"{type(exc).__name__}: {first}")
         return host
 
     def each(self, specs: Iterable[HostSpec], body: HostBody) -> list[Host]:

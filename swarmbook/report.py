@@ -7,6 +7,7 @@ runbooks and CI. Every text passes through the run's :class:`~swarmbook.shell.Ma
 from __future__ import annotations
 
 import json
+import re
 import sys
 import threading
 import time
@@ -94,6 +95,17 @@ class Reporter:
             self.out.flush()
 
 
+_LONG_QUOTED = re.compile(r"'([^'\n]{80})[^'\n]*'|\"([^\"\n]{80})[^\"\n]*\"")
+
+
+def clip(error: str) -> str:
+    """One line, and no value echoed back whole: a quoted value longer than 80 characters keeps
+    its first 60 (a 1 MB setting or argument is not printed back), and the line stops at 500."""
+    line = " ".join(error.split("\n"))
+    line = _LONG_QUOTED.sub(lambda m: f"{(m.group(1) or m.group(2))[:60]!r}... (cut)", line)
+    return line if len(line) <= 500 else line[:480] + "... (cut)"
+
+
 def refusal(error: str, *, json_lines: bool, label: str = "error", out: TextIO | None = None) -> str | None:
     """A run stopped outside any host's steps: bad input (refused before any host is touched),
     a cluster lock someone else holds, or a bug.
@@ -102,6 +114,7 @@ def refusal(error: str, *, json_lines: bool, label: str = "error", out: TextIO |
     on stderr. JSON lines: writes one object ``{"event": "error", "error": ...}`` to stdout,
     so a runbook reading stdout gets JSON either way, and returns None (nothing more to print).
     """
+    error = clip(error)
     if not json_lines:
         return f"swarmbook: {label}: {error}"
     out = out or sys.stdout

@@ -8,6 +8,7 @@ a new config, so the service rolls to it instead of failing with "config is in u
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import string
 from collections.abc import Callable
@@ -77,9 +78,10 @@ def _host_mode(svc: dict[str, Any]) -> None:
     deploy = svc.setdefault("deploy", {})
     deploy["mode"] = "global"
     deploy.pop("replicas", None)
-    update = deploy.get("update_config") or {}
-    if update.get("order") == "start-first":  # a host port cannot be held twice on one node
-        update["order"] = "stop-first"
+    for key in ("update_config", "rollback_config"):
+        update = deploy.get(key) or {}
+        if update.get("order") == "start-first":  # a host port cannot be held twice on one node
+            update["order"] = "stop-first"
 
 
 def with_service_labels(rendered: str, labels_for: Callable[[str, dict[str, Any]], dict[str, str]]) -> str:
@@ -141,6 +143,11 @@ def tasks_state_cmd(stack: str) -> str:
             f"'{{{{.Name}}}} {{{{.CurrentState}}}} {{{{.Error}}}}' {quote(stack)} | head -5")
 
 
+def rollback_cmd(service: str) -> str:
+    """Return ``service`` to its previous spec (swarm keeps one); --detach: the task waits itself."""
+    return join(["docker", "service", "update", "--rollback", "--detach", service])
+
+
 def http_answers_cmd(port: int) -> str:
     """A published port answers HTTP on this node (curl fails on an error status)."""
     return join(["curl", "-fsS", "-m", "5", f"http://127.0.0.1:{port}/"])
@@ -156,17 +163,118 @@ def services_fact(stack: str) -> Fact:
     return engine_fact("services", path, services_by_name)
 
 
+ROLLED_BACK = ("rollback_completed", "rollback_paused")  # swarm's UpdateStatus.State after a rollback
+
+
 def services_by_name(services: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """name -> {image, replicas: (running, desired) or None on an older engine, updating}."""
+    """name -> {image, replicas: (running, desired) or None on an older engine, updating,
+    update: the last update's state ("" when none since the spec last changed) and message,
+    id, container: the spec's ContainerSpec (what each task should run), previous: a spec to
+    roll back to exists}."""
     out = {}
     for svc in services:
         spec, status = svc.get("Spec") or {}, svc.get("ServiceStatus")
+        container = (spec.get("TaskTemplate") or {}).get("ContainerSpec") or {}
+        update = svc.get("UpdateStatus") or {}
         out[spec.get("Name", "")] = {
-            "image": ((spec.get("TaskTemplate") or {}).get("ContainerSpec") or {}).get("Image", ""),
+            "image": container.get("Image", ""),
             "replicas": (status.get("RunningTasks", 0), status.get("DesiredTasks", 0)) if status else None,
-            "updating": (svc.get("UpdateStatus") or {}).get("State") in ("updating", "rollback_started"),
+            "updating": update.get("State") in ("updating", "rollback_started"),
+            "update": update.get("State", ""),
+            "message": update.get("Message", ""),
+            "id": svc.get("ID", ""),
+            "container": container,
+            "previous": bool(svc.get("PreviousSpec")),
+            "spec": spec,
         }
     return out
+
+
+# --- drift: what runs against what swarmbook deployed ----------------------------------------
+
+SNAPSHOT = "services.json"  # beside the stack file: each service's Spec as it ran after the deploy
+# Not desired state: stack deploy keeps ForceUpdate as it finds it (registry.refresh-auth bumps it).
+_NOT_STATE = {("TaskTemplate", "ForceUpdate")}
+
+
+def snapshot_text(services: dict[str, dict[str, Any]]) -> str:
+    """What stack.deploy records after a deploy converged: {service: Spec}, stable text."""
+    return json.dumps({n: s["spec"] for n, s in sorted(services.items())}, sort_keys=True, indent=1) + "\n"
+
+
+def _diff(old: Any, new: Any, path: tuple[str, ...], out: list[str]) -> None:
+    if path in _NOT_STATE or old == new:
+        return
+    if isinstance(old, dict) and isinstance(new, dict):
+        for k in sorted(set(old) | set(new), key=str):
+            _diff(old.get(k, _GONE), new.get(k, _GONE), (*path, str(k)), out)
+        return
+    where = ".".join(path)
+    if old is _GONE:
+        out.append(f"{where} added ({_short(new)})")
+    elif new is _GONE:
+        out.append(f"{where} removed (was {_short(old)})")
+    else:
+        out.append(f"{where} {_short(old)} -> {_short(new)}")
+
+
+_GONE = object()
+
+
+def _short(value: Any) -> str:
+    text = json.dumps(value, sort_keys=True)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def drift(snapshot_json: str | None, services: dict[str, dict[str, Any]]) -> list[str]:
+    """Differences, per service and field, between the specs recorded after the last deploy and
+    the specs that run now (someone's ``docker service update``, Portainer, another tool's
+    deploy); [] when they match or nothing was recorded yet."""
+    if not snapshot_json:
+        return []
+    try:
+        recorded = json.loads(snapshot_json)
+    except json.JSONDecodeError:
+        return ["the recorded specs cannot be read"]
+    out: list[str] = []
+    for name in sorted(set(recorded) | set(services)):
+        if name not in services:
+            out.append(f"{name}: removed")
+        elif name not in recorded:
+            out.append(f"{name}: not deployed from the stack file")
+        else:
+            fields: list[str] = []
+            _diff(recorded[name], services[name]["spec"], (), fields)
+            out += [f"{name}: {f}" for f in fields]
+    return out
+
+
+def running_tasks_fact() -> Fact:
+    """The swarm's tasks meant to run: service ID, state and the ContainerSpec each was made from."""
+    path = f"/tasks?filters={engine_filters(**{'desired-state': ['running']})}"
+    return engine_fact("tasks", path, lambda tasks: [
+        {"service": t.get("ServiceID", ""), "state": (t.get("Status") or {}).get("State", ""),
+         "container": (t.get("Spec") or {}).get("ContainerSpec") or {}} for t in tasks], absent=[])
+
+
+def stale_tasks(services: dict[str, dict[str, Any]], tasks: list[dict[str, Any]]) -> dict[str, int]:
+    """Per service, its tasks meant to run that were made from another ContainerSpec than the
+    service's: an update the orchestrator has not rolled out yet. Right after ``docker stack
+    deploy`` the old tasks still run and count as running (swarm resets UpdateStatus when the
+    spec changes), so counts alone would call a stack converged before its update began."""
+    by_id = {s["id"]: name for name, s in services.items()}
+    out = {name: 0 for name in services}
+    for t in tasks:
+        name = by_id.get(t["service"])
+        if name is not None and t["container"] != services[name]["container"]:
+            out[name] += 1
+    return out
+
+
+def rolled_back(services: dict[str, dict[str, Any]]) -> dict[str, str]:
+    """Services whose last update swarm rolled back (update_config failure_action: rollback,
+    or ``stack.rollback``): name -> swarm's message."""
+    return {n: s["message"] or s["update"] for n, s in services.items() if s["update"] in ROLLED_BACK}
 
 
 def configs_fact(prefix: str) -> Fact:

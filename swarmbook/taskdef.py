@@ -72,10 +72,17 @@ class SwarmbookTask(Task):
             self.help = kept
 
     def arg_opts(self, name: str, default: Any, taken_names: set[str]) -> dict[str, Any]:
-        """Invoke's options for one parameter, with the short flag of :data:`SHORT_FLAGS` or none
-        (never one picked from the name's letters, whatever ``auto_shortflags`` says)."""
+        """Invoke's options for one parameter, with two changes:
+
+        - the short flag of :data:`SHORT_FLAGS` or none (never one picked from the name's
+          letters, whatever ``auto_shortflags`` says);
+        - integer options are read as text and checked by :func:`whole_numbers`: Invoke's own
+          ``int()`` ends a typo such as ``--timeout abc`` in a traceback.
+        """
         opts = super().arg_opts(name, default, taken_names)
         opts["names"] = [opts["names"][0], *SHORT_FLAGS.get(name, "")]
+        if opts.get("kind") is int:
+            opts["kind"] = str
         return opts
 
 
@@ -150,6 +157,18 @@ def exit_for(exc: Exception, *, json_lines: bool, title: str) -> Exit:
         raise exc
     return Exit(refusal(f"{type(exc).__name__}: {exc} (SWARMBOOK_DEBUG=1 shows the traceback)",
                         json_lines=json_lines, label=f"internal error in {title}"), code=1)
+
+
+def whole_numbers(params: list[inspect.Parameter], kwargs: dict[str, Any]) -> dict[str, Any]:
+    """``kwargs`` with the integer options (an int default) given as text made ints, or one line
+    naming the option (``--timeout: 'abc' is not a whole number``)."""
+    from .validate import whole
+
+    out = dict(kwargs)
+    for p in params:
+        if isinstance(p.default, int) and not isinstance(p.default, bool) and isinstance(out.get(p.name), str):
+            out[p.name] = whole(out[p.name], "--" + p.name.strip("_").replace("_", "-"))
+    return out
 
 
 def modes(check: bool, json: bool) -> tuple[bool, bool]:
@@ -247,6 +266,7 @@ def _wrap(body: Callable, *, group: str, cluster: bool, help: dict[str, str], na
             settings, specs, key, first = targets(c, group, env_file, spec.title)
             if not first:
                 return None  # fab: this host was covered by the first call
+            kwargs = whole_numbers(params, kwargs)
             if validate is not None:
                 validate(settings, *args, **kwargs)  # bad input: refused before any host is touched
             reporter = Reporter(json_lines=json)

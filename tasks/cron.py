@@ -24,6 +24,7 @@ K = lazy("swarmbook.croncmd")
 F = lazy("swarmbook.facts")
 ops = lazy("swarmbook.ops")
 config = lazy("swarmbook.config")
+V = lazy("swarmbook.validate")
 
 
 def _image(settings, image=None) -> str:
@@ -47,6 +48,8 @@ def _validate(settings, name=None, schedule=None, command=None, app_env=None, im
         shlex.split(command)
     except ValueError as exc:
         refuse(f"--command {command!r}: {exc}")
+    if image:
+        V.image(image, "--image")
     env = _env_file(settings, app_env)
     if not env.is_file():
         refuse(f"app .env file {env} not found (--app-env FILE)")

@@ -26,6 +26,7 @@ containers = lazy("swarmbook.containers")
 ops = lazy("swarmbook.ops")
 F = lazy("swarmbook.facts")
 G = lazy("swarmbook.gitlabcmd")
+V = lazy("swarmbook.validate")
 
 
 def _ports(settings, ports=None) -> tuple[str, ...]:
@@ -38,6 +39,8 @@ def _ports(settings, ports=None) -> tuple[str, ...]:
 
 
 def _validate_up(settings, hostname=None, ports=None, timeout=None, **_):
+    if hostname:
+        V.hostname(hostname, "--hostname")
     _ports(settings, ports)
     if timeout is not None and int(timeout) <= 0:
         refuse("--timeout must be a positive number of seconds")

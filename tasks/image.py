@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 
 C = lazy("swarmbook.containercmd")
 config = lazy("swarmbook.config")
+V = lazy("swarmbook.validate")
 
 
 def context_tar(folder: Path) -> bytes:
@@ -41,6 +42,8 @@ def _folder(settings, context):
 
 
 def _validate(settings, context=None, tag=None, **_):
+    if tag is not None:
+        V.tag(tag, "--tag")
     folder = _folder(settings, context)
     if not (folder / "Dockerfile").is_file():
         refuse(f"build context {folder} has no Dockerfile")

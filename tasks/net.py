@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 
 N = lazy("swarmbook.netcheck")
 netcmd = lazy("swarmbook.netcmd")
+V = lazy("swarmbook.validate")
 
 
 def _survey(run: Run, specs: list[HostSpec]) -> tuple[Host | None, list[dict], dict[str, list[str]]]:
@@ -55,6 +56,8 @@ def _checked(run: Run, subnet: str, nets, routes, *, skip: str, what: str):
 
 
 def _validate_subnet(settings, name=None, subnet=None, **_):
+    if name is not None:
+        V.swarm_name(name, "--name")
     N.normalize(settings.get("NETWORK_SUBNET", subnet))
 
 
@@ -138,6 +141,9 @@ def _validate_migrate(settings, service=None, to=None, from_=None):
     for what, value in (("SERVICE", service), ("--to", to), ("--from", from_)):
         if not value:
             refuse(f"net.migrate needs {what}")
+    V.swarm_name(service, "SERVICE")
+    V.swarm_name(to, "--to")
+    V.swarm_name(from_, "--from")
     if to == from_:
         refuse("net.migrate: --to and --from name the same network")
 

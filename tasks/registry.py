@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 F = lazy("swarmbook.facts")
 ops = lazy("swarmbook.ops")
 R = lazy("swarmbook.registrycmd")
+V = lazy("swarmbook.validate")
 
 RUNNER_USER = "gitlab-runner"
 
@@ -56,7 +57,13 @@ def login(h: Host):
                      stdin=password, reason=f"user {user}")
 
 
-@cluster_task(group="managers", name="refresh-auth", validate=_need_registry, help={
+def _validate_refresh(settings, services=None):
+    _need_registry(settings)
+    for name in (services or "").split(",") if services is not None else ():
+        V.swarm_name(name.strip(), "--services")
+
+
+@cluster_task(group="managers", name="refresh-auth", validate=_validate_refresh, help={
     "services": "comma list of services (default: every service using an image from REGISTRY)",
 })
 def refresh_auth(run: Run, specs: list[HostSpec], services=None):

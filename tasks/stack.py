@@ -27,11 +27,13 @@ R = lazy("swarmbook.registrycmd")
 K = lazy("swarmbook.stackcmd")
 KC = lazy("swarmbook.kernelcmd")
 config = lazy("swarmbook.config")
+V = lazy("swarmbook.validate")
 
 
 def _sources(stacks: Path, name: str, app_env: str | None) -> tuple[Path, Path]:
     if not name:
         refuse("stack name missing (e.g. inv stack.deploy demo)")
+    V.stack_name(name, "stack name")  # a swarm name: no / or .., so it stays inside STACKS_PATH
     template = stacks / name / "deploy.yml"
     if not template.is_file():
         known = ", ".join(sorted(p.parent.name for p in stacks.glob("*/deploy.yml")))
@@ -57,6 +59,8 @@ def render(settings, name, app_env=None, tag=None) -> tuple[str, str, str]:
 
 
 def _validate(settings, name=None, app_env=None, tag=None, timeout=180, **_):
+    if tag is not None:
+        V.tag(tag, "--tag")
     render(settings, name, app_env, tag)
     if int(timeout) <= 0:
         refuse("--timeout must be a positive number of seconds")
@@ -75,18 +79,22 @@ def _replicas(services: dict | None) -> str:
                      for n, s in (services or {}).items())
 
 
-def converged(services: dict | None) -> bool:
-    """Every service of the stack runs all its tasks and none is in a rolling update."""
+def converged(services: dict | None, tasks: list | None = None) -> bool:
+    """Every service of the stack runs all its tasks, none is in a rolling update, and (given
+    the swarm's tasks) every task meant to run was made from its service's current spec.
+    With a healthcheck a task counts as running only once healthy."""
     return bool(services) and all(s["replicas"] and s["replicas"][0] == s["replicas"][1] > 0 and not s["updating"]
-                                  for s in services.values())
+                                  for s in services.values()) \
+        and (tasks is None or not any(K.stale_tasks(services, tasks).values()))
 
 
-def _converge(h: Host, name: str, timeout: int) -> None:
+def _converge(h: Host, name: str, timeout: int) -> dict:
+    """Wait until the stack has converged; a service swarm rolled back fails the step."""
     state: dict = {}
 
     def ready() -> bool:
-        state.update(h.probe(K.services_fact(name)))
-        return converged(state["services"])
+        state.update(h.probe(K.services_fact(name), K.running_tasks_fact()))
+        return converged(state["services"], state["tasks"])
 
     try:
         h.wait(f"stack {name} to converge", ready, timeout=timeout, interval=2)
@@ -94,7 +102,13 @@ def _converge(h: Host, name: str, timeout: int) -> None:
         why = h.try_run(K.tasks_state_cmd(name)).stdout
         raise StepFailed(f"stack {name} not converged after {timeout}s: {_replicas(state.get('services'))}; "
                          f"{' | '.join(why.splitlines()) or 'no task info'}") from None
+    back = K.rolled_back(state["services"])
+    if back:
+        h.fail(f"stack {name}", "; ".join(
+            f"{svc} was rolled back ({why}): {state['services'][svc]['image']} serves, not the deployed file"
+            for svc, why in sorted(back.items())))
     _report_running(h, name, state["services"])
+    return state["services"]
 
 
 def _report_running(h: Host, name: str, services: dict) -> None:
@@ -117,13 +131,31 @@ def _verify_http(run: Run, specs: list[HostSpec], ports: list[int], timeout: int
         run.each(specs, body)
 
 
+def _why(changed: bool, back: dict, drift: list[str]) -> str:
+    if changed:
+        return ""
+    if back:
+        return f"{', '.join(sorted(back))} rolled back from this file"
+    return "drift: " + "; ".join(drift[:4]) + (f" (+{len(drift) - 4} more)" if len(drift) > 4 else "")
+
+
+def _record(h: Host, path: str, state: dict | None, services: dict) -> None:
+    """Keep the specs as they run after this deploy: the next run compares against them (drift).
+    Bookkeeping, not a change to the cluster: not reported as one."""
+    text = K.snapshot_text(services)
+    if (state or {}).get("content") != text:
+        h.run(ops.write_file_cmd(path, mode="0600"), stdin=text, step=f"record {path}")
+
+
 def _deploy(run: Run, specs, name, app_env, tag, timeout, *, always: bool) -> None:
     rendered, env_content, cfg = render(run.settings, name, app_env, tag)
     path = f"{run.settings['STACK_DIR']}/{name}/deploy.yml"
+    snapshot = f"{run.settings['STACK_DIR']}/{name}/{K.SNAPSHOT}"
     done = threading.Event()
 
     def body(h: Host) -> None:
-        f = h.probe(F.file_state(path, "file"), K.configs_fact(f"{name}_env_"), K.services_fact(name), KC.IPVS_FACT)
+        f = h.probe(F.file_state(path, "file"), F.file_state(snapshot, "snapshot"), K.configs_fact(f"{name}_env_"),
+                    K.services_fact(name), KC.IPVS_FACT)
         services = f["services"] or {}
         if any(s["replicas"] is None for s in services.values()):
             h.fail(f"stack {name}", "the engine reports no task counts (API < 1.41): stack.deploy needs Docker 20.10+")
@@ -142,16 +174,19 @@ def _deploy(run: Run, specs, name, app_env, tag, timeout, *, always: bool) -> No
                      reason="new .env content")
             changed = True
         changed |= ops.put_file(h, path, stack_file, state=f["file"], step=f"stack file {path}")
-        if changed or always or not services:
-            h.change(f"deploy stack {name}", K.deploy_cmd(path, name), timeout=600)
+        back = K.rolled_back(services)
+        drift = [] if back else K.drift((f["snapshot"] or {}).get("content"), services)
+        if changed or always or not services or back or drift:
+            h.change(f"deploy stack {name}", K.deploy_cmd(path, name), timeout=600, reason=_why(changed, back, drift))
             changed = True
         else:
-            h.ok(f"stack {name} deployed")
+            h.ok(f"stack {name} deployed", "running specs as deployed")
         if not h.check:
             if changed or not converged(services):
-                _converge(h, name, timeout)
+                services = _converge(h, name, timeout)
             else:
                 _report_running(h, name, services)
+            _record(h, snapshot, f["snapshot"], services)
             if always:
                 after = {n: s["image"] for n, s in (h.probe(K.services_fact(name))["services"] or {}).items()}
                 before = {n: s["image"] for n, s in services.items()}
@@ -177,4 +212,50 @@ def update(run: Run, specs: list[HostSpec], name=None, app_env=None, tag=None, t
     _deploy(run, specs, name, app_env, tag, int(timeout), always=True)
 
 
-ns = Collection("stack", deploy, update)
+def _validate_rollback(settings, name=None, timeout=180):
+    if not name:
+        refuse("stack name missing (e.g. inv stack.rollback demo)")
+    V.stack_name(name, "stack name")
+    if int(timeout) <= 0:
+        refuse("--timeout must be a positive number of seconds")
+
+
+@cluster_task(group="managers", validate=_validate_rollback, positional=["name"], help={
+    "name": "stack name (e.g. demo)",
+    "timeout": "seconds to wait for every task to run the previous spec (default 180)",
+})
+def rollback(run: Run, specs: list[HostSpec], name=None, timeout=180):
+    """Return every service of a stack to its previous spec (swarm keeps one); wait until it runs."""
+
+    def body(h: Host) -> None:
+        services = h.probe(K.services_fact(name))["services"] or {}
+        if not services:
+            h.fail(f"stack {name}", f"no service of stack {name} on this manager")
+        changed = False
+        for svc, s in sorted(services.items()):
+            if s["update"] in K.ROLLED_BACK:
+                h.ok(f"rollback {svc}", f"already rolled back: {s['image']}")
+            elif not s["previous"]:
+                h.ok(f"rollback {svc}", "no previous spec to return to")
+            else:
+                h.change(f"rollback {svc}", K.rollback_cmd(svc), reason=f"from {s['image']}")
+                changed = True
+        if changed and not h.check:
+            _converge_rolled(h, name, timeout)
+
+    run.one(specs[0], body)
+
+
+def _converge_rolled(h: Host, name: str, timeout: int) -> None:
+    """After stack.rollback: converged on the previous spec (a rolled-back state is the goal)."""
+    state: dict = {}
+
+    def ready() -> bool:
+        state.update(h.probe(K.services_fact(name), K.running_tasks_fact()))
+        return converged(state["services"], state["tasks"])
+
+    h.wait(f"stack {name} to run its previous spec", ready, timeout=timeout, interval=2)
+    _report_running(h, name, state["services"])
+
+
+ns = Collection("stack", deploy, update, rollback)

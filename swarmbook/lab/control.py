@@ -149,7 +149,7 @@ def status(state_dir: Path | None = None) -> dict:
         cfg = (net.get("IPAM", {}).get("Config") or [{}])[0]
         out["network"] = {"name": layout.network(), "subnet": cfg.get("Subnet"),
                           "ours": lab_hosts.owner(net) == sid}
-    mine = sorted((c["name"] for c in lab_hosts.lab_containers() if c["owner"] == sid),
+    mine = sorted((c["name"] for c in lab_hosts.lab_containers() if c["owner"] == sid and layout.is_host_name(c["name"])),
                   key=lambda n: int(n.rsplit("h", 1)[1]))
     for name in mine:
         i = int(name.rsplit("h", 1)[1])

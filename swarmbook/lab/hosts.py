@@ -176,7 +176,7 @@ def remove_extra(keep: int, sid: str, data: Path) -> list[str]:
     done = []
     wanted = {h.name for h in layout.hosts(keep)}
     for c in lab_containers():
-        if c["owner"] == sid and c["name"] not in wanted:
+        if c["owner"] == sid and layout.is_host_name(c["name"]) and c["name"] not in wanted:
             sh.run(["docker", "rm", "-f", "-v", c["name"]])
             shutil.rmtree(data / c["name"].rsplit("-", 1)[1], ignore_errors=True)
             done.append(f"removed {c['name']}")

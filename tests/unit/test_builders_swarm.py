@@ -132,7 +132,35 @@ def test_render_host_mode_runs_one_task_per_node():
     assert svc["ports"] == [{"target": 9501, "published": 9501, "protocol": "tcp", "mode": "host"}]
     assert svc["deploy"]["mode"] == "global" and "replicas" not in svc["deploy"]
     assert svc["deploy"]["update_config"]["order"] == "stop-first"
+    assert svc["deploy"]["rollback_config"]["order"] == "stop-first"
     assert svc["image"].endswith(":v2")
+
+
+def test_demo_stack_heals_a_bad_update():
+    """The demo's healthcheck makes a task count only once it answers; a failed update is rolled back."""
+    svc = stackcmd.yaml.safe_load(stackcmd.render(DEMO, _values(), source="x"))["services"]["demo"]
+    assert svc["healthcheck"]["test"] == ["CMD", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1:9501/"]
+    assert svc["deploy"]["update_config"]["failure_action"] == "rollback"
+    assert svc["deploy"]["update_config"]["monitor"] == "20s"
+
+
+def test_stale_tasks_are_those_made_from_another_container_spec():
+    services = {"a_web": {"id": "s1", "container": {"Image": "web:2"}}, "a_db": {"id": "s2", "container": {"Image": "db:1"}}}
+    tasks = [{"service": "s1", "state": "running", "container": {"Image": "web:1"}},
+             {"service": "s1", "state": "running", "container": {"Image": "web:2"}},
+             {"service": "s2", "state": "running", "container": {"Image": "db:1"}},
+             {"service": "other", "state": "running", "container": {}}]
+    assert stackcmd.stale_tasks(services, tasks) == {"a_web": 1, "a_db": 0}
+
+
+def test_rollback_builder_and_rolled_back_services():
+    assert stackcmd.rollback_cmd("demo_demo") == "docker service update --rollback --detach demo_demo"
+    svcs = stackcmd.services_by_name([
+        {"ID": "s1", "Spec": {"Name": "a"}, "UpdateStatus": {"State": "rollback_completed", "Message": "why"}},
+        {"ID": "s2", "Spec": {"Name": "b"}, "UpdateStatus": {"State": "completed"}, "PreviousSpec": {}},
+        {"ID": "s3", "Spec": {"Name": "c"}}])
+    assert stackcmd.rolled_back(svcs) == {"a": "why"}
+    assert [svcs[n]["update"] for n in "abc"] == ["rollback_completed", "completed", ""]
 
 
 @pytest.mark.parametrize("template, message", [
@@ -158,7 +186,8 @@ def test_stack_services_and_configs_from_the_engine_api():
            {"Spec": {"Name": "demo_db", "TaskTemplate": {"ContainerSpec": {"Image": "mariadb"}}},
             "ServiceStatus": {"RunningTasks": 0, "DesiredTasks": 1}, "UpdateStatus": {"State": "updating"}},
            {"Spec": {"Name": "old_engine", "TaskTemplate": {"ContainerSpec": {"Image": "x"}}}}]
-    got = fact.parse(json.dumps(api), 0)
+    got = {n: {k: v for k, v in s.items() if k in ("image", "replicas", "updating")}
+           for n, s in fact.parse(json.dumps(api), 0).items()}
     assert got == {"demo_demo": {"image": "r/demo:1@sha256:ab", "replicas": (3, 3), "updating": False},
                    "demo_db": {"image": "mariadb", "replicas": (0, 1), "updating": True},
                    "old_engine": {"image": "x", "replicas": None, "updating": False}}

@@ -22,15 +22,17 @@ def _deploy(tmp_path, ipvs: bool, extra: str = ""):
         "services:\n  demo:\n    image: r/demo:latest\n    ports: ['9501:9501']\n" + extra)
     (tmp_path / "demo" / "app.env").write_text("APP_NAME=demo\n")
     pool = FakePool({F.file_state("/opt/swarmbook/stacks/demo/deploy.yml", "file"): ABSENT,
+                     F.file_state("/opt/swarmbook/stacks/demo/services.json", "snapshot"): ABSENT,
                      stackcmd.configs_fact("demo_env_"): ("[]", 0),
                      stackcmd.services_fact("demo"): (json.dumps(SERVICE), 0),
+                     stackcmd.running_tasks_fact(): ("[]", 0),
                      kernelcmd.IPVS_FACT: ("", 0 if ipvs else 1)},
                     {r"docker config create": OK, r"cat > \"\$tmp\"": OK, r"docker stack deploy": OK,
                      r"curl -fsS": OK})
     run, out = make_run(pool, f"MANAGERS=h1\nSTACKS_PATH={tmp_path}\n", task="stack.deploy")
     taskdef.execute(TS.deploy.body.swarmbook, run, list(run.settings.group("nodes")), (), {"name": "demo"})
     assert run.failed() == [], out.getvalue()
-    (written,) = [stdin for c, stdin in pool.sent if 'cat > "$tmp"' in c]
+    (written,) = [stdin for c, stdin in pool.sent if 'cat > "$tmp"' in c and "deploy.yml" in c]
     return stackcmd.yaml.safe_load(written), out.getvalue()
 
 
@@ -60,3 +62,55 @@ def test_with_sysctls_takes_list_and_mapping_forms():
     assert out["services"]["b"]["sysctls"] == {"net.ipv4.vs.expire_nodest_conn": "0"}
     assert out["services"]["c"]["sysctls"] == {"net.ipv4.vs.expire_nodest_conn": "1"}
     assert config.KEYS["STACK_IPVS_SYSCTLS"].choices == ("auto", "off")
+
+
+def _snapshot_pool(tmp_path, recorded: str | None, running: list):
+    import tasks.stack as TS
+
+    (tmp_path / "demo").mkdir(exist_ok=True)
+    (tmp_path / "demo" / "deploy.yml").write_text("services:\n  demo:\n    image: r/demo:latest\n")
+    (tmp_path / "demo" / "app.env").write_text("APP_NAME=demo\n")
+    values = {"MANAGERS": "h1", "STACKS_PATH": str(tmp_path)}
+    run0, _ = make_run(FakePool({}, {}), "".join(f"{k}={v}\n" for k, v in values.items()), task="stack.deploy")
+    rendered, _, cfg = TS.render(run0.settings, "demo")
+    pool = FakePool({F.file_state("/opt/swarmbook/stacks/demo/deploy.yml", "file"): (f"root root 644\n{rendered}", 0),
+                     F.file_state("/opt/swarmbook/stacks/demo/services.json", "snapshot"):
+                         (f"root root 600\n{recorded}", 0) if recorded is not None else ABSENT,
+                     stackcmd.configs_fact("demo_env_"): (json.dumps([{"Spec": {"Name": cfg}}]), 0),
+                     stackcmd.services_fact("demo"): (json.dumps(running), 0),
+                     stackcmd.running_tasks_fact(): ("[]", 0),
+                     kernelcmd.IPVS_FACT: ("", 1)},
+                    {r"docker stack deploy": OK, r'cat > "\$tmp"': OK, r"curl -fsS": OK})
+    run, out = make_run(pool, "".join(f"{k}={v}\n" for k, v in values.items()), task="stack.deploy")
+    taskdef.execute(TS.deploy.body.swarmbook, run, list(run.settings.group("nodes")), (), {"name": "demo"})
+    return pool, run, out.getvalue()
+
+
+def _svc(labels):
+    return [{"ID": "s1", "Spec": {"Name": "demo_demo", "Labels": labels,
+                                  "TaskTemplate": {"ContainerSpec": {"Image": "r/demo:latest"}}},
+             "ServiceStatus": {"RunningTasks": 1, "DesiredTasks": 1}}]
+
+
+def test_a_spec_changed_behind_swarmbooks_back_is_reported_per_field_and_redeployed(tmp_path):
+    recorded = stackcmd.snapshot_text(stackcmd.services_by_name(_svc({"swarmbook.registry-auth": "h"})))
+    pool, run, out = _snapshot_pool(tmp_path, recorded, _svc({}))
+    assert run.failed() == [], out
+    assert ("changed      stack.deploy | deploy stack demo: drift: demo_demo: Labels.swarmbook.registry-auth "
+            'removed (was "h")') in out
+    assert [c for c, _ in pool.sent if c.startswith("docker stack deploy")]
+
+
+def test_specs_as_recorded_change_nothing(tmp_path):
+    running = _svc({"swarmbook.registry-auth": "h"})
+    pool, run, out = _snapshot_pool(tmp_path, stackcmd.snapshot_text(stackcmd.services_by_name(running)), running)
+    assert run.failed() == [] and "changed" not in out, out
+    assert not [c for c, _ in pool.sent if c.startswith("docker stack deploy") or "cat >" in c]
+
+
+def test_the_first_run_records_the_specs_without_calling_it_a_change(tmp_path):
+    pool, run, out = _snapshot_pool(tmp_path, None, _svc({}))
+    assert run.failed() == [] and "changed" not in out, out
+    ((cmd, recorded),) = [(c, stdin) for c, stdin in pool.sent if "services.json" in c and "cat >" in c]
+    assert json.loads(recorded) == {"demo_demo": _svc({})[0]["Spec"]}
+    assert "chmod 0600" in cmd

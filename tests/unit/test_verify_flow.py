@@ -3,6 +3,7 @@ fail: the host is reported failed, with the reason (scripted SSH pool, fake cloc
 
 import json
 
+import pytest
 import tasks.docker as TD
 import tasks.net as TN
 import tasks.sshd as TSSHD
@@ -83,13 +84,14 @@ def test_recreate_ingress_fails_when_the_new_ingress_has_another_subnet():
 
 # --- stack.deploy ----------------------------------------------------------------------------------
 
-def _stack_pool(tmp_path, services, responses):
+def _stack_pool(tmp_path, services, responses, tasks="[]"):
     (tmp_path / "demo").mkdir()
     (tmp_path / "demo" / "deploy.yml").write_text("services:\n  demo:\n    image: r/demo:latest\n    ports: ['9501:9501']\n")
     (tmp_path / "demo" / "app.env").write_text("APP_NAME=demo\n")
     return FakePool({F.file_state("/opt/swarmbook/stacks/demo/deploy.yml", "file"): ABSENT,
+                     F.file_state("/opt/swarmbook/stacks/demo/services.json", "snapshot"): ABSENT,
                      stackcmd.configs_fact("demo_env_"): ("[]", 0), stackcmd.services_fact("demo"): (services, 0),
-                     kernelcmd.IPVS_FACT: ("", 1)},
+                     stackcmd.running_tasks_fact(): (tasks, 0), kernelcmd.IPVS_FACT: ("", 1)},
                     {r"docker config create": OK, r"cat > \"\$tmp\"": OK, r"docker stack deploy": OK, **responses})
 
 
@@ -166,3 +168,62 @@ def test_move_port_drops_the_old_port_only_after_a_login_on_the_new_one(monkeypa
     assert new_only.startswith(f"{sshdcmd.MARK}\nPort 2222\nPermitRootLogin")
     assert pool.logins == [2222, 2222]  # verified after each config, on the new port
     assert not [c for c in pool.changes() if c.startswith("if [ -f /etc/ssh/sshd_config.swarmbook.bak ]")]  # no rollback
+
+
+def _service(update=None, previous=True, image="r/demo:latest"):
+    svc = {"ID": "s1", "Spec": {"Name": "demo_demo", "TaskTemplate": {"ContainerSpec": {"Image": image}}},
+           "ServiceStatus": {"RunningTasks": 1, "DesiredTasks": 1}}
+    if update:
+        svc["UpdateStatus"] = {"State": update, "Message": "update rolled back due to failure or early termination of task x"}
+    if previous:
+        svc["PreviousSpec"] = {"Name": "demo_demo"}
+    return json.dumps([svc])
+
+
+def test_deploy_fails_when_swarm_rolled_the_update_back(tmp_path):
+    """update_config.failure_action: rollback: the stack converges, on the old spec; the run must
+    say so and fail, not report the deployed file as running."""
+    pool = _stack_pool(tmp_path, _service("rollback_completed", image="r/demo:old"), {})
+    run, out = _deploy(pool, tmp_path)
+    assert failed_with(run, out, "stack demo: demo_demo was rolled back (update rolled back due to failure or early "
+                                 "termination of task x): r/demo:old serves, not the deployed file")
+    assert [c for c, _ in pool.sent if c.startswith("docker stack deploy")]  # rolled back: deployed again
+    assert not [c for c, _ in pool.sent if c.startswith("curl")]
+
+
+def test_deploy_waits_while_tasks_run_an_older_spec(tmp_path):
+    """Counts say 1/1 and no update is flagged (swarm resets UpdateStatus on a new spec), but the
+    running task was made from another ContainerSpec: not converged."""
+    old_task = json.dumps([{"ServiceID": "s1", "Status": {"State": "running"},
+                            "Spec": {"ContainerSpec": {"Image": "r/demo:old"}}}])
+    pool = _stack_pool(tmp_path, _service(), {r"^docker stack ps": Result("demo_demo.1 Running 1 minute ago \n", "", 0)},
+                       tasks=old_task)
+    run, out = _deploy(pool, tmp_path)
+    assert failed_with(run, out, "stack demo not converged after 180s: demo_demo 1/1")
+
+
+def _rollback(pool):
+    clock = Clock()
+    run, out = make_run(pool, "MANAGERS=h1\n", task="stack.rollback", clock=clock, sleep=clock.sleep)
+    taskdef.execute(TSTACK.rollback.body.swarmbook, run, list(run.settings.group("managers")), (), {"name": "demo"})
+    return run, out.getvalue()
+
+
+def test_rollback_returns_services_to_their_previous_spec_and_waits():
+    pool = FakePool({stackcmd.services_fact("demo"): (_service("completed"), 0),
+                     stackcmd.running_tasks_fact(): ("[]", 0)},
+                    {r"^docker service update --rollback --detach demo_demo$": OK})
+    run, out = _rollback(pool)
+    assert run.failed() == [] and "changed      stack.rollback | rollback demo_demo: from r/demo:latest" in out, out
+    assert "ok           stack.rollback | stack demo running: demo_demo 1/1" in out
+
+
+@pytest.mark.parametrize("update, previous, said", [
+    ("rollback_completed", True, "already rolled back: r/demo:latest"),
+    ("completed", False, "no previous spec to return to"),
+])
+def test_rollback_twice_changes_nothing(update, previous, said):
+    """A second rollback would swap back to the spec just left: it is reported, not sent."""
+    pool = FakePool({stackcmd.services_fact("demo"): (_service(update, previous), 0)}, {})
+    run, out = _rollback(pool)
+    assert run.failed() == [] and said in out and not [c for c, _ in pool.sent if "--rollback" in c], out
