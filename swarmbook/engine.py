@@ -154,21 +154,24 @@ class Run:
     def open(self, spec: HostSpec) -> Host:
         return Host(self, spec, self.connect(spec))
 
-    def warm(self, specs: Iterable[HostSpec]) -> None:
-        """Open the connections of ``specs`` in parallel ahead of use (failures are left for the
-        steps to report), so a lock taken on one host does not serialise the others' handshakes."""
+    def warm(self, specs: Iterable[HostSpec]) -> dict[HostSpec, str]:
+        """Open the connections of ``specs`` in parallel ahead of use, so a lock taken on one host
+        does not serialise the others' handshakes. Returns why each host that failed did (the
+        steps report them; the lock names the managers it could not reach)."""
         specs = list(specs)
         if len(specs) < 2:
-            return
+            return {}
+        down: dict[HostSpec, str] = {}
 
         def connect(spec: HostSpec) -> None:
             try:
                 self.open(spec)
-            except ConnectFailed:
-                pass
+            except ConnectFailed as exc:
+                down[spec] = str(exc)
 
         with ThreadPoolExecutor(max_workers=min(32, len(specs))) as ex:
             list(ex.map(connect, specs))
+        return down
 
     def one(self, spec: HostSpec, body: HostBody) -> Host | None:
         """Run ``body`` on one host; a failure is recorded, never raised."""

@@ -1,4 +1,9 @@
-"""Exceptions that end a run with one clear line instead of a traceback."""
+"""Exceptions that end a run with one clear line instead of a traceback.
+
+Exit codes: 0 done; 1 some host failed (the recap names it; others may have changed) or a bug;
+2 bad input or a refused operation, before any host is touched; 3 the cluster lock was not
+taken, so nothing changed: another run holds it, or no manager answered (``swarmbook.lock``).
+"""
 
 
 class SwarmbookError(Exception):

@@ -5,6 +5,10 @@ when, and for which task. A second run waits up to LOCK_WAIT seconds, then fails
 line naming the holder. ``inv lock.release`` clears a lock left by a killed run; /run is
 emptied at boot, so a reboot clears it too. Check-mode runs take no lock.
 
+When no manager answers, a changing run stops before any change (:class:`Unreachable`),
+unless ``--no-lock`` asks to run unlocked. Both refusals exit with code 3: the run did not
+get the cluster lock and changed nothing (1 is "hosts failed", 2 is bad input).
+
 A lock is released only by its holder: :func:`release_cmd` removes it when its owner line
 still starts with the holder given (a run's own ``user@host pid N``, or the line
 ``lock.release`` showed), so a run whose lock was cleared and taken by another run does not
@@ -31,7 +35,22 @@ UNKNOWN = "unknown"  # the owner of a lock directory without an owner file (a ru
 
 
 class Locked(SwarmbookError):
+    """The lock is held by another run: nothing was changed (exit code 3)."""
+
     exit_code = 3
+
+
+class Unreachable(Locked):
+    """No host that could hold the lock answered: nothing was changed (exit code 3, as Locked)."""
+
+
+def unreachable_message(tried: list[str], *, managers: bool) -> str:
+    """The one line for :class:`Unreachable`: each host tried for the lock, and why it failed."""
+    why = "; ".join(tried)
+    who = (f"no manager answered ({why}); rerun when one does" if managers else
+           f"MANAGERS is empty, so the lock goes on the first target host, which did not answer ({why}); "
+           "rerun when it does")
+    return f"cluster lock not taken, nothing changed: {who}, or with --no-lock to change the hosts without the lock"
 
 
 def holder_id() -> str:

@@ -1,5 +1,6 @@
 """Turn a body into an Invoke task that works under ``inv`` (group from hosts.env) and
-``fab -H a,b`` (the given hosts), with ``--env-file``, ``--check`` and ``--json`` on every task.
+``fab -H a,b`` (the given hosts), with ``--env-file``, ``--check`` and ``--json`` on every task
+and ``--no-lock`` on every changing one.
 
 Two shapes:
 - :func:`host_task`: ``body(h: Host, **params)`` runs on each host of ``group`` in parallel.
@@ -7,6 +8,11 @@ Two shapes:
   across hosts itself (init the first manager, then join the rest).
 Bad input raises ConfigError before any connection (one line, or with ``--json`` one JSON
 object on stdout); failed hosts make the exit code 1.
+
+Flags are the same on every task: ``-h``/``--help`` is always help, and the common options have
+one short flag each everywhere (:data:`SHORT_FLAGS`); no other parameter gets one. Invoke's
+default gives each parameter the first free letter of its name, so a task with ``--hostname``
+took ``-h``, and one with ``--context`` pushed ``--check`` to ``-h`` (issue 13 item 6).
 """
 
 from __future__ import annotations
@@ -31,6 +37,13 @@ COMMON_HELP = {
     "check": "probe only: print what would change and change nothing",
     "json": "print JSON lines (one per step, then a recap) instead of text",
 }
+LOCK_HELP = {  # on changing tasks only (read-only ones take no lock)
+    "no-lock": "change the hosts without the cluster lock (when no manager answers); says so in a "
+               "warning line: another operator's run may then change the same hosts at once",
+}
+# The only short flags: the same on every task. --no-lock has none on purpose (type it out).
+SHORT_FLAGS = {"env_file": "e", "check": "c", "json": "j"}
+HELP_WORDS = ("-h", "--help")
 
 
 class SwarmbookTask(Task):
@@ -42,20 +55,35 @@ class SwarmbookTask(Task):
     copy with fresh copies of the containers Invoke may change gives the same independence.
     """
 
-    def arg_opts(self, name: str, default: str, taken_names: set[str]) -> dict[str, Any]:
-        """Integer options are read as text and checked by :func:`whole_numbers`: Invoke's own
-        ``int()`` ends a typo such as ``--timeout abc`` in a traceback."""
-        opts = super().arg_opts(name, default, taken_names)
-        if opts.get("kind") is int:
-            opts["kind"] = str
-        return opts
-
     def __deepcopy__(self, memo: dict) -> SwarmbookTask:
         new = copy.copy(self)
         for attr in ("positional", "iterable", "incrementable", "pre", "post"):
             setattr(new, attr, copy.deepcopy(getattr(self, attr), memo))
         new.help = dict(self.help)
         return new
+
+    def get_arguments(self, ignore_unknown_help: bool | None = None) -> list:
+        """Invoke's arguments of this task, leaving its help in place (Invoke pops each entry as it
+        reads it, so a second read, e.g. a task showing its own help, had none)."""
+        kept = dict(self.help)
+        try:
+            return super().get_arguments(ignore_unknown_help)
+        finally:
+            self.help = kept
+
+    def arg_opts(self, name: str, default: Any, taken_names: set[str]) -> dict[str, Any]:
+        """Invoke's options for one parameter, with two changes:
+
+        - the short flag of :data:`SHORT_FLAGS` or none (never one picked from the name's
+          letters, whatever ``auto_shortflags`` says);
+        - integer options are read as text and checked by :func:`whole_numbers`: Invoke's own
+          ``int()`` ends a typo such as ``--timeout abc`` in a traceback.
+        """
+        opts = super().arg_opts(name, default, taken_names)
+        opts["names"] = [opts["names"][0], *SHORT_FLAGS.get(name, "")]
+        if opts.get("kind") is int:
+            opts["kind"] = str
+        return opts
 
 
 def _fab_hosts(argv: list[str]) -> list[str]:
@@ -103,6 +131,7 @@ class Spec:
     group: str
     cluster: bool
     validate: Callable | None
+    locks: bool = True  # a changing task: takes the cluster lock, offers --no-lock
 
 
 def execute(spec: Spec, run, specs: list, args: tuple = (), kwargs: dict | None = None) -> None:
@@ -148,26 +177,39 @@ def modes(check: bool, json: bool) -> tuple[bool, bool]:
 
 
 @contextlib.contextmanager
-def cluster_lock(run, specs: list, *, enabled: bool = True):
-    """Hold the cluster lock (on the first manager that answers) around a changing run."""
+def cluster_lock(run, specs: list, *, enabled: bool = True, no_lock: bool = False):
+    """Hold the cluster lock around a changing run: on the first manager that answers, or, with
+    MANAGERS empty (``fab -H`` on new hosts), on the first target host.
+
+    When none answers, the run stops here, before any change, with
+    :class:`~swarmbook.lock.Unreachable` (one line naming each host tried and why; exit code 3,
+    as for a lock another run holds). ``no_lock`` (``--no-lock``) runs unlocked with a warning line.
+    """
     from . import lock
     from .session import ConnectFailed
 
     if not enabled or run.check or run.pool.lock_held or not specs:
         yield
         return
-    run.warm(specs)
-    holder = None
-    for spec in list(run.settings.group("managers")) or specs[:1]:
+    if no_lock:
+        run.reporter.note("--no-lock: running without the cluster lock; another operator's run may "
+                          "change these hosts at the same time", level="warning")
+        yield
+        return
+    candidates = list(run.settings.group("managers")) or specs[:1]
+    down = run.warm([*specs, *(c for c in candidates if c not in specs)])
+    holder, tried = None, []
+    for spec in candidates:
+        if spec in down:
+            tried.append(down[spec])
+            continue
         try:
             holder = run.open(spec)
             break
-        except ConnectFailed:
-            continue
+        except ConnectFailed as exc:
+            tried.append(str(exc))
     if holder is None:
-        run.reporter.note("no manager answered: running without the cluster lock", level="warning")
-        yield
-        return
+        raise lock.Unreachable(lock.unreachable_message(tried, managers=bool(run.settings.group("managers"))))
     lock.acquire(holder, run.task, wait=run.settings["LOCK_WAIT"])
     run.pool.lock_held = True
     try:
@@ -175,6 +217,22 @@ def cluster_lock(run, specs: list, *, enabled: bool = True):
     finally:
         run.pool.lock_held = False
         lock.release(holder)
+
+
+def show_help(t: Task, title: str) -> None:
+    """Print what ``inv --help TITLE`` prints for task ``t``.
+
+    For a task with a positional parameter, Invoke's parser takes ``inv stack.deploy -h`` as the
+    stack named ``-h`` (a missing positional is filled before core flags are looked at), so the
+    task itself must show its help.
+    """
+    from invoke import Collection, Program
+
+    area = title.rpartition(".")[0]
+    root = Collection(Collection(area, t)) if area else Collection(t)
+    called = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else "inv"
+    binary = "inv[oke]" if called in ("inv", "invoke") else called  # as Invoke's own help names itself
+    Program(namespace=root, binary=binary).run([binary, "--help", title], exit=False)
 
 
 def finish(run) -> None:
@@ -189,17 +247,20 @@ def _wrap(body: Callable, *, group: str, cluster: bool, help: dict[str, str], na
           validate: Callable | None, positional: list[str] | None = None, locks: bool = True):
     sig = inspect.signature(body)
     params = list(sig.parameters.values())[2 if cluster else 1:]
-    extra = [inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY, default=d)
-             for n, d in (("env_file", None), ("check", False), ("json", False))]
+    common = [("env_file", None), ("check", False), ("json", False)] + ([("no_lock", False)] if locks else [])
+    extra = [inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY, default=d) for n, d in common]
     ctx = inspect.Parameter("c", inspect.Parameter.POSITIONAL_OR_KEYWORD)
     task_name = name or body.__name__.replace("_", "-")
-    spec = Spec(f"{body.__module__.rsplit('.', 1)[-1]}.{task_name}", body, group, cluster, validate)
+    spec = Spec(f"{body.__module__.rsplit('.', 1)[-1]}.{task_name}", body, group, cluster, validate, locks)
 
     @functools.wraps(body)
-    def wrapper(c, *args, env_file=None, check=False, json=False, **kwargs):
+    def wrapper(c, *args, env_file=None, check=False, json=False, no_lock=False, **kwargs):
         from .engine import Run
         from .report import Reporter
 
+        if any(v in HELP_WORDS for v in (*args, *(kwargs.get(p) for p in positional or ()))):
+            show_help(made, spec.title)  # `inv stack.deploy -h`: Invoke read -h as the stack's name
+            raise Exit(code=0)
         check, json = modes(check, json)
         try:
             settings, specs, key, first = targets(c, group, env_file, spec.title)
@@ -212,7 +273,7 @@ def _wrap(body: Callable, *, group: str, cluster: bool, help: dict[str, str], na
             for w in settings.warnings:
                 reporter.note(w, level="warning")
             run = Run(spec.title, settings, reporter, check=check, key=key)
-            with cluster_lock(run, specs, enabled=locks):
+            with cluster_lock(run, specs, enabled=locks, no_lock=no_lock):
                 execute(spec, run, specs, args, kwargs)
         except Exception as exc:
             raise exit_for(exc, json_lines=json, title=spec.title) from None
@@ -226,8 +287,9 @@ def _wrap(body: Callable, *, group: str, cluster: bool, help: dict[str, str], na
     missing = [p.name for p in params if p.name.strip("_").replace("_", "-") not in help and p.name not in help]
     if missing:
         raise TypeError(f"task {task_name}: help missing for {missing}")
-    return task(wrapper, name=task_name, help={**COMMON_HELP, **help}, positional=positional or [],
-                klass=SwarmbookTask)
+    made = task(wrapper, name=task_name, help={**COMMON_HELP, **(LOCK_HELP if locks else {}), **help},
+                positional=positional or [], klass=SwarmbookTask)
+    return made
 
 
 def host_task(*, group: str, help: dict[str, str] | None = None, name: str | None = None,
@@ -235,6 +297,7 @@ def host_task(*, group: str, help: dict[str, str] | None = None, name: str | Non
     """Decorate ``body(h, **params)``: runs on every host of ``group`` in parallel.
 
     ``validate(settings, **params)`` runs first and refuses bad input before any connection.
+    ``locks=False`` marks a read-only task: it takes no cluster lock and has no ``--no-lock``.
     """
     return lambda body: _wrap(body, group=group, cluster=False, help=help or {}, name=name,
                               validate=validate, positional=positional, locks=locks)

@@ -4,7 +4,7 @@ whose settings are missing are skipped. One reporter, one recap, one exit code."
 from invoke import task
 from invoke.exceptions import Exit
 
-from swarmbook.taskdef import COMMON_HELP, SwarmbookTask, cluster_lock, execute, exit_for, modes
+from swarmbook.taskdef import COMMON_HELP, LOCK_HELP, SwarmbookTask, cluster_lock, execute, exit_for, modes
 
 from . import docker, gitlab, image, kong, mysql, net, portainer, registry, runner, sshd, stack, swarm
 
@@ -42,8 +42,8 @@ def plan(settings) -> list[tuple[object, dict, str]]:
     ]
 
 
-@task(name="bootstrap-all", help=COMMON_HELP, klass=SwarmbookTask)
-def bootstrap_all(c, env_file=None, check=False, json=False):
+@task(name="bootstrap-all", help={**COMMON_HELP, **LOCK_HELP}, klass=SwarmbookTask)
+def bootstrap_all(c, env_file=None, check=False, json=False, no_lock=False):
     """Run the whole runbook against hosts.env in order; a second run reports 0 changed."""
     from swarmbook import config
     from swarmbook.engine import Run
@@ -61,7 +61,7 @@ def bootstrap_all(c, env_file=None, check=False, json=False):
         for w in settings.warnings:
             reporter.note(w, level="warning")
         run = Run("bootstrap-all", settings, reporter, check=check)
-        with cluster_lock(run, list(settings.group("all"))):
+        with cluster_lock(run, list(settings.group("all")), no_lock=no_lock):
             _stages(steps, env_file, reporter, check)
     except Exception as exc:  # bad input, a refusal, or a bug: one line each
         raise exit_for(exc, json_lines=json, title="bootstrap-all") from None

@@ -5,9 +5,11 @@ swarmbook.lab is imported inside each task so that `inv --list` stays fast.
 
 from __future__ import annotations
 
-import json
+import json as jsonlib
 
 from invoke import Collection, Exit, task
+
+from swarmbook.taskdef import SwarmbookTask, modes
 
 
 def _lab():
@@ -25,7 +27,7 @@ ENGINE_HELP = (
 )
 
 
-@task(auto_shortflags=False,  # -h stays --help
+@task(klass=SwarmbookTask,  # the flags of every task: -h is help, no short flag from a name's letters
       help={"hosts": "number of lab hosts to run (h1 manager, the rest workers; default 3)",
             "engine": ENGINE_HELP})
 def up(c, hosts=3, engine=None):
@@ -42,14 +44,14 @@ def up(c, hosts=3, engine=None):
     print("changed: " + ("; ".join(info.changed) if info.changed else "nothing"))
 
 
-@task(help={"as_json": "print the full status as JSON"})
-def status(c, as_json=False):
+@task(klass=SwarmbookTask, help={"json": "print the full status as one JSON document (also SWARMBOOK_JSON=1)"})
+def status(c, json=False):
     """Show which lab containers, services, registries and network exist, and their memory."""
     lab = _lab()
     st = lab.status()
     st["memory"] = lab.memory()
-    if as_json:
-        print(json.dumps(st, indent=2, default=str))
+    if modes(False, json)[1]:
+        print(jsonlib.dumps(st, indent=2, default=str))
         return
     print(f"state dir {st['state_dir']}  docker={'up' if st['docker'] else 'DOWN'}  "
           f"image={'yes' if st['image'] else 'no'}")
@@ -71,7 +73,7 @@ def status(c, as_json=False):
           f"registries/apt {mem['lab_processes']['rss_mib']:.0f}")
 
 
-@task
+@task(klass=SwarmbookTask)
 def down(c):
     """Remove the lab's containers, network, registry and data (keeps the image cache)."""
     _lab().down()

@@ -162,7 +162,7 @@ def test_lab_status_command_line_shows_hosts_registries_and_memory(lab):
         assert f"{h.hostname:4} {h.addr:15} container=running systemd=running sshd=active" in out.stdout, out.stdout
     assert "registry  :5000 up" in out.stdout and "registry  :5001 up" in out.stdout
     assert "memory    resident " in out.stdout and "RSS MiB per host: h1 " in out.stdout
-    st = subprocess.run(["inv", "lab.status", "--as-json"], cwd=REPO, capture_output=True, text=True, timeout=120)
+    st = subprocess.run(["inv", "lab.status", "--json"], cwd=REPO, capture_output=True, text=True, timeout=120)
     import json
 
     doc = json.loads(st.stdout)

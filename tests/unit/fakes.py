@@ -29,7 +29,7 @@ from swarmbook.config import parse
 from swarmbook.engine import Run
 from swarmbook.facts import Fact
 from swarmbook.report import Reporter
-from swarmbook.session import Result
+from swarmbook.session import ConnectFailed, Result
 
 ABSENT = ("", 1)  # a fact whose command fails: a missing file, a stopped unit, no such command
 
@@ -93,9 +93,11 @@ class FactTable:
 
 
 class FakePool:
-    def __init__(self, facts: Mapping[Fact, Answer] | None = None, run: dict[str, Response] | None = None):
+    def __init__(self, facts: Mapping[Fact, Answer] | None = None, run: dict[str, Response] | None = None,
+                 down: Mapping[str, str] | None = None):
         self.facts = FactTable(facts)
         self.responses = run or {}  # regexp -> Result or callable
+        self.down = dict(down or {})  # host -> why a connect to it fails (ConnectFailed)
         self.sent: list[tuple[str, str | None]] = []
         self.on: list[tuple[FakeConn, str]] = []  # (connection, command) in the order sent
         self.connects: list[tuple[str, bool, int]] = []  # (host, fresh, commands sent before it)
@@ -108,6 +110,8 @@ class FakePool:
         with self._lock:
             self.connects.append((spec.host, fresh, len(self.sent)))
             self.order.append(f"connect {spec.host}:{spec.port}")
+        if spec.host in self.down:
+            raise ConnectFailed(self.down[spec.host])
         return FakeConn(spec.host, fresh)
 
     def vouch(self, conn, spec, known_hosts) -> None:

@@ -137,7 +137,9 @@ def test_unknown_task_is_refused_naming_it(tmp_path):
 
 
 def test_unreachable_host_fails_fast_naming_it(tmp_path):
-    p = run_inv(tmp_path, GOOD, ["docker.install", "--json"])
+    """The host's own failure line (--no-lock: by default an unreachable only manager stops the
+    run at the lock, test_lock_cli.py)."""
+    p = run_inv(tmp_path, GOOD, ["docker.install", "--json", "--no-lock"])
     assert p.returncode == 1
     assert "cannot connect to root@127.0.0.1:9" in p.stdout and "swarmbook: docker.install failed on 127.0.0.1" in p.stderr
     assert "Traceback" not in p.stderr
@@ -173,7 +175,7 @@ def silent_sshd():
 def test_host_that_never_answers_ssh_fails_naming_it(tmp_path, silent_sshd):
     """The TCP connect succeeds, the SSH banner never comes: SSH_CONNECT_TIMEOUT must bound the
     wait (the subprocess timeout, 60 s, only turns a hang into a failure; no time is asserted)."""
-    p = run_inv(tmp_path, f"MANAGERS=127.0.0.1:{silent_sshd}\nSSH_CONNECT_TIMEOUT=1\n", ["docker.install"])
+    p = run_inv(tmp_path, f"MANAGERS=127.0.0.1:{silent_sshd}\nSSH_CONNECT_TIMEOUT=1\n", ["docker.install", "--no-lock"])
     assert p.returncode == 1, (p.stdout, p.stderr)
     steps = [ln for ln in p.stdout.splitlines() if " | " in ln]  # step lines (not the recap)
     assert len(steps) == 1 and steps[0].startswith("127.0.0.1 "), p.stdout
@@ -181,10 +183,17 @@ def test_host_that_never_answers_ssh_fails_naming_it(tmp_path, silent_sshd):
     assert "swarmbook: docker.install failed on 127.0.0.1\n" in p.stderr
 
 
-def test_host_that_never_answers_ssh_is_one_clear_line_without_traceback(tmp_path, silent_sshd):
-    p = run_inv(tmp_path, f"MANAGERS=127.0.0.1:{silent_sshd}\nSSH_CONNECT_TIMEOUT=1\n", ["docker.install"])
+@pytest.mark.parametrize("no_lock", [False, True])
+def test_host_that_never_answers_ssh_is_one_clear_line_without_traceback(tmp_path, silent_sshd, no_lock):
+    p = run_inv(tmp_path, f"MANAGERS=127.0.0.1:{silent_sshd}\nSSH_CONNECT_TIMEOUT=1\n",
+                ["docker.install"] + (["--no-lock"] if no_lock else []))
     assert "Traceback" not in p.stdout + p.stderr
-    assert "No existing session" not in p.stdout  # paramiko's words for "no handshake yet"
+    assert "No existing session" not in p.stdout + p.stderr  # paramiko's words for "no handshake yet"
     errors = [ln for ln in p.stderr.splitlines() if ln.strip() and not ln.startswith("warning:")]
-    assert errors == ["swarmbook: docker.install failed on 127.0.0.1"], p.stderr
-    assert "no SSH answer" in p.stdout, p.stdout
+    if no_lock:
+        assert errors == ["swarmbook: docker.install failed on 127.0.0.1"], p.stderr
+        assert "no SSH answer" in p.stdout, p.stdout
+    else:  # the only manager holds the lock: the run stops there, naming it and why
+        assert p.returncode == 3 and p.stdout == "", (p.stdout, p.stderr)
+        assert len(errors) == 1 and errors[0].startswith("swarmbook: error: cluster lock not taken"), p.stderr
+        assert f"root@127.0.0.1:{silent_sshd}: no SSH answer" in errors[0], p.stderr
