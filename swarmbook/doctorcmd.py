@@ -49,7 +49,9 @@ def _parse_reach(text: str, rc: int) -> dict[tuple[str, int], str]:
 
 
 def verdicts(host: str, f: dict, *, sent: float, received: float, engines: set[str], subnet: str,
-             swarm_active: bool) -> list[Check]:
+             swarm_active: bool, managers: set[str] | None = None) -> list[Check]:
+    """One host's checks. ``managers``: the hosts that listen on 2377 (only managers do, so a
+    worker's closed 2377 is no finding); None: every peer should."""
     checks = [Check(host, "ssh", "ok", "answers")]
     engine_level = "fail" if not f["engine"] else "warn" if len(engines) > 1 else "ok"
     checks.append(Check(host, "engine", engine_level, f["engine"] or "docker does not answer (docker.install)"))
@@ -65,7 +67,8 @@ def verdicts(host: str, f: dict, *, sent: float, received: float, engines: set[s
     checks.append(Check(host, "subnet", "fail" if clash else "ok",
                         f"{net} overlaps {clash[0]}" if clash else f"{net} clear of its routes"))
     filtered = [f"{p}:{port}" for (p, port), state in f["reach"].items() if state == "filtered"]
-    closed = [f"{p}:{port}" for (p, port), state in f["reach"].items() if state == "closed"]
+    closed = [f"{p}:{port}" for (p, port), state in f["reach"].items() if state == "closed"
+              and not (port == 2377 and managers is not None and p not in managers)]
     if filtered:
         checks.append(Check(host, "swarm ports", "fail", f"filtered (timed out): {', '.join(filtered)}"))
     elif closed and swarm_active:
@@ -76,6 +79,20 @@ def verdicts(host: str, f: dict, *, sent: float, received: float, engines: set[s
                             " (udp 7946/4789 not testable without a listener)"))
     return checks
 
+
+def host_checks(found: dict[str, tuple[dict, float, float]], *, managers: set[str], subnet: str) -> list[Check]:
+    """Every node's verdicts and the engine skew across them, from doctor's probe of each host
+    (``found``: host -> (facts, time sent, time received), in the order to report)."""
+    from .swarmcmd import parse_swarm
+
+    engines = {f["engine"] for f, _, _ in found.values() if f["engine"]}
+    swarm_active = any(parse_swarm(f["docker_info"]).active for f, _, _ in found.values())
+    checks = []
+    for host, (f, sent, received) in found.items():
+        checks += verdicts(host, f, sent=sent, received=received, engines=engines, subnet=subnet,
+                           swarm_active=swarm_active, managers=managers)
+    skew = engine_skew({host: f["engine"] for host, (f, _, _) in found.items() if f["engine"]}, managers)
+    return checks + ([skew] if skew else [])
 
 
 def _major(engine: str) -> int | None:
@@ -110,3 +127,24 @@ def engine_skew(engines: dict[str, str], managers: set[str]) -> Check | None:
                  f"{listed}: {gap}API versions {', '.join(apis)}: services are scheduled with the oldest "
                  "manager's API, so newer options are refused or dropped; finish the upgrade, managers "
                  "first, one at a time")
+
+
+def planned_managers(count: int) -> Check | None:
+    """Before the swarm exists: warn when hosts.env plans an even number of managers (or none)."""
+    if count == 0 or count % 2 == 0:
+        return Check("(cluster)", "managers", "warn",
+                     f"{count} managers in hosts.env: use an odd number (1, 3, 5) for a quorum")
+    return None
+
+
+def by_host(checks: list[Check], hosts: list[str]) -> list[Check]:
+    """Each host's checks together, in ``hosts`` order, then the cluster's (order kept within)."""
+    rank = {h: i for i, h in enumerate(hosts)}
+    return sorted(checks, key=lambda c: rank.get(c.host, len(rank)))
+
+
+def table(checks: list[Check]) -> str:
+    """The text report: one row per check."""
+    rows = [f"{'HOST':<16} {'CHECK':<12} {'RESULT':<6} DETAIL"]
+    rows += [f"{c.host:<16} {c.name:<12} {c.level.upper():<6} {c.detail}" for c in checks]
+    return "\n".join(rows) + "\n\n"

@@ -143,8 +143,8 @@ class Run:
         for s in settings.secrets():
             reporter.mask.add(s)
 
-    def emit(self, host: str, step: str, status: str, reason: str = "") -> None:
-        self.reporter.emit(Event(self.task, host, step, status, reason, self.check))
+    def emit(self, host: str, step: str, status: str, reason: str = "", *, shown: bool = True) -> None:
+        self.reporter.emit(Event(self.task, host, step, status, reason, self.check), shown=shown)
 
     def connect(self, spec: HostSpec, *, fresh: bool = False) -> Any:
         """The pool's connection to ``spec`` with this run's key, timeout and known_hosts."""

@@ -150,9 +150,11 @@ SERVICE_SPECS_CMD = "docker service ls -q | xargs -r docker service inspect --fo
 ENGINE_SOCKET = "/var/run/docker.sock"
 
 
-def engine_get_cmd(path: str) -> str:
-    """GET ``path`` (e.g. ``/info``) from the local Docker Engine API; fails on HTTP errors."""
-    return join(["curl", "-sSf", "--max-time", "30", "--unix-socket", ENGINE_SOCKET, f"http://localhost{path}"])
+def engine_get_cmd(path: str, *, error_body: bool = False) -> str:
+    """GET ``path`` (e.g. ``/info``) from the local Docker Engine API; fails on HTTP errors
+    (exit 22), printing the engine's error answer (``{"message": ...}``) when ``error_body``."""
+    fail = ["-sS", "--fail-with-body"] if error_body else ["-sSf"]
+    return join(["curl", *fail, "--max-time", "30", "--unix-socket", ENGINE_SOCKET, f"http://localhost{path}"])
 
 
 def engine_filters(**wanted: list[str]) -> str:

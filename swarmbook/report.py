@@ -42,11 +42,15 @@ class Reporter:
         self.events: list[Event] = []
         self._lock = threading.Lock()
 
-    def emit(self, event: Event) -> None:
+    def emit(self, event: Event, *, shown: bool = True) -> None:
+        """Record a step and print it; ``shown=False`` records it for the recap without a text
+        line (a task that prints its own table, e.g. doctor; JSON lines always carry it)."""
         event.reason = self.mask(event.reason)
         event.step = self.mask(event.step)
         with self._lock:
             self.events.append(event)
+            if not (shown or self.json_lines):
+                return
             if self.json_lines:
                 self.out.write(json.dumps({"event": "step", **asdict(event)}) + "\n")
             else:

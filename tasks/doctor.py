@@ -1,7 +1,10 @@
-"""Preflight: check every node before changing anything (read-only; takes no lock)."""
+"""Preflight and health check: every node before changing anything, and the swarm as its
+managers see it (read-only; takes no lock). Assumes nothing: a node without Docker or outside
+a swarm is reported as such."""
 
 from __future__ import annotations
 
+import datetime
 import threading
 import time
 from typing import TYPE_CHECKING
@@ -13,52 +16,38 @@ if TYPE_CHECKING:
     from swarmbook.config import HostSpec
     from swarmbook.engine import Host, Run
 
-D = lazy("swarmbook.doctorcmd")
-F = lazy("swarmbook.facts")
+doctorcmd = lazy("swarmbook.doctorcmd")
+facts = lazy("swarmbook.facts")
 report = lazy("swarmbook.report")
-swarmcmd = lazy("swarmbook.swarmcmd")
+swarmhealth = lazy("swarmbook.swarmhealth")
 
 
 @cluster_task(group="all", name="doctor", locks=False, help={})
 def doctor(run: Run, specs: list[HostSpec]):
-    """Check nodes: SSH, engine versions, clock skew, disk, IPVS, subnet overlaps, swarm ports, managers."""
+    """Check nodes and swarm: engines, clock, disk, IPVS, subnets, ports, quorum, nodes down, services, certs."""
     peers = [s.host for s in specs]
+    managers = [s.host for s in run.settings.group("managers") if s.host in peers] or peers
     found: dict[str, tuple] = {}
     lock = threading.Lock()
 
     def probe(h: Host) -> None:
         sent = time.time()
-        f = h.probe(*D.probe_facts([p for p in peers if p != h.name]), F.docker_info())
+        f = h.probe(*doctorcmd.probe_facts([p for p in peers if p != h.name]), facts.docker_info(),
+                    swarmhealth.NODE_CERT, *(swarmhealth.MANAGER_FACTS if h.name in managers else ()))
         with lock:
             found[h.name] = (f, sent, time.time())
 
     run.each(specs, probe)
-    engines = {f["engine"] for f, _, _ in found.values() if f["engine"]}
-    swarm_active = any(swarmcmd.parse_swarm(f["docker_info"]).active for f, _, _ in found.values())
-    checks = []
-    for host, (f, sent, received) in found.items():
-        checks += D.verdicts(host, f, sent=sent, received=received, engines=engines,
-                             subnet=run.settings["NETWORK_SUBNET"], swarm_active=swarm_active)
-    manager_hosts = {s.host for s in run.settings.group("managers")}
-    skew = D.engine_skew({host: f["engine"] for host, (f, _, _) in found.items() if f["engine"]}, manager_hosts)
-    if skew:
-        checks.append(skew)
-    managers = len(manager_hosts)
-    if managers == 0 or managers % 2 == 0:
-        checks.append(D.Check("(cluster)", "managers", "warn",
-                              f"{managers} managers: use an odd number (1, 3, 5) for a quorum"))
-    out = run.reporter.out
+    found = {h: found[h] for h in peers if h in found}  # hosts.env order
+    checks = doctorcmd.host_checks(found, managers=set(managers), subnet=run.settings["NETWORK_SUBNET"])
+    cluster = swarmhealth.cluster_checks({h: f for h, (f, _, _) in found.items()}, managers,
+                                         now=datetime.datetime.now(datetime.timezone.utc))
+    planned = None if cluster else doctorcmd.planned_managers(len(managers))
+    checks = doctorcmd.by_host(checks + (cluster or ([planned] if planned else [])), peers)
     if not run.reporter.json_lines:
-        out.write(f"{'HOST':<16} {'CHECK':<12} {'RESULT':<6} DETAIL\n")
-        for c in checks:
-            out.write(f"{c.host:<16} {c.name:<12} {c.level.upper():<6} {c.detail}\n")
-        out.write("\n")
-    for c in checks:
-        if c.level == "fail":
-            run.emit(c.host, f"doctor {c.name}", report.FAILED, c.detail)
-        elif c.level == "warn":
+        run.reporter.out.write(doctorcmd.table(checks))
+    for c in checks:  # every check is a step of the recap; the table shows them, a failure prints too
+        run.emit(c.host, f"doctor {c.name}", report.FAILED if c.level == "fail" else report.OK,
+                 f"warning: {c.detail}" if c.level == "warn" else c.detail, shown=c.level == "fail")
+        if c.level == "warn":
             run.reporter.note(f"{c.name}: {c.detail}", host=c.host, level="warning")
-            if run.reporter.json_lines:
-                run.emit(c.host, f"doctor {c.name}", report.OK, "warning: " + c.detail)
-        elif run.reporter.json_lines:
-            run.emit(c.host, f"doctor {c.name}", report.OK, c.detail)
