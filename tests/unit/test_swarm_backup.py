@@ -1,0 +1,161 @@
+"""swarm.backup / swarm.restore: the builders (archive checked, quorum arithmetic) and the flow
+against a scripted pool (what is refused before anything stops, the engine started again
+whatever happens, the unlock key kept 0600 and never printed)."""
+
+import base64
+import io
+import json
+import os
+import tarfile
+
+import pytest
+
+import tasks.swarm as TS
+from swarmbook import backupfile, facts, raftcmd, taskdef
+from swarmbook.errors import ConfigError
+from swarmbook.session import Result
+
+from .fakes import Clock, FakePool, make_run
+
+KEY = "SWMKEY-1-s3cret-canary"
+OK = Result("", "", 0)
+
+
+def archive(members=("swarm/raft/wal-v3-encrypted/0.wal", "swarm/certificates/swarm-node.crt")) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tf:
+        for name in members:
+            data = b"x" * 10
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tf.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def node(reach="reachable", manager=True):
+    return {"ID": "n", "ManagerStatus": {"Reachability": reach} if manager else None}
+
+
+@pytest.mark.parametrize("nodes, lose", [
+    ([node()], True),                                         # one manager: stopping it loses quorum
+    ([node(), node(), node()], False),                        # 3 managers: one may go
+    ([node(), node(), node("unreachable")], True),            # 3, one already down: the next would lose it
+    ([node(), node(), node(), node(), node()], False),
+    ([node(), node(manager=False), node(manager=False)], True),
+])
+def test_quorum_before_stopping_a_manager(nodes, lose):
+    assert raftcmd.loses_quorum(*raftcmd.quorum(nodes)) is lose
+
+
+def test_an_archive_holds_swarm_only():
+    assert raftcmd.check_archive(archive()) == ""
+    assert "unexpected member" in raftcmd.check_archive(archive(("swarm/raft/x", "../etc/passwd")))
+    assert "no swarm/raft" in raftcmd.check_archive(archive(("swarm/certificates/x",)))
+    assert "not a gzip'ed tar" in raftcmd.check_archive(b"nope")
+
+
+def info(state="active", manager=True, autolock=False):
+    return json.dumps({"Name": "h1", "Swarm": {"LocalNodeState": state, "ControlAvailable": manager, "NodeID": "n1",
+                                               "Cluster": {"ID": "c", "Spec": {"EncryptionConfig":
+                                                                               {"AutoLockManagers": autolock}}}}})
+
+
+def _backup(tmp_path, nodes, *, autolock=False, offline=False):
+    data = archive()
+    pool = FakePool({facts.docker_info(): (info(autolock=autolock), 0),
+                     facts.engine_fact("nodes", facts.engine_get_cmd("/nodes"), lambda x: x): (json.dumps(nodes), 0),
+                     raftcmd.NODES_ANSWER: ("[]", 0)},
+                    {r"^systemctl stop docker.socket docker.service$": OK,
+                     r"^f=\$\(mktemp\) && tar -C /var/lib/docker -czf": Result(
+                         f"{backupfile.sha256(data)}\n{base64.b64encode(data).decode()}", "", 0),
+                     r"^systemctl reset-failed docker.service": OK,
+                     r"^docker swarm unlock-key -q$": Result(KEY + "\n", "", 0)})
+    clock = Clock()
+    run, out = make_run(pool, "MANAGERS=h1\n", task="swarm.backup", clock=clock, sleep=clock.sleep)
+    taskdef.execute(TS.backup.body.swarmbook, run, list(run.settings.group("managers")), (),
+                    {"to": str(tmp_path), "offline": offline})
+    return pool, run, out.getvalue()
+
+
+def test_backup_refuses_to_stop_the_only_manager_without_offline(tmp_path):
+    pool, run, out = _backup(tmp_path, [node()])
+    assert run.failed() == ["h1"] and "would lose quorum" in out and "nothing stopped" in out
+    assert not [c for c, _ in pool.sent if c.startswith("systemctl stop")] and list(tmp_path.iterdir()) == []
+
+
+def test_backup_stops_archives_starts_and_keeps_the_unlock_key_private(tmp_path):
+    pool, run, out = _backup(tmp_path, [node()], autolock=True, offline=True)
+    assert run.failed() == [], out
+    order = [c.split()[0] + " " + c.split()[1] for c, _ in pool.sent if c.startswith(("systemctl", "docker swarm"))]
+    assert order == ["docker swarm", "systemctl stop", "systemctl reset-failed"]
+    (archive_file,) = tmp_path.glob("swarm-h1-*.tar.gz")
+    assert raftcmd.check_archive(backupfile.read_checked(str(archive_file), "t")) == ""
+    key_file = archive_file.with_name(archive_file.name + ".unlock-key")
+    assert key_file.read_text() == KEY + "\n" and oct(os.stat(key_file).st_mode & 0o777) == "0o600"
+    assert KEY not in out and "unlock key saved beside it (0600)" in out and "out for" in out
+
+
+def test_the_engine_starts_again_when_the_archive_fails(tmp_path):
+    pool = FakePool({facts.docker_info(): (info(), 0),
+                     facts.engine_fact("nodes", facts.engine_get_cmd("/nodes"), lambda x: x): (json.dumps([node()] * 3), 0),
+                     raftcmd.NODES_ANSWER: ("[]", 0)},
+                    {r"^systemctl stop": OK, r"^f=\$\(mktemp\)": Result("", "tar: disk full", 2),
+                     r"^systemctl reset-failed docker.service": OK})
+    run, out = make_run(pool, "MANAGERS=h1\n", task="swarm.backup")
+    taskdef.execute(TS.backup.body.swarmbook, run, [run.settings.group("managers")[0]], (), {"to": str(tmp_path)})
+    assert run.failed() == ["h1"] and "tar: disk full" in out.getvalue()
+    assert [c for c, _ in pool.sent if c.startswith("systemctl reset-failed")]  # started again
+    assert list(tmp_path.iterdir()) == []
+
+
+class RestorePool(FakePool):
+    """The engine manages a swarm again once --force-new-cluster has run."""
+
+    def exec(self, conn, command, **kw):
+        res = super().exec(conn, command, **kw)
+        if "--force-new-cluster" in command:
+            self.facts[raftcmd.NODES_ANSWER] = ("[]", 0)
+        return res
+
+
+def _restore_pool(state="inactive", manager=False):
+    return RestorePool({facts.docker_info(): (info(state, manager), 0), raftcmd.NODES_ANSWER: ("[]" if manager else "", 0 if manager else 1)},
+                    {r"^systemctl stop": OK, r"^rm -rf /var/lib/docker/swarm": OK, r"^systemctl reset-failed": OK,
+                     r"^docker swarm init --force-new-cluster --advertise-addr 10\.0\.0\.1$": OK})
+
+
+def test_restore_replaces_the_state_and_forces_a_new_cluster(tmp_path):
+    path, _ = backupfile.write(tmp_path, "swarm-h1-x.tar.gz", archive())
+    pool = _restore_pool()
+    clock = Clock()
+    run, out = make_run(pool, "MANAGERS=10.0.0.1\n", task="swarm.restore", clock=clock, sleep=clock.sleep)
+    taskdef.execute(TS.restore.body.swarmbook, run, list(run.settings.group("managers")), (),
+                    {"file": str(path), "yes": True})
+    text = out.getvalue()
+    assert "replace /var/lib/docker/swarm" in text and "force new cluster: advertise 10.0.0.1" in text
+    assert [stdin for c, stdin in pool.sent if c.startswith("rm -rf")] == [archive()]
+    assert "NOT restored: standalone containers" in text
+
+
+def test_restore_refuses_a_healthy_manager_without_force(tmp_path):
+    path, _ = backupfile.write(tmp_path, "swarm-h1-x.tar.gz", archive())
+    pool = _restore_pool("active", manager=True)
+    run, out = make_run(pool, "MANAGERS=10.0.0.1\n", task="swarm.restore")
+    taskdef.execute(TS.restore.body.swarmbook, run, list(run.settings.group("managers")), (),
+                    {"file": str(path), "yes": True})
+    assert run.failed() == ["10.0.0.1"] and "healthy swarm" in out.getvalue() and "nothing touched" in out.getvalue()
+    assert not [c for c, _ in pool.sent if c.startswith("systemctl stop")]
+
+
+def test_restore_refusals_before_any_host(tmp_path):
+    settings = make_run(FakePool({}, {}), "MANAGERS=10.0.0.1\n")[0].settings
+    path, _ = backupfile.write(tmp_path, "swarm-h1-x.tar.gz", archive())
+    with pytest.raises(ConfigError, match="rerun with --yes"):
+        TS._validate_restore(settings, file=str(path))
+    with pytest.raises(ConfigError, match="not an IP address"):
+        TS._validate_restore(settings, file=str(path), yes=True, advertise_addr="h1")
+    path.write_bytes(archive() + b"x")
+    with pytest.raises(ConfigError, match="is corrupted"):
+        TS._validate_restore(settings, file=str(path), yes=True)
+    with pytest.raises(ConfigError, match="not a folder"):
+        TS._validate_backup(settings, to=str(tmp_path / "missing"))
