@@ -55,6 +55,8 @@ KEYS: dict[str, Key] = {
     "DOCKER_VERSION": Key("", "version", "engine version docker.install installs, a prefix such as 28.5 "
                                      "(empty: what the source offers first)"),
     "DOCKER_TLS_DIR": Key("~/.swarmbook/tls", "path", "docker.tcp's CA, server and client certificates (this machine, 0600)"),
+    "SWARM_KEYS_DIR": Key("~/.swarmbook/unlock-keys", "path", "swarm.autolock's unlock keys, one 0600 file per cluster "
+                                                              "(this machine)"),
     "DOCKER_MIRRORS": Key((), "list", "registry mirrors for /etc/docker/daemon.json"),
     "REGISTRY": Key("", "registry", "image registry host[:port] that every node logs into"),
     "REGISTRY_USER": Key("", "str", "registry user name"),

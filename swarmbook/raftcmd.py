@@ -41,6 +41,19 @@ def replace_cmd() -> str:
 
 
 UNLOCK_KEY_CMD = "docker swarm unlock-key -q"
+ROTATE_KEY_CMD = "docker swarm unlock-key --rotate -q"
+
+
+def autolock_cmd(on: bool) -> str:
+    """Turn autolock on or off (the key is read afterwards with UNLOCK_KEY_CMD, not from this output)."""
+    return join(["docker", "swarm", "update", f"--autolock={'true' if on else 'false'}"])
+
+
+def autolock_of(info: dict[str, Any] | None) -> tuple[bool, str]:
+    """(autolock on, cluster id) from the engine's /info."""
+    sw = (info or {}).get("Swarm") or {}
+    cluster = sw.get("Cluster") or {}
+    return bool(((cluster.get("Spec") or {}).get("EncryptionConfig") or {}).get("AutoLockManagers")), cluster.get("ID", "")
 
 
 def unlock_cmd() -> str:

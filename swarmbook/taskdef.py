@@ -251,7 +251,9 @@ def _wrap(body: Callable, *, group: str, cluster: bool, help: dict[str, str], na
     extra = [inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY, default=d) for n, d in common]
     ctx = inspect.Parameter("c", inspect.Parameter.POSITIONAL_OR_KEYWORD)
     task_name = name or body.__name__.replace("_", "-")
-    spec = Spec(f"{body.__module__.rsplit('.', 1)[-1]}.{task_name}", body, group, cluster, validate, locks)
+    # the area is the module's name, or its AREA where a collection's tasks live in two modules
+    area = getattr(sys.modules.get(body.__module__), "AREA", None) or body.__module__.rsplit(".", 1)[-1]
+    spec = Spec(f"{area}.{task_name}", body, group, cluster, validate, locks)
 
     @functools.wraps(body)
     def wrapper(c, *args, env_file=None, check=False, json=False, no_lock=False, **kwargs):

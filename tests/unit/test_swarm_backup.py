@@ -10,7 +10,7 @@ import tarfile
 
 import pytest
 
-import tasks.swarm as TS
+import tasks.swarmstate as TS
 from swarmbook import backupfile, facts, raftcmd, taskdef
 from swarmbook.errors import ConfigError
 from swarmbook.session import Result
@@ -159,3 +159,41 @@ def test_restore_refusals_before_any_host(tmp_path):
         TS._validate_restore(settings, file=str(path), yes=True)
     with pytest.raises(ConfigError, match="not a folder"):
         TS._validate_backup(settings, to=str(tmp_path / "missing"))
+
+
+def _autolock(tmp_path, locked, **flags):
+    pool = FakePool({facts.docker_info(): (info(autolock=locked), 0)},
+                    {r"^docker swarm update --autolock=true$": OK, r"^docker swarm update --autolock=false$": OK,
+                     r"^docker swarm unlock-key -q$": Result(KEY + "\n", "", 0),
+                     r"^docker swarm unlock-key --rotate -q$": Result(KEY + "-new\n", "", 0)})
+    run, out = make_run(pool, f"MANAGERS=h1\nSWARM_KEYS_DIR={tmp_path}/keys\n", task="swarm.autolock")
+    taskdef.execute(TS.autolock.body.swarmbook, run, list(run.settings.group("managers")), (), flags)
+    return pool, run, out.getvalue()
+
+
+def test_autolock_on_keeps_the_key_0600_and_never_prints_it(tmp_path):
+    pool, run, out = _autolock(tmp_path, False, on=True)
+    assert run.failed() == [] and "changed      swarm.autolock | autolock on" in out and KEY not in out, out
+    key = tmp_path / "keys" / "c.key"
+    assert key.read_text() == KEY + "\n" and oct(key.stat().st_mode & 0o777) == "0o600"
+    pool, run, out = _autolock(tmp_path, True, on=True)  # again: nothing to change
+    assert "changed" not in out and not [c for c, _ in pool.sent if "update" in c], out
+
+
+def test_autolock_rotate_keeps_the_new_key_and_show_prints_it(tmp_path):
+    _autolock(tmp_path, False, on=True)
+    pool, run, out = _autolock(tmp_path, True, rotate=True)
+    assert "rotate unlock key" in out and KEY not in out
+    assert (tmp_path / "keys" / "c.key").read_text() == KEY + "-new\n"
+    _, _, shown = _autolock(tmp_path, True, show=True)
+    assert KEY + "-new" in shown
+
+
+def test_autolock_off_and_refusals(tmp_path):
+    pool, run, out = _autolock(tmp_path, True, off=True)
+    assert "changed      swarm.autolock | autolock off" in out
+    pool, run, out = _autolock(tmp_path, False, rotate=True)
+    assert run.failed() == ["h1"] and "no unlock key to rotate" in out
+    settings = make_run(FakePool({}, {}), "MANAGERS=h1\n")[0].settings
+    with pytest.raises(ConfigError, match="one of --on, --off, --rotate, --show"):
+        TS._validate_autolock(settings, on=True, off=True)
