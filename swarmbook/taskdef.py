@@ -270,7 +270,9 @@ def _wrap(body: Callable, *, group: str, cluster: bool, help: dict[str, str], na
                 return None  # fab: this host was covered by the first call
             kwargs = whole_numbers(params, kwargs)
             if validate is not None:
-                validate(settings, *args, **kwargs)  # bad input: refused before any host is touched
+                # bad input: refused before any host is touched (a validator may ask for the targets)
+                extra = {"targets": specs} if "targets" in inspect.signature(validate).parameters else {}
+                validate(settings, *args, **kwargs, **extra)
             reporter = Reporter(json_lines=json)
             for w in settings.warnings:
                 reporter.note(w, level="warning")

@@ -50,12 +50,15 @@ def _roles(settings, specs, workers):
     return managers, [s for s in specs if s.host in names]
 
 
-def _validate(settings, workers=None):
+def _validate(settings, workers=None, targets=()):
     _labels(settings)
     if workers is not None:
+        hosts = {t.host for t in targets}
         for w in workers.split(","):
             if not w.strip():
                 refuse("--workers has an empty entry")
+            if targets and w.strip() not in hosts:
+                refuse(f"--workers {w.strip()!r} is not one of the target hosts ({', '.join(sorted(hosts))})")
 
 
 @cluster_task(group="nodes", validate=_validate, help={

@@ -84,6 +84,8 @@ CASES = [
     ("manager-and-worker", "MANAGERS=127.0.0.1:{port}\nWORKERS=127.0.0.1:{port}\n", ["swarm.init"], "is in MANAGERS and WORKERS"),
     ("two-logins", "MANAGERS=127.0.0.1:{port}\nGITLAB=deploy@127.0.0.1:{port}\n", ["docker.install"], "one host, one login"),
     ("workers-alone", "WORKERS=127.0.0.1:{port}\n", ["docker.install"], "WORKERS without MANAGERS"),
+    ("workers-not-target", "MANAGERS=127.0.0.1:{port}\n", ["swarm.init", "--workers", "10.9.9.9"],
+     "--workers '10.9.9.9' is not one of the target hosts (127.0.0.1)"),
     # integer options and settings
     ("timeout-word", "MANAGERS=127.0.0.1:{port}\n", ["stack.deploy", "demo", "--timeout", "abc"], "--timeout: 'abc' is not a whole number"),
     ("timeout-float", "MANAGERS=127.0.0.1:{port}\n", ["mysql.up", "--timeout", "1.5"], "--timeout: '1.5' is not a whole number"),
