@@ -78,8 +78,12 @@ def backup(run: Run, specs: list[HostSpec], to=None, offline=False):
         h.run(raftcmd.stop_engine_cmd(), step="stop engine", timeout=120)
         try:
             out = h.run(raftcmd.archive_cmd(), step=f"archive {raftcmd.SWARM_DIR}", timeout=900).stdout.split("\n")
-        finally:  # whatever happened, the engine runs again
+        finally:  # whatever happened, the engine runs again (and, with autolock, unlocked)
             h.run(raftcmd.start_engine_cmd(), step="start engine", timeout=300)
+            if key:
+                h.wait("the engine to answer", lambda: swarmcmd.parse_swarm(
+                    h.probe(facts.docker_info())["docker_info"]).state != "unknown", timeout=120, interval=1)
+                h.run(raftcmd.unlock_cmd(), stdin=Secret(key), step="unlock")
         h.wait(f"{h.name} to be a reachable manager again", lambda: h.probe(raftcmd.NODES_ANSWER)["manager"],
                timeout=180, interval=1)
         out_for = time.monotonic() - t0

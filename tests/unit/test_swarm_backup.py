@@ -69,7 +69,8 @@ def _backup(tmp_path, nodes, *, autolock=False, offline=False):
                      r"^f=\$\(mktemp\) && tar -C /var/lib/docker -czf": Result(
                          f"{backupfile.sha256(data)}\n{base64.b64encode(data).decode()}", "", 0),
                      r"^systemctl reset-failed docker.service": OK,
-                     r"^docker swarm unlock-key -q$": Result(KEY + "\n", "", 0)})
+                     r"^docker swarm unlock-key -q$": Result(KEY + "\n", "", 0),
+                     r"^docker swarm unlock$": OK})
     clock = Clock()
     run, out = make_run(pool, "MANAGERS=h1\n", task="swarm.backup", clock=clock, sleep=clock.sleep)
     taskdef.execute(TS.backup.body.swarmbook, run, list(run.settings.group("managers")), (),
@@ -87,7 +88,8 @@ def test_backup_stops_archives_starts_and_keeps_the_unlock_key_private(tmp_path)
     pool, run, out = _backup(tmp_path, [node()], autolock=True, offline=True)
     assert run.failed() == [], out
     order = [c.split()[0] + " " + c.split()[1] for c, _ in pool.sent if c.startswith(("systemctl", "docker swarm"))]
-    assert order == ["docker swarm", "systemctl stop", "systemctl reset-failed"]
+    assert order == ["docker swarm", "systemctl stop", "systemctl reset-failed", "docker swarm"]
+    assert [stdin for c, stdin in pool.sent if c == "docker swarm unlock"] == [KEY]
     (archive_file,) = tmp_path.glob("swarm-h1-*.tar.gz")
     assert raftcmd.check_archive(backupfile.read_checked(str(archive_file), "t")) == ""
     key_file = archive_file.with_name(archive_file.name + ".unlock-key")
