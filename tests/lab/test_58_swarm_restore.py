@@ -74,3 +74,40 @@ def test_backup_then_total_loss_of_the_manager_then_restore(lab, tmp_path):
     assert sb(lab, "swarm.restore", str(archive), "--yes").rc == 1  # a healthy manager now: refused without --force
     ssh(lab, m, "docker config rm drill-before >/dev/null; docker secret rm drill-secret >/dev/null; "
                 f"docker node update --label-rm drill {worker.hostname} >/dev/null")
+
+
+def test_autolock_keeps_the_key_here_and_a_locked_swarm_backs_up_and_restores(lab, tmp_path):
+    """With autolock on, a manager restarts locked: swarm.backup unlocks it after its copy and
+    saves the key beside the archive; swarm.restore unlocks the restored state with it."""
+    m = lab.hosts[0]
+    env = tmp_path / "hosts.env"
+    env.write_text(lab.hosts_env.read_text() + f"SWARM_KEYS_DIR={tmp_path / 'keys'}\n")
+    env.chmod(0o600)
+    on = sb(lab, "swarm.autolock", "--on", hosts_env=str(env))
+    try:
+        assert on.rc == 0 and on.changed == 1, on.stdout + on.stderr
+        (kept,) = (tmp_path / "keys").glob("*.key")
+        key = kept.read_text().strip()
+        assert key.startswith("SWMKEY-") and oct(kept.stat().st_mode & 0o777) == "0o600"
+        assert key not in on.stdout + on.stderr
+        assert sb(lab, "swarm.autolock", "--on", hosts_env=str(env)).changed == 0
+
+        out = sb(lab, "swarm.backup", "--to", str(tmp_path), "--offline", hosts_env=str(env))
+        assert out.rc == 0 and key not in out.stdout, out.stdout + out.stderr
+        (archive,) = tmp_path.glob("swarm-*.tar.gz")
+        assert (tmp_path / (archive.name + ".unlock-key")).read_text().strip() == key
+
+        ssh(lab, m, "systemctl stop docker.socket docker.service && rm -rf /var/lib/docker/swarm && "
+                    "systemctl start docker.socket docker.service")
+        back = sb(lab, "swarm.restore", str(archive), "--yes", hosts_env=str(env))
+        assert back.rc == 0 and "unlock" in [s["step"] for s in back.steps("changed")], back.stdout + back.stderr
+        assert key not in back.stdout + back.stderr
+        deadline = time.monotonic() + 240
+        while not all(serving(lab)) and time.monotonic() < deadline:
+            time.sleep(1)
+        assert all(serving(lab)), serving(lab)
+    finally:
+        off = sb(lab, "swarm.autolock", "--off", hosts_env=str(env))
+    assert off.rc == 0, off.stdout + off.stderr
+    assert sb(lab, "swarm.autolock", "--off", hosts_env=str(env)).changed == 0
+    assert sb(lab, "swarm.init").rc == 0
