@@ -1,0 +1,127 @@
+#!/usr/bin/env python3
+"""swarmbook backup and recovery benchmark on the local lab: size and time of each backup
+(swarm state, MySQL, Portainer), how long the manager is out during swarm.backup, and the
+disaster drill's recovery time (from the swarm.restore command to every node serving the demo,
+after the manager's swarm state was wiped); plus the load balancer's counts during a rolling
+update. Prints a table and writes bench/results/recovery.{json,md}.
+
+Usage: python3 bench/recovery.py [--runs 3]
+Needs root; brings the lab up and converges the runbook on it (bootstrap-all) when it is not.
+Takes ~5 minutes on a converged lab. Targets (issue 15): recovery under 120 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import statistics
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+sys.path.insert(0, str(REPO / "tests" / "lab"))
+from bench.run import measure  # noqa: E402
+from probe import Probe  # noqa: E402  (tests/lab/probe.py: the lab tests' bounded probe loop)
+from sb import ssh  # noqa: E402
+
+
+def serving(addrs: list[str]) -> bool:
+    for a in addrs:
+        try:
+            with urllib.request.urlopen(f"http://{a}:9501/", timeout=3) as r:
+                if b"demo ok" not in r.read():
+                    return False
+        except OSError:
+            return False
+    return True
+
+
+def inv(*args: str, env: dict) -> dict:
+    res = measure(["inv", *args, "--json"], env=env)
+    if res["rc"] != 0:
+        raise SystemExit(f"inv {' '.join(args)} failed (rc {res['rc']}):\n{res['stdout'][-2000:]}{res['stderr'][-2000:]}")
+    return res
+
+
+def backup_size(folder: Path, pattern: str) -> int:
+    (f,) = sorted(folder.glob(pattern))[-1:]
+    return f.stat().st_size
+
+
+def out_for(stdout: str) -> float:
+    m = re.search(r"out for ([0-9.]+)s", stdout)
+    return float(m.group(1)) if m else float("nan")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--runs", type=int, default=3)
+    args = ap.parse_args()
+    from swarmbook import lab
+    from swarmbook.lab import lb
+
+    info = lab.up(hosts=3)
+    env = {**os.environ, "SWARMBOOK_ENV": str(info.hosts_env), "SSH_KNOWN_HOSTS": str(info.known_hosts)}
+    addrs = [h.addr for h in info.hosts]
+    if not serving(addrs):
+        inv("bootstrap-all", env=env)
+    rows: dict[str, list[float]] = {k: [] for k in (
+        "swarm.backup wall s", "manager out s", "swarm archive KiB", "mysql.backup wall s", "mysql dump KiB",
+        "portainer.backup wall s", "portainer tar KiB", "recovery s", "swarm.restore wall s",
+        "LB failed requests", "LB requests", "longest node gap s")}
+    for _ in range(args.runs):
+        with tempfile.TemporaryDirectory() as d:
+            folder = Path(d)
+            r = inv("swarm.backup", "--to", d, "--offline", env=env)
+            rows["swarm.backup wall s"].append(r["wall"])
+            rows["manager out s"].append(out_for(r["stdout"]))
+            rows["swarm archive KiB"].append(backup_size(folder, "swarm-*.tar.gz") / 1024)
+            r = inv("mysql.backup", "--to", d, env=env)
+            rows["mysql.backup wall s"].append(r["wall"])
+            rows["mysql dump KiB"].append(backup_size(folder, "mysql-*.sql.gz") / 1024)
+            r = inv("portainer.backup", "--to", d, env=env)
+            rows["portainer.backup wall s"].append(r["wall"])
+            rows["portainer tar KiB"].append(backup_size(folder, "portainer-*.tar") / 1024)
+            # the drill: the manager's swarm state wiped, then restored
+            (archive,) = folder.glob("swarm-*.tar.gz")
+            ssh(info, info.hosts[0], "systemctl stop docker.socket docker.service && "
+                        "rm -rf /var/lib/docker/swarm && systemctl start docker.socket docker.service")
+            t0 = time.monotonic()
+            r = inv("swarm.restore", str(archive), "--yes", env=env)
+            rows["swarm.restore wall s"].append(r["wall"])
+            while not serving(addrs) and time.monotonic() - t0 < 600:
+                time.sleep(0.5)
+            rows["recovery s"].append(time.monotonic() - t0)
+        # a rolling update through the load balancer
+        url = lb.up(info.state_dir, info.hosts, 9501)
+        with tempfile.NamedTemporaryFile("w", suffix=".env") as appenv:
+            appenv.write(f"APP_NAME=bench-{time.time_ns()}\n")
+            appenv.flush()
+            with Probe({"lb": url, **{h.hostname: f"http://{h.addr}:9501/" for h in info.hosts}}) as p:
+                inv("stack.deploy", "demo", "--app-env", appenv.name, env=env)
+        inv("stack.deploy", "demo", env=env)
+        rows["LB failed requests"].append(p.counts["lb"].failed)
+        rows["LB requests"].append(p.counts["lb"].ok + p.counts["lb"].failed)
+        rows["longest node gap s"].append(max(max(c.gaps, default=0) for n, c in p.counts.items() if n != "lb"))
+    lb.down()
+    table = ["| measure | median | min | max |", "| --- | --- | --- | --- |"]
+    for k, v in rows.items():
+        table.append(f"| {k} | {statistics.median(v):.1f} | {min(v):.1f} | {max(v):.1f} |")
+    text = "\n".join(table)
+    print(text)
+    out = REPO / "bench" / "results"
+    out.mkdir(exist_ok=True)
+    (out / "recovery.json").write_text(json.dumps(rows, indent=1))
+    (out / "recovery.md").write_text(f"# recovery bench ({time.strftime('%Y-%m-%d')}, {args.runs} runs)\n\n{text}\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
