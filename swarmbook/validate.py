@@ -120,6 +120,14 @@ def image(value: str, what: str) -> str:
     return value
 
 
+def is_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+        return True
+    except ValueError:
+        return False
+
+
 def is_host(text: str) -> bool:
     """An IP address or a DNS host name."""
     try:

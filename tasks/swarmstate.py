@@ -22,16 +22,7 @@ facts = lazy("swarmbook.facts")
 swarmcmd = lazy("swarmbook.swarmcmd")
 raftcmd = lazy("swarmbook.raftcmd")
 backupfile = lazy("swarmbook.backupfile")
-
-
-def _is_ip(text: str) -> bool:
-    import ipaddress
-
-    try:
-        ipaddress.ip_address(text)
-        return True
-    except ValueError:
-        return False
+V = lazy("swarmbook.validate")
 
 
 # --- the swarm's own state: backup and restore (Docker's admin guide) -----------------------
@@ -115,7 +106,7 @@ def _read_swarm_backup(file: str | None) -> bytes:
 
 def _validate_restore(settings, file=None, yes=False, force=False, advertise_addr=None):
     _read_swarm_backup(file)
-    if advertise_addr and not _is_ip(advertise_addr):
+    if advertise_addr and not V.is_ip(advertise_addr):
         refuse(f"--advertise-addr {advertise_addr!r} is not an IP address")
     if not yes:
         refuse("swarm.restore replaces this manager's swarm state and makes it a new one-manager cluster "
@@ -142,7 +133,7 @@ def restore(run: Run, specs: list[HostSpec], file=None, yes=False, force=False, 
         run.reporter.mask.add(Secret(key))
 
     def body(h: Host) -> None:
-        addr = advertise_addr or (h.spec.host if _is_ip(h.spec.host) else "")
+        addr = advertise_addr or (h.spec.host if V.is_ip(h.spec.host) else "")
         if not addr:
             h.fail("restore", f"{h.name} is a name, not an address: give --advertise-addr")
         f = h.probe(facts.docker_info(), raftcmd.NODES_ANSWER)
