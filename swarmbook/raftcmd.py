@@ -13,7 +13,7 @@ import io
 import tarfile
 from typing import Any
 
-from .facts import Fact, engine_get_cmd
+from .facts import Fact, engine_fact, engine_get_cmd
 from .shell import join
 
 SWARM_DIR = "/var/lib/docker/swarm"
@@ -67,6 +67,7 @@ def force_new_cluster_cmd(advertise: str) -> str:
     return join(["docker", "swarm", "init", "--force-new-cluster", "--advertise-addr", advertise])
 
 
+NODES = engine_fact("nodes", "/nodes", lambda nodes: nodes)  # every node, as a manager sees them (None: not one)
 NODES_ANSWER = Fact("manager", engine_get_cmd("/nodes"), lambda t, rc: rc == 0 and t.lstrip().startswith("["))
 
 

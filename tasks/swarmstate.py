@@ -27,9 +27,6 @@ V = lazy("swarmbook.validate")
 
 # --- the swarm's own state: backup and restore (Docker's admin guide) -----------------------
 
-NODES_API = "/nodes"
-
-
 def _validate_backup(settings, to=None, offline=False):
     problem = backupfile.folder_problem(to)
     if problem:
@@ -49,7 +46,7 @@ def backup(run: Run, specs: list[HostSpec], to=None, offline=False):
     from swarmbook.shell import Secret
 
     def body(h: Host) -> None:
-        f = h.probe(facts.docker_info(), facts.engine_fact("nodes", facts.engine_get_cmd(NODES_API), lambda x: x))
+        f = h.probe(facts.docker_info(), raftcmd.NODES)
         sw = swarmcmd.parse_swarm(f["docker_info"])
         if not sw.is_manager or f["nodes"] is None:
             h.fail("backup", f"{h.name} is not a manager of an active swarm ({sw.state}); nothing stopped")

@@ -141,7 +141,7 @@ def test_mysql_backup_then_restore_brings_back_the_data(cluster, tmp_path):
     pw = [ln.split("=", 1)[1] for ln in lab.hosts_env.read_text().splitlines() if ln.startswith("MYSQL_ROOT_PASSWORD=")][0]
     _mysql(lab, m, pw, "DROP DATABASE IF EXISTS shop; CREATE DATABASE shop; CREATE TABLE shop.orders "
                        "(id INT PRIMARY KEY AUTO_INCREMENT, item VARCHAR(40), price DECIMAL(8,2)) ENGINE=InnoDB; "
-                       "INSERT INTO shop.orders (item, price) SELECT CONCAT('item-', seq), seq * 1.5 FROM seq_1_to_500;"
+                       "USE shop; INSERT INTO shop.orders (item, price) SELECT CONCAT('item-', seq), seq * 1.5 FROM seq_1_to_500;"
                        "CREATE DATABASE IF NOT EXISTS crm; CREATE TABLE IF NOT EXISTS crm.people (n INT); "
                        "INSERT INTO crm.people VALUES (1),(2),(3);")
     before = (_mysql(lab, m, pw, "SELECT COUNT(*) FROM shop.orders"), _mysql(lab, m, pw, "CHECKSUM TABLE shop.orders"))

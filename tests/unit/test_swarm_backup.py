@@ -63,7 +63,7 @@ def info(state="active", manager=True, autolock=False):
 def _backup(tmp_path, nodes, *, autolock=False, offline=False):
     data = archive()
     pool = FakePool({facts.docker_info(): (info(autolock=autolock), 0),
-                     facts.engine_fact("nodes", facts.engine_get_cmd("/nodes"), lambda x: x): (json.dumps(nodes), 0),
+                     raftcmd.NODES: (json.dumps(nodes), 0),
                      raftcmd.NODES_ANSWER: ("[]", 0)},
                     {r"^systemctl stop docker.socket docker.service$": OK,
                      r"^f=\$\(mktemp\) && tar -C /var/lib/docker -czf": Result(
@@ -99,7 +99,7 @@ def test_backup_stops_archives_starts_and_keeps_the_unlock_key_private(tmp_path)
 
 def test_the_engine_starts_again_when_the_archive_fails(tmp_path):
     pool = FakePool({facts.docker_info(): (info(), 0),
-                     facts.engine_fact("nodes", facts.engine_get_cmd("/nodes"), lambda x: x): (json.dumps([node()] * 3), 0),
+                     raftcmd.NODES: (json.dumps([node()] * 3), 0),
                      raftcmd.NODES_ANSWER: ("[]", 0)},
                     {r"^systemctl stop": OK, r"^f=\$\(mktemp\)": Result("", "tar: disk full", 2),
                      r"^systemctl reset-failed docker.service": OK})
