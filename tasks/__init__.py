@@ -10,8 +10,9 @@ from invoke import Collection  # noqa: E402
 
 from . import bootstrap, doctor, docker, image, lock, net, registry, sshd, stack, swarm  # noqa: E402
 from . import cron, gitlab, kernel, kong, mysql, portainer, runner  # noqa: E402  (issue 5)
+from . import node  # noqa: E402  (issue 14: day 2)
 
-ns = Collection(docker, sshd, swarm, net, registry, image, stack, lock,
+ns = Collection(docker, sshd, swarm, node, net, registry, image, stack, lock,
                 gitlab, runner, portainer, kong, mysql, cron, kernel)
 ns.add_task(bootstrap.bootstrap_all)
 ns.add_task(doctor.doctor)
