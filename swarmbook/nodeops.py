@@ -139,6 +139,20 @@ def leave(run: Run, target: N.Node) -> bool:
     return bool(done)
 
 
+def drain(run: Run, control: Host, name: str, target: N.Node, timeout: float, reason: str) -> bool:
+    """Drain ``target`` (reported under ``name``) and wait until its tasks are gone and every
+    service converged. False when the drain command failed (reported)."""
+    if target.availability == "drain":
+        run.emit(name, "drain", OK, "already drained")
+    elif not act(run, control, name, "drain", N.availability_cmd(target.id, "drain"), reason):
+        return False
+    if not run.check:
+        count, took = wait_moved(control, target, timeout)
+        run.emit(name, "tasks moved", OK, f"{count} task(s) were on {target.label}; every service converged "
+                                          f"after {took:.1f}s")
+    return True
+
+
 def prune(run: Run, control: Host, plan: membership.Plan, timeout: float) -> None:
     """Drain, wait, leave and remove each unlisted node (demoted already), one at a time."""
     steps = {}
@@ -148,13 +162,8 @@ def prune(run: Run, control: Host, plan: membership.Plan, timeout: float) -> Non
         target = actions[0].node
         for a in actions:
             if a.kind == "drain":
-                if target.availability == "drain":
-                    run.emit(a.name, "drain", OK, "already drained")
-                elif not act(run, control, a.name, "drain", N.availability_cmd(node_id, "drain"), a.reason):
+                if not drain(run, control, a.name, target, timeout, a.reason):
                     return
-                if not run.check:
-                    count, took = wait_moved(control, target, timeout)
-                    run.emit(a.name, "tasks moved", OK, f"{count} task(s) ran elsewhere after {took:.1f}s")
             elif a.kind == "leave":
                 if not leave(run, target):
                     return

@@ -66,15 +66,7 @@ def drain(run: Run, specs: list[HostSpec], host=None, timeout=300):
             refuse(f"not draining {host}: {refusal}")
 
     def body(h: Host) -> None:
-        if target.availability == "drain":
-            run.emit(host, "drain", "ok", "already drained")
-        elif not nodeops.act(run, h, host, "drain", nodecmd.availability_cmd(target.id, "drain"),
-                             f"node {target.label} was {target.availability}"):
-            return
-        if not run.check:
-            count, took = nodeops.wait_moved(h, target, int(timeout))
-            run.emit(host, "tasks moved", "ok", f"{count} task(s) were on {target.label}; every service "
-                                                f"converged after {took:.1f}s")
+        nodeops.drain(run, h, host, target, int(timeout), f"node {target.label} was {target.availability}")
 
     run.one(spec, body)
     nodeops.standalone(run, target)

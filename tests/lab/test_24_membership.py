@@ -184,6 +184,31 @@ def test_refusals_are_one_line_and_change_nothing(lab, swarm, tmp_path):
     assert nodes(lab) == before
 
 
+def test_quorum_guard_with_a_manager_down(lab, swarm, tmp_path):
+    """Three managers, h3's engine stopped: a file that keeps h3 a manager and demotes h2 would
+    leave 1 of 2 managers reachable; node.drain of anything is refused while a manager is down."""
+    h2, h3 = lab.hosts[1], lab.hosts[2]
+    ssh(lab, lab.hosts[0], f"docker node promote {h2.hostname} {h3.hostname}")
+    _until("three reachable managers", lambda: nodes(lab),
+           lambda ns: all(ns[h.hostname]["ManagerStatus"] in ("Leader", "Reachable") for h in lab.hosts[:3]))
+    ssh(lab, h3, "systemctl stop docker docker.socket")
+    try:
+        _until(f"{h3.hostname} unreachable", lambda: nodes(lab)[h3.hostname]["ManagerStatus"],
+               lambda v: v == "Unreachable", timeout=60, interval=1)
+        keep_h3 = hosts_file(lab, tmp_path, managers=[0, 2], workers=[1])
+        out = sb(lab, "swarm.init", hosts_env=keep_h3, json_lines=False)
+        assert out.rc == 2 and f"demoting {h2.addr} would leave 1 of 2 managers reachable" in out.stderr, out.stderr
+        drain = sb(lab, "node.drain", h2.addr, json_lines=False)
+        assert drain.rc == 2 and f"manager {h3.hostname} is already down" in drain.stderr, drain.stderr
+        assert roles(lab)[h2.hostname] == "manager" and nodes(lab)[h2.hostname]["Availability"] == "Active"
+    finally:
+        ssh(lab, h3, "systemctl start docker")
+    _until(f"{h3.hostname} reachable again", lambda: nodes(lab)[h3.hostname]["ManagerStatus"],
+           lambda v: v == "Reachable", timeout=90)
+    back = sb(lab, "swarm.init")
+    assert back.rc == 0 and sorted(changed_steps(back)) == [(h2.addr, "demote to worker"), (h3.addr, "demote to worker")]
+
+
 def test_prune_removes_an_unlisted_node_and_the_original_file_joins_it_again(lab, swarm, tmp_path):
     gone = lab.hosts[-1]
     n = len(lab.hosts)
