@@ -9,10 +9,13 @@ reachable to change anything, and tolerates (N-1)//2 lost):
   the remaining managers reachable, or no manager at all; never promote a node that is down;
 - an even number of wanted managers is a warning (it tolerates no more failures than one fewer);
 - a node hosts.env does not list is reported; with ``prune`` it is demoted first (if a manager),
-  then drained, told to leave and removed.
+  then drained, told to leave and removed;
+- a stale entry (down, left behind by a listed host that rejoined or is about to) still counts
+  against quorum while it is a manager: it is demoted (unreachable, so first) and forgotten.
 
 Identity: a host that answered SSH is its own node (the NodeID its engine reports), never an old
-entry with its address. A host that did not answer is matched by address (Status.Addr or
+entry with its address: another entry with that address is stale, even while the managers still
+call it ready (they notice a node that left with --force only after a heartbeat timeout). A host that did not answer is matched by address (Status.Addr or
 ManagerStatus.Addr) or hostname, a live entry before a down one; two candidates is ambiguous.
 """
 
@@ -40,7 +43,7 @@ class Wanted:
 
 @dataclass(frozen=True)
 class Action:
-    kind: str   # promote | demote | drain | leave | remove
+    kind: str   # promote | demote | forget (a stale entry) | drain | leave | remove
     name: str   # the hosts.env entry, or an unlisted node's hostname
     node: Node
     reason: str
@@ -103,11 +106,16 @@ def _match(wanted: list[Wanted], nodes: list[Node], plan: Plan) -> None:
         owner[node.id] = w.name
         plan.matched[w.name] = node
     names = {w.name.lower() for w in wanted}
+    answered = {w.name for w in wanted if w.answered}  # the engine at that address said which node it is
     for n in nodes:
         if n.id in owner:
             continue
+        if n.addrs & answered and (n.reachable or n.leader):
+            plan.problems.append(f"node {n.label} is live at {', '.join(sorted(n.addrs & answered))}, whose engine "
+                                 "says it is another node or none: check what answers at that address")
+            continue
         if not n.up and any(n.hostname == m.hostname or n.addrs & m.addrs for m in plan.matched.values()) \
-                or not n.up and (n.addrs | {n.hostname.lower()}) & names:
+                or not n.up and (n.addrs | {n.hostname.lower()}) & names or n.addrs & answered:
             plan.stale.append(n)
         else:
             plan.unlisted.append(n)
@@ -145,6 +153,8 @@ def plan(nodes: list[Node], wanted: list[Wanted], *, prune: bool = False, joiner
             reachable.add(node.id)
     demote = [(name, node, "listed in WORKERS, is a manager") for name, node in p.matched.items()
               if role[name] == "worker" and node.is_manager]
+    stale = "left behind by this host's earlier membership ({})"
+    demote += [(n.where, n, stale.format(n.id[:12])) for n in p.stale if n.is_manager]
     if prune:
         demote += [(n.where, n, "not in hosts.env (pruned: demoted first)") for n in p.unlisted if n.is_manager]
     for name, node, why in sorted(demote, key=lambda d: (d[1].reachable, d[1].leader)):
@@ -154,6 +164,7 @@ def plan(nodes: list[Node], wanted: list[Wanted], *, prune: bool = False, joiner
         else:
             p.actions.append(Action("demote", name, node, why))
             managers, reachable = managers - {node.id}, reachable - {node.id}
+    p.actions += [Action("forget", n.where, n, stale.format(n.id[:12])) for n in p.stale]
     if not prune:
         for n in p.unlisted:
             p.warnings.append(f"node {n.label} ({', '.join(sorted(n.addrs)) or 'no address'}, {n.role}, {n.state}) "

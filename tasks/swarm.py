@@ -135,8 +135,10 @@ def _wanted(specs, managers, states) -> list:
 
 def _converge_roles(run: Run, h: Host, plan, specs, managers, states, joined: list[str], prune: bool,
                     timeout: int) -> None:
-    """Promote, then demote (each re-checked against quorum as the cluster is now), then prune."""
-    if joined and not run.check:  # joiners took their role at join; map them by the IDs they now have
+    """Promote, then demote (each re-checked against quorum as the cluster is now), forget stale
+    entries, then prune. ``plan`` (made before any change) is what check mode shows; a real run
+    plans again from the nodes as they are after the joins."""
+    if not run.check and (joined or plan.actions):  # as the cluster is now: joiners took their role, stale entries may be gone
         plan = membership.plan(nodeops.nodes(h), _wanted(specs, managers, states), prune=prune, joiner_votes=False)
         if plan.problems:
             h.fail("membership", "; ".join(plan.problems))
@@ -151,6 +153,10 @@ def _converge_roles(run: Run, h: Host, plan, specs, managers, states, joined: li
             return
         if not nodeops.act(run, h, a.name, "demote to worker", nodecmd.demote_cmd(a.node.id), a.reason):
             return
+    for a in plan.of("forget"):  # a node that lost its swarm state and joined again would count twice
+        if not nodeops.act(run, h, a.name, f"remove stale node entry {a.node.id[:12]} ({a.node.label})",
+                           swarmcmd.remove_node_cmd(a.node.id, demote=False), a.reason):
+            return
     if prune:
         nodeops.prune(run, h, plan, timeout)
 
@@ -159,7 +165,6 @@ class _Leader:
     def __init__(self, host: Host, addr: str, tokens: dict[str, str], nodes: list[dict]):
         self.host, self.addr, self.tokens, self.nodes = host, addr, tokens, nodes
         self.node_ids = swarmcmd.node_ls_ids(nodes)
-        self.lock = threading.Lock()
 
 
 def _lead(run: Run, spec: HostSpec, states, probed: dict) -> _Leader | None:
@@ -192,6 +197,7 @@ def _lead(run: Run, spec: HostSpec, states, probed: dict) -> _Leader | None:
         for t in f["tokens"].values():
             run.reporter.mask.add(t)
         swarm = swarmcmd.parse_swarm(f["docker_info"])
+        states[spec.host] = (swarm, addr)  # after an init: its node ID, so the roles phase knows it
         result.append(_Leader(h, swarm.node_addr or addr, f["tokens"], f["nodes"] or []))
 
     run.one(spec, body)
@@ -207,7 +213,6 @@ def _member(h: Host, leader: _Leader, states, joined: list[str], *, is_manager: 
         if st.is_manager == is_manager:
             h.ok(f"swarm {role}", "in this swarm")
         # otherwise its role is changed after every join, in a quorum-safe order (_converge_roles)
-        _remove_stale_entries(h, leader, st.node_id, st.name)
         return
     if st.active:
         h.fail("swarm join", f"already in another swarm (node {st.node_id[:12]}); "
@@ -225,19 +230,6 @@ def _member(h: Host, leader: _Leader, states, joined: list[str], *, is_manager: 
     now = swarmcmd.parse_swarm(h.probe(facts.docker_info())["docker_info"])
     states[h.name] = (now, addr)
     joined.append(h.name)
-    _remove_stale_entries(h, leader, now.node_id, h.facts_cache["docker_info"].get("Name", ""))
-
-
-def _remove_stale_entries(h: Host, leader: "_Leader", node_id: str, hostname: str) -> None:
-    """Drop entries this host left behind (same hostname, Down, another ID): a node that lost its
-    swarm state (e.g. killed) and rejoined would otherwise count twice, as a manager against quorum."""
-    for n in leader.nodes:
-        other = n.get("ID", "").rstrip("*").strip()
-        if n.get("Hostname") == hostname and other != node_id and n.get("Status") == "Down":
-            with leader.lock:
-                leader.host.change(f"remove stale node entry {other[:12]} ({hostname})",
-                                   swarmcmd.remove_node_cmd(other, demote=bool(n.get("ManagerStatus"))),
-                                   reason="left behind by this host's earlier membership")
 
 
 def _apply_labels(run: Run, leader: _Leader, labels: dict[str, dict[str, str]]) -> None:

@@ -209,6 +209,25 @@ def test_quorum_guard_with_a_manager_down(lab, swarm, tmp_path):
     assert back.rc == 0 and sorted(changed_steps(back)) == [(h2.addr, "demote to worker"), (h3.addr, "demote to worker")]
 
 
+def test_a_manager_that_left_with_force_rejoins_and_its_stale_entry_does_not_block(lab, swarm):
+    """Its old entry (down, unreachable) still counts as a manager: 2 reachable of 3. It is
+    demoted first and removed, so demoting h2 in the same run stays safe."""
+    h2, h3 = lab.hosts[1], lab.hosts[2]
+    ssh(lab, lab.hosts[0], f"docker node promote {h2.hostname} {h3.hostname}")
+    _until("three reachable managers", lambda: nodes(lab),
+           lambda ns: all(ns[h.hostname]["ManagerStatus"] in ("Leader", "Reachable") for h in lab.hosts[:3]))
+    ssh(lab, h3, "docker swarm leave --force >/dev/null")
+    _until(f"{h3.hostname} unreachable", lambda: nodes(lab)[h3.hostname]["ManagerStatus"],
+           lambda v: v == "Unreachable", timeout=60, interval=1)
+    out = sb(lab, "swarm.init")
+    assert out.rc == 0, out.stdout + out.stderr
+    assert {(h2.addr, "demote to worker"), (h3.addr, "join as worker")} <= set(changed_steps(out))
+    listed = ssh(lab, lab.hosts[0], "docker node ls --format '{{.Hostname}} {{.Status}}'").stdout.split("\n")
+    assert sorted(x for x in listed if x) == sorted(f"{h.hostname} Ready" for h in lab.hosts)  # one entry each
+    assert roles(lab) == {h.hostname: "manager" if i == 0 else "worker" for i, h in enumerate(lab.hosts)}
+    assert sb(lab, "swarm.init").changed == 0
+
+
 def test_prune_removes_an_unlisted_node_and_the_original_file_joins_it_again(lab, swarm, tmp_path):
     gone = lab.hosts[-1]
     n = len(lab.hosts)

@@ -127,7 +127,17 @@ def test_a_host_that_answered_is_its_own_node_never_an_old_entry_with_its_addres
     nodes = [node(1, "manager", leader=True), node(2, state="down")]
     p = plan(nodes, [want(1, "manager"), want(2, "worker", node_id="")], prune=True)
     assert [w.name for w in p.joining] == ["10.0.0.2"] and [n.id for n in p.stale] == ["n2"]
-    assert p.unlisted == [] and steps(p) == []
+    assert p.unlisted == [] and steps(p) == [("forget", "10.0.0.2")]
+
+
+def test_a_stale_manager_entry_is_demoted_first_so_it_does_not_block_a_demotion():
+    """Measured on the lab: h3 left with --force while a manager and is in no swarm now; its old
+    entry (down, unreachable) still counts as a manager, so demoting h2 looked like 1 of 2."""
+    nodes = [node(1, "manager", leader=True), node(2, "manager"), node(3, "manager", state="down", reach="unreachable")]
+    p = plan(nodes, [want(1, "manager"), want(2, "worker"), want(3, "worker", node_id="")])
+    assert p.problems == [] and [w.name for w in p.joining] == ["10.0.0.3"]
+    assert steps(p) == [("demote", "10.0.0.3"), ("demote", "10.0.0.2"), ("forget", "10.0.0.3")]
+    assert "left behind by this host's earlier membership" in p.actions[0].reason
 
 
 def test_a_host_that_did_not_answer_is_matched_by_address_or_hostname():
@@ -186,3 +196,20 @@ def test_drain_refused_for_the_last_active_node():
     nodes[0] = node(1, "manager", leader=True, avail="drain")
     nodes[1] = node(2, "manager", avail="drain")
     assert drain_refusal(nodes, nodes[2]) == "h3 is the last active node: its tasks would have nowhere to go"
+
+
+def test_an_entry_at_the_address_of_a_host_that_says_it_is_another_node_is_stale_even_if_ready():
+    """Right after `docker swarm leave --force` the managers still list the node as ready (unreachable)."""
+    nodes = [node(1, "manager", leader=True), node(2, "manager"), node(3, "manager", reach="unreachable")]
+    p = plan(nodes, [want(1, "manager"), want(2, "worker"), want(3, "worker", node_id="")])
+    assert p.unlisted == [] and [n.id for n in p.stale] == ["n3"] and p.problems == []
+    assert steps(p) == [("demote", "10.0.0.3"), ("demote", "10.0.0.2"), ("forget", "10.0.0.3")]
+
+
+def test_a_live_manager_is_never_stale_even_if_a_host_at_its_address_claims_another_id():
+    """Belt and braces: the leader (or any reachable manager) answers for itself; never demote or forget it."""
+    nodes = [node(1, "manager", leader=True), node(2)]
+    p = plan(nodes, [want(1, "manager", node_id=""), want(2, "worker")], prune=True)
+    assert p.stale == [] and p.unlisted == [] and not p.of("demote", "forget", "drain", "remove")
+    assert p.problems == ["node h1 is live at 10.0.0.1, whose engine says it is another node or none: "
+                          "check what answers at that address"]

@@ -84,6 +84,33 @@ def test_no_op_is_one_round_trip_per_host():
     assert pool.commands_run == 3, pool.sent  # the leader's tokens and nodes came with its first probe
 
 
+def test_a_new_swarm_init_then_joins_and_touches_no_role():
+    """The leader's node ID is learnt after its init: the roles phase must not take the new
+    leader for a stranger at its own address (it once demoted it as a stale entry)."""
+    pool = cluster({1: True, 2: False, 3: False})
+    for i in (1, 2, 3):
+        pool.host_facts[f"10.0.0.{i}"][F.docker_info()] = info(i, False, state="inactive")
+    joined = []
+
+    def init_(command, host):
+        pool.host_facts[host][F.docker_info()] = info(1, True)
+        return OK
+
+    def join(command, host):
+        i = int(host[-1])
+        pool.host_facts[host][F.docker_info()] = info(i, False)
+        joined.append(api_node(i, False))
+        pool.facts[N.NODE_LIST] = node_list(api_node(1, True), *joined)
+        return OK
+
+    pool.facts[N.NODE_LIST] = node_list(api_node(1, True))
+    pool.responses = {r"^docker swarm init --advertise-addr 10\.0\.0\.1$": init_, r"/swarm/join$": join}
+    run, out = init_json(pool)
+    assert run.failed() == [], out
+    assert sorted(steps(out, "changed")) == [(LEAD, "swarm init"), ("10.0.0.2", "join as worker"),
+                                             ("10.0.0.3", "join as worker")]
+
+
 def test_role_drift_demotes_the_listed_workers_and_says_so():
     """Measured: h2 and h3 listed as WORKERS while both were managers; swarm.init said
     "swarm worker: already in this swarm" and changed nothing."""
@@ -128,6 +155,27 @@ def test_promote_before_demote_and_wait_until_the_new_manager_is_reachable():
     text = out.getvalue()
     assert steps(text, "changed") == [("10.0.0.3", "promote to manager"), ("10.0.0.2", "demote to worker")]
     assert "2 managers: an even number adds no fault tolerance (use 1 or 3)" in text
+
+
+def test_a_host_that_lost_its_swarm_state_joins_again_and_its_old_entry_is_removed():
+    old = api_node(2, False, state="down")
+    pool = cluster({1: True, 3: False}, extra=[old])
+    pool.host_facts["10.0.0.2"] = type(pool.facts)({F.docker_info(): info(2, False, state="inactive"),
+                                                    S.advertise_fact(LEAD): ("10.0.0.2", 0)})
+
+    def join(command, host):
+        pool.host_facts[host][F.docker_info()] = (info(2, False)[0].replace('"n2"', '"n2new"'), 0)
+        new = dict(api_node(2, False), ID="n2new")
+        pool.facts[N.NODE_LIST] = node_list(api_node(1, True), api_node(3, False), old, new)
+        return OK
+
+    pool.responses = {r"/swarm/join$": join, r"^docker node rm --force n2$": OK}
+    run, out = init_json(pool)
+    assert run.failed() == [], out
+    assert [(c.host, cmd) for c, cmd in pool.on if "@@" not in cmd] == [
+        ("10.0.0.2", S.join_cmd()), (LEAD, "docker node rm --force n2")]
+    assert steps(out, "changed") == [("10.0.0.2", "join as worker"), ("10.0.0.2", "remove stale node entry n2 (h2)")]
+    assert "SWMTKN" not in out
 
 
 def test_quorum_guard_refuses_before_anything_changes():
