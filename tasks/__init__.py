@@ -11,8 +11,9 @@ from invoke import Collection  # noqa: E402
 from . import bootstrap, doctor, docker, image, lock, net, registry, sshd, stack, swarm  # noqa: E402
 from . import cron, gitlab, kernel, kong, mysql, portainer, runner  # noqa: E402  (issue 5)
 from . import swarmstate  # noqa: E402  (swarm.backup, swarm.restore: the swarm collection's, in a module of their own)
+from . import node  # noqa: E402  (issue 14: day 2)
 
-ns = Collection(docker, sshd, swarm, net, registry, image, stack, lock,
+ns = Collection(docker, sshd, swarm, node, net, registry, image, stack, lock,
                 gitlab, runner, portainer, kong, mysql, cron, kernel)
 ns.collections["swarm"].add_task(swarmstate.backup)
 ns.collections["swarm"].add_task(swarmstate.restore)

@@ -1,6 +1,8 @@
-"""Swarm membership: init the leader, join managers and workers, show the cluster.
+"""Swarm membership: init the leader, join managers and workers, converge roles, show the cluster.
 
-Assumes Docker runs on every node (docker.install). The first manager is the leader. Under
+Assumes Docker runs on every node (docker.install). The first manager is the leader: it must
+already be a manager if a swarm exists. Roles follow hosts.env (quorum-safe order: see
+swarmbook.membership); nodes hosts.env does not list are reported, or removed with --prune --yes. Under
 ``fab -H a,b,c`` every given host is a manager (the runbook's three-machine appendix)
 unless hosts.env lists it in WORKERS or ``--workers`` names it.
 """
@@ -23,6 +25,10 @@ if TYPE_CHECKING:
 
 facts = lazy("swarmbook.facts")
 swarmcmd = lazy("swarmbook.swarmcmd")
+nodecmd = lazy("swarmbook.nodecmd")
+membership = lazy("swarmbook.membership")
+nodeops = lazy("swarmbook.nodeops")
+report = lazy("swarmbook.report")
 
 
 def _is_ip(text: str) -> bool:
@@ -50,7 +56,7 @@ def _roles(settings, specs, workers):
     return managers, [s for s in specs if s.host in names]
 
 
-def _validate(settings, workers=None, targets=()):
+def _validate(settings, workers=None, prune=False, yes=False, timeout=300, targets=()):
     _labels(settings)
     if workers is not None:
         hosts = {t.host for t in targets}
@@ -59,19 +65,24 @@ def _validate(settings, workers=None, targets=()):
                 refuse("--workers has an empty entry")
             if targets and w.strip() not in hosts:
                 refuse(f"--workers {w.strip()!r} is not one of the target hosts ({', '.join(sorted(hosts))})")
+    if prune and not yes:
+        refuse("--prune removes every node hosts.env does not list: add --yes to confirm "
+               "(swarm.init without --prune names them)")
+    if int(timeout) <= 0:
+        refuse("--timeout must be a positive number of seconds")
 
 
 @cluster_task(group="nodes", validate=_validate, help={
     "workers": "comma list of hosts (among the targets) to join as workers; default WORKERS",
+    "prune": "also remove nodes hosts.env no longer lists (demote, drain, leave, node rm); needs --yes",
+    "yes": "confirm --prune",
+    "timeout": "seconds to wait for a pruned node's tasks to run elsewhere (default 300)",
 })
-def init(run: Run, specs: list[HostSpec], workers=None):
-    """Init the swarm on the first manager and join the other managers and the workers."""
+def init(run: Run, specs: list[HostSpec], workers=None, prune=False, yes=False, timeout=300):
+    """Converge the swarm to MANAGERS/WORKERS: init, join, promote/demote (quorum-safe), report or prune others."""
     managers, worker_specs = _roles(run.settings, specs, workers)
     if not managers:
         refuse("no manager among the target hosts (every host is listed as a worker)")
-    if len(managers) % 2 == 0:
-        run.reporter.note(f"{len(managers)} managers: an even number adds no fault tolerance "
-                          f"(use {len(managers) - 1} or {len(managers) + 1})", level="warning")
     leader_spec = managers[0]
     adv_mode = run.settings["SWARM_ADVERTISE"]
     states: dict[str, tuple[swarmcmd.SwarmState, str]] = {}
@@ -81,7 +92,7 @@ def init(run: Run, specs: list[HostSpec], workers=None):
     def probe(h: Host) -> None:
         is_leader = h.spec == leader_spec
         f = h.probe(facts.docker_info(), swarmcmd.advertise_fact(leader_spec.host),
-                    *([swarmcmd.TOKENS, swarmcmd.NODES] if is_leader else []))
+                    *([swarmcmd.TOKENS, swarmcmd.NODES, nodecmd.NODE_LIST] if is_leader else []))
         st = swarmcmd.parse_swarm(f["docker_info"])
         if is_leader and st.active and st.is_manager:
             lead_facts.update(f)
@@ -95,20 +106,67 @@ def init(run: Run, specs: list[HostSpec], workers=None):
             states[h.name] = (st, addr)
 
     run.each(specs, probe)
+    wanted = _wanted(specs, managers, states)
+    plan = membership.plan(lead_facts.get("node_list") or [], wanted, prune=prune)
+    for w in plan.warnings:
+        run.reporter.note(w, level="warning")
+    if plan.problems:  # refused before anything changes
+        refuse("; ".join(plan.problems))
     leader = _lead(run, leader_spec, states, lead_facts)
     if leader is None:
         return
+    joined: list[str] = []
     run.each([s for s in specs if s is not leader_spec],
-             lambda h: _member(h, leader, states, is_manager=h.spec in managers))
+             lambda h: _member(h, leader, states, joined, is_manager=h.spec in managers))
+    run.one(leader_spec, lambda h: _converge_roles(run, h, plan, specs, managers, states, joined, prune, int(timeout)))
     if not run.check:
         _apply_labels(run, leader, _labels(run.settings))
+
+
+def _wanted(specs, managers, states) -> list:
+    """What hosts.env wants of each host, with what its engine said of itself (a host whose engine
+    did not answer, or is pending/locked/in error, is matched by address or hostname instead)."""
+    out = []
+    for s in specs:
+        st = states.get(s.host, (None, ""))[0]
+        answered = st is not None and st.state in ("inactive", "active")
+        out.append(membership.Wanted(s.host, "manager" if s in managers else "worker", answered=answered,
+                                     node_id=st.node_id if answered and st.active else ""))
+    return out
+
+
+def _converge_roles(run: Run, h: Host, plan, specs, managers, states, joined: list[str], prune: bool,
+                    timeout: int) -> None:
+    """Promote, then demote (each re-checked against quorum as the cluster is now), forget stale
+    entries, then prune. ``plan`` (made before any change) is what check mode shows; a real run
+    plans again from the nodes as they are after the joins."""
+    if not run.check and (joined or plan.actions):  # as the cluster is now: joiners took their role, stale entries may be gone
+        plan = membership.plan(nodeops.nodes(h), _wanted(specs, managers, states), prune=prune, joiner_votes=False)
+        if plan.problems:
+            h.fail("membership", "; ".join(plan.problems))
+    for a in plan.of("promote"):
+        if not nodeops.act(run, h, a.name, "promote to manager", swarmcmd.promote_cmd(a.node.id), a.reason):
+            return
+    nodeops.wait_reachable(h, [a.node.id for a in plan.of("promote")])
+    for a in plan.of("demote"):
+        refusal = "" if run.check else membership.demote_refusal(a.name, a.node.id, nodeops.nodes(h))
+        if refusal:
+            run.emit(a.name, "demote to worker", report.FAILED, refusal)
+            return
+        if not nodeops.act(run, h, a.name, "demote to worker", nodecmd.demote_cmd(a.node.id), a.reason):
+            return
+    for a in plan.of("forget"):  # a node that lost its swarm state and joined again would count twice
+        if not nodeops.act(run, h, a.name, f"remove stale node entry {a.node.id[:12]} ({a.node.label})",
+                           swarmcmd.remove_node_cmd(a.node.id, demote=False), a.reason):
+            return
+    if prune:
+        nodeops.prune(run, h, plan, timeout)
 
 
 class _Leader:
     def __init__(self, host: Host, addr: str, tokens: dict[str, str], nodes: list[dict]):
         self.host, self.addr, self.tokens, self.nodes = host, addr, tokens, nodes
         self.node_ids = swarmcmd.node_ls_ids(nodes)
-        self.lock = threading.Lock()
 
 
 def _lead(run: Run, spec: HostSpec, states, probed: dict) -> _Leader | None:
@@ -141,25 +199,22 @@ def _lead(run: Run, spec: HostSpec, states, probed: dict) -> _Leader | None:
         for t in f["tokens"].values():
             run.reporter.mask.add(t)
         swarm = swarmcmd.parse_swarm(f["docker_info"])
+        states[spec.host] = (swarm, addr)  # after an init: its node ID, so the roles phase knows it
         result.append(_Leader(h, swarm.node_addr or addr, f["tokens"], f["nodes"] or []))
 
     run.one(spec, body)
     return result[0] if result else None
 
 
-def _member(h: Host, leader: _Leader, states, *, is_manager: bool) -> None:
+def _member(h: Host, leader: _Leader, states, joined: list[str], *, is_manager: bool) -> None:
     st, addr = states.get(h.name, (None, ""))
     role = "manager" if is_manager else "worker"
     if st is None:
         h.fail("swarm join", "not probed")
     if st.active and st.node_id in leader.node_ids:
-        if is_manager and not st.is_manager:
-            h.change("promote to manager", None, reason="was a worker")
-            if not h.check:
-                leader.host.run(swarmcmd.promote_cmd(st.node_id), step="promote")
-        else:
-            h.ok(f"swarm {role}", "already in this swarm")
-        _remove_stale_entries(h, leader, st.node_id, st.name)
+        if st.is_manager == is_manager:
+            h.ok(f"swarm {role}", "in this swarm")
+        # otherwise its role is changed after every join, in a quorum-safe order (_converge_roles)
         return
     if st.active:
         h.fail("swarm join", f"already in another swarm (node {st.node_id[:12]}); "
@@ -174,20 +229,9 @@ def _member(h: Host, leader: _Leader, states, *, is_manager: bool) -> None:
         return
     body = swarmcmd.join_body(leader.tokens[role], leader.addr, addr)
     h.change(f"join as {role}", swarmcmd.join_cmd(), stdin=body, reason=f"leader {leader.addr}")
-    joined = swarmcmd.parse_swarm(h.probe(facts.docker_info())["docker_info"])
-    _remove_stale_entries(h, leader, joined.node_id, h.facts_cache["docker_info"].get("Name", ""))
-
-
-def _remove_stale_entries(h: Host, leader: "_Leader", node_id: str, hostname: str) -> None:
-    """Drop entries this host left behind (same hostname, Down, another ID): a node that lost its
-    swarm state (e.g. killed) and rejoined would otherwise count twice, as a manager against quorum."""
-    for n in leader.nodes:
-        other = n.get("ID", "").rstrip("*").strip()
-        if n.get("Hostname") == hostname and other != node_id and n.get("Status") == "Down":
-            with leader.lock:
-                leader.host.change(f"remove stale node entry {other[:12]} ({hostname})",
-                                   swarmcmd.remove_node_cmd(other, demote=bool(n.get("ManagerStatus"))),
-                                   reason="left behind by this host's earlier membership")
+    now = swarmcmd.parse_swarm(h.probe(facts.docker_info())["docker_info"])
+    states[h.name] = (now, addr)
+    joined.append(h.name)
 
 
 def _apply_labels(run: Run, leader: _Leader, labels: dict[str, dict[str, str]]) -> None:

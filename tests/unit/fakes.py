@@ -82,6 +82,9 @@ class FactTable:
         for fact, answer in facts.items():
             self[fact] = answer
 
+    def knows(self, name: str) -> bool:
+        return name in self._by_name
+
     def answer(self, name: str, command: str) -> Answer:
         scripted = self._by_name.get(name)
         if not scripted:
@@ -94,8 +97,10 @@ class FactTable:
 
 class FakePool:
     def __init__(self, facts: Mapping[Fact, Answer] | None = None, run: dict[str, Response] | None = None,
-                 down: Mapping[str, str] | None = None):
+                 down: Mapping[str, str] | None = None, hosts: Mapping[str, Mapping[Fact, Answer]] | None = None):
         self.facts = FactTable(facts)
+        # facts that differ per host (each node's own docker info): asked there, they win over ``facts``
+        self.host_facts = {h: FactTable(f) for h, f in (hosts or {}).items()}
         self.responses = run or {}  # regexp -> Result or callable
         self.down = dict(down or {})  # host -> why a connect to it fails (ConnectFailed)
         self.sent: list[tuple[str, str | None]] = []
@@ -131,19 +136,21 @@ class FakePool:
             self.sent.append((command, data))
             self.on.append((conn, command))
         if "@@" in command:  # a facts batch: answer each fact from the table
-            return Result(self._batch(unwrapped(command)), "", 0)
+            return Result(self._batch(unwrapped(command), host), "", 0)
         for pattern, result in self.responses.items():
             if re.search(pattern, command):
                 return result(command, host) if callable(result) else result
         raise Unexpected(f"unexpected command on {host}: {command}")
 
-    def _batch(self, script: str) -> str:
+    def _batch(self, script: str, host: str = "?") -> str:
         entries = list(_BATCHED.finditer(script))
         if len(entries) != script.count("#fact "):
             raise Unexpected(f"a facts batch the fake cannot read:\n{script}")
         out = []
+        own = self.host_facts.get(host)
         for m in entries:
-            text, rc = self.facts.answer(m["name"], m["command"])
+            table = own if own is not None and own.knows(m["name"]) else self.facts
+            text, rc = table.answer(m["name"], m["command"])
             out.append(f"@@{m['token']}:{m['i']}@@\n{text}\n@@{m['token']}:{m['i']}:rc={rc}@@\n")
         return "".join(out)
 

@@ -66,6 +66,9 @@ CASES = [
     ("no-registry", GOOD, ["registry.login"], "REGISTRY is empty"),
     ("no-password", GOOD + "REGISTRY=r:5000\nREGISTRY_USER=u\n", ["registry.login"], "REGISTRY_PASSWORD is empty"),
     ("no-hosts-file", None, ["docker.install"], "not found (copy hosts.env.example"),
+    ("prune-no-yes", GOOD, ["swarm.init", "--prune"], "--prune removes every node hosts.env does not list: add --yes"),
+    ("init-timeout", GOOD, ["swarm.init", "--timeout", "0"], "--timeout must be a positive"),
+    ("drain-timeout", GOOD, ["node.drain", "h2", "--timeout", "0"], "--timeout must be a positive"),
 ]
 
 

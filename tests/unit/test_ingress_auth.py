@@ -5,11 +5,9 @@ import json
 
 import tasks.net as TN
 import tasks.registry as TR
-from swarmbook import facts as F
 from swarmbook import netcheck as N
 from swarmbook import netcmd
 from swarmbook import registrycmd as R
-from swarmbook import swarmcmd as S
 from swarmbook.session import Result
 
 from .fakes import FakePool, make_run
@@ -138,20 +136,3 @@ def test_refresh_names_unknown_services():
     pool = FakePool({R.docker_config_fact("root"): (_cfg("s3cret-canary"), 0), R.SERVICES: (_services(), 0)})
     _run, out = _refresh(pool, services="app_web,nope")
     assert pool.changes() == [] and "no such service: nope" in out
-
-
-# --- swarm.init round trips (here for want of a swarm flow module) -------------------------
-
-def test_swarm_init_no_op_is_one_round_trip_per_host():
-    import tasks.swarm as TS
-
-    info = json.dumps({"Name": "h1", "Swarm": {"LocalNodeState": "active", "NodeID": "n1", "NodeAddr": "10.0.0.1",
-                                                "ControlAvailable": True, "Cluster": {"ID": "c1"}}})
-    nodes = json.dumps({"ID": "n1 *", "Hostname": "h1"})
-    tokens = json.dumps({"ID": "c1", "JoinTokens": {"Worker": "SWMTKN-w", "Manager": "SWMTKN-m"}})
-    pool = FakePool({F.docker_info(): (info, 0), S.advertise_fact("h1"): ("10.0.0.1", 0), S.TOKENS: (tokens, 0),
-                     S.NODES: (nodes, 0)})
-    run, _ = make_run(pool, "MANAGERS=h1,h2,h3\n", task="swarm.init")
-    TS.init.body.__wrapped__(run, run.settings.group("nodes"))
-    assert run.failed() == [] and pool.changes() == []
-    assert pool.commands_run == 3, pool.sent  # the leader's tokens and nodes came with its first probe
