@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from swarmbook.errors import StepFailed
 from swarmbook.lazy import lazy
 from swarmbook.taskdef import cluster_task, refuse
 
@@ -154,6 +155,19 @@ def restore(run: Run, specs: list[HostSpec], file=None, yes=False, force=False, 
                 h.fail("restore", f"the restored swarm is locked (autolock) and {key_file} is missing: "
                                   "run docker swarm unlock on the host, then swarm.restore --force")
             h.change("unlock", raftcmd.unlock_cmd(), stdin=Secret(key))
+            # the engine answers the unlock before its manager runs: wait until it is no longer locked
+            h.wait(f"{h.name} to unlock", lambda: swarmcmd.parse_swarm(
+                h.probe(facts.docker_info())["docker_info"]).state not in ("locked", "unknown"), timeout=120, interval=1)
+            # Docker cannot --force-new-cluster from a locked state (the new node runner gets no
+            # key: "needs to be unlocked"); where the backup's managers are this one, the
+            # unlocked state has quorum by itself and needs no new cluster
+            try:
+                h.wait(f"{h.name} to manage the restored swarm", lambda: h.probe(raftcmd.NODES_ANSWER)["manager"],
+                       timeout=60, interval=1)
+                h.ok("restored", "unlocked; its managers have quorum, no --force-new-cluster needed")
+                return
+            except StepFailed:
+                pass
         h.change("force new cluster", raftcmd.force_new_cluster_cmd(addr), reason=f"advertise {addr}", timeout=300)
         h.wait(f"{h.name} to manage the restored swarm", lambda: h.probe(raftcmd.NODES_ANSWER)["manager"],
                timeout=180, interval=1)
