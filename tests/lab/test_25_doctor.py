@@ -24,6 +24,12 @@ def swarm(lab):
     for task in ("docker.install", "swarm.init"):
         out = sb(lab, task)
         assert out.rc == 0, (task, out.failed)
+    # a healthy cluster to start from: tasks an earlier file moved (node.drain/activate, a
+    # rejoin) count as running only once their healthcheck passes
+    _until("every service running all its tasks",
+           lambda: [r.split()[0] for r in ssh(lab, lab.hosts[0], "docker service ls --format '{{.Replicas}}'")
+                    .stdout.splitlines() if r.strip()],
+           lambda reps: all(r.split("/")[0] == r.split("/")[1] for r in reps), timeout=180)
     return lab
 
 
