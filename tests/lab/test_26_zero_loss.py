@@ -1,6 +1,6 @@
 """No request lost, measured through a real load balancer (issue 14 item 4), on the 3-node lab
 swarm after test_20/23 (the demo stack runs in host mode on every node: one task per node,
-healthcheck, stop-first updates, parallelism 2).
+healthcheck, stop-first updates, one task at a time).
 
 Debian's nginx (swarmbook.lab.lb) proxies to every node's published port with passive health
 and a retry on the next node, as the runbook's SLB / Kong does in front of a cluster. A probe

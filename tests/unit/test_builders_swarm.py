@@ -134,7 +134,8 @@ def test_demo_stack_heals_a_bad_update():
     svc = stackcmd.yaml.safe_load(stackcmd.render(DEMO, _values(), source="x"))["services"]["demo"]
     assert svc["healthcheck"]["test"] == ["CMD", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1:9501/"]
     assert svc["deploy"]["update_config"]["failure_action"] == "rollback"
-    assert svc["deploy"]["update_config"]["monitor"] == "20s"
+    assert svc["deploy"]["update_config"]["monitor"] == "30s"
+    assert svc["deploy"]["update_config"]["parallelism"] == 1
 
 
 def test_stale_tasks_are_those_made_from_another_container_spec():
