@@ -9,7 +9,6 @@ unless hosts.env lists it in WORKERS or ``--workers`` names it.
 
 from __future__ import annotations
 
-import ipaddress
 import json as jsonlib
 import threading
 from typing import TYPE_CHECKING
@@ -29,14 +28,7 @@ nodecmd = lazy("swarmbook.nodecmd")
 membership = lazy("swarmbook.membership")
 nodeops = lazy("swarmbook.nodeops")
 report = lazy("swarmbook.report")
-
-
-def _is_ip(text: str) -> bool:
-    try:
-        ipaddress.ip_address(text)
-        return True
-    except ValueError:
-        return False
+V = lazy("swarmbook.validate")
 
 
 def _labels(settings) -> dict[str, dict[str, str]]:
@@ -101,7 +93,7 @@ def init(run: Run, specs: list[HostSpec], workers=None, prune=False, yes=False, 
                    lambda: swarmcmd.parse_swarm(h.probe(facts.docker_info())["docker_info"]).state != "pending",
                    timeout=90, interval=2)
             st = swarmcmd.parse_swarm(h.facts_cache["docker_info"])
-        addr = adv_mode if adv_mode != "auto" else (h.name if _is_ip(h.name) else f["src_addr"])
+        addr = adv_mode if adv_mode != "auto" else (h.name if V.is_ip(h.name) else f["src_addr"])
         with lock:
             states[h.name] = (st, addr)
 

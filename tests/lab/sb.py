@@ -71,3 +71,17 @@ def ssh(lab, host, command: str, *, check: bool = True, port: int | None = None)
     if check and p.returncode != 0:
         raise AssertionError(f"{addr}: {command!r} failed ({p.returncode}): {p.stderr.strip()}")
     return p
+
+
+def until(what: str, probe, done, timeout: float = 120, interval: float = 2):
+    """Call ``probe()`` until ``done(value)``; returns the value, or fails naming ``what`` and the last value."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        value = probe()
+        if done(value):
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} not within {timeout:.0f}s; last seen: {value}")
+        time.sleep(interval)

@@ -12,6 +12,7 @@ import time
 import pytest
 
 from .sb import sb, ssh
+from .sb import until as _until
 
 pytestmark = pytest.mark.lab
 
@@ -28,15 +29,6 @@ def roles(lab) -> dict[str, str]:
     return {h: ("manager" if n["ManagerStatus"] else "worker") for h, n in nodes(lab).items()}
 
 
-def _until(what, probe, done, timeout=120, interval=2):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = probe()
-        if done(value):
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} not within {timeout}s; last seen: {value}")
-        time.sleep(interval)
 
 
 def hosts_file(lab, tmp_path, managers, workers) -> str:

@@ -4,14 +4,14 @@ with its task error, a worker whose engine is stopped shown down); swarm.status 
 answering fails in one line. Every test leaves the cluster as it found it."""
 
 import datetime as dt
+import functools
 import json
 import re
 import socket
-import time
 
 import pytest
 
-from .sb import sb, ssh
+from .sb import sb, ssh, until
 
 pytestmark = pytest.mark.lab
 
@@ -42,15 +42,7 @@ def steps(out, step: str) -> list[dict]:
     return [e for e in out.steps() if e["step"] == step]
 
 
-def _until(what, probe, done, timeout=90, interval=2):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = probe()
-        if done(value):
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} not within {timeout}s; last seen: {value}")
-        time.sleep(interval)
+_until = functools.partial(until, timeout=90)
 
 
 def test_doctor_passes_on_the_lab_and_warns_about_ipvs(lab, swarm):

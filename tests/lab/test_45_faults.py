@@ -2,6 +2,7 @@
 a lost manager. Runs after test_30/40: bootstrap-all makes the roles hosts.env's again (h1 the
 only manager); the lost-manager test makes three managers with `fab -H` first."""
 
+import functools
 import json
 import os
 import random
@@ -11,21 +12,12 @@ import time
 
 import pytest
 
-from .sb import REPO, recorded_port, sb, ssh
+from .sb import REPO, recorded_port, sb, ssh, until
 
 pytestmark = pytest.mark.lab
 
 
-def _until(what: str, probe, done, timeout: float = 120, interval: float = 3):
-    """Call ``probe()`` until ``done(value)``; returns the value, or fails naming ``what`` and the last value."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = probe()
-        if done(value):
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} not within {timeout:.0f}s; last seen: {value}")
-        time.sleep(interval)
+_until = functools.partial(until, interval=3)
 
 
 def _wait_ssh(lab, host, timeout=120):
