@@ -5,7 +5,12 @@
 set -euo pipefail
 
 PKGS=(docker.io debootstrap docker-registry openssh-client apache2-utils openssl
-      busybox-static iproute2 iptables ca-certificates gnupg)
+      busybox-static iproute2 iptables ca-certificates gnupg rsync)
+# gitlab-ci-local runs the app-repo pipeline (templates/.gitlab-ci.yml) in tests/lab/test_60_pipeline.py:
+# pinned, the last release that runs on Node 20 and 18 (4.66+ need Node 22); rsync is what it copies
+# a job's files with.
+GCL_VERSION=4.65.1
+GCL_PREFIX=/opt/swarmbook/gitlab-ci-local
 # Every lab instance's bridge (swarmbook-lab, swarmbook-lab1, ...): iptables' "+" wildcard.
 LAB_BRIDGE=${SWARMBOOK_LAB_BRIDGE:-swarmbook-lab+}
 DOCKERD_LOG=/var/log/swarmbook-dockerd.log
@@ -24,6 +29,19 @@ if [ ${#missing[@]} -gt 0 ]; then
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
     apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+# 1b. gitlab-ci-local (npm); Node.js from Debian where the machine has none
+if ! command -v npm >/dev/null; then
+    log "installing: nodejs npm"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends nodejs npm
+fi
+if [ "$("$GCL_PREFIX/node_modules/.bin/gitlab-ci-local" --version 2>/dev/null)" != "$GCL_VERSION" ]; then
+    log "installing gitlab-ci-local $GCL_VERSION into $GCL_PREFIX"
+    mkdir -p "$GCL_PREFIX"
+    npm install --prefix "$GCL_PREFIX" --no-audit --no-fund --loglevel=error "gitlab-ci-local@$GCL_VERSION" >/dev/null
 fi
 
 # 2. outer dockerd (background process, no systemd)

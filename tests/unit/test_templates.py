@@ -87,7 +87,10 @@ def test_deploy_test_yml_without_the_pipeline_renders_like_stack_deploy():
 
 
 def test_gitlab_ci_builds_on_test_and_tags_and_deploys_with_the_deploy_runners():
-    assert CI["build_test"]["only"] == ["test"] and CI["build_tag"]["only"] == ["tags"]
+    on_test, on_tag = [{"if": '$CI_COMMIT_BRANCH == "test"'}], [{"if": "$CI_COMMIT_TAG"}]
+    assert CI["build_test"]["rules"] == CI["deploy_test"]["rules"] == on_test
+    assert CI["build_tag"]["rules"] == CI["deploy_production"]["rules"] == on_tag
+    assert not any("only" in job or "except" in job for job in CI.values() if isinstance(job, dict))
     assert CI["build_test"]["tags"] == ["builder"] and CI["build_tag"]["tags"] == ["builder"]
     assert CI["deploy_test"]["tags"] == ["test"] and CI["deploy_production"]["tags"] == ["tags"]
     # the deploy runners' default tags: DEPLOY_RUNNER_TAGS=test in hosts.env, tags on production's
