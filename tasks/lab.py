@@ -32,9 +32,14 @@ ENGINE_HELP = (
             "engine": ENGINE_HELP})
 def up(c, hosts=3, engine=None):
     """Create the lab hosts, registry and .lab/hosts.env (idempotent)."""
+    from swarmbook.errors import ConfigError
+    from swarmbook.validate import whole
+
     lab = _lab()
     try:
-        info = lab.up(hosts=int(hosts), engine=engine)
+        info = lab.up(hosts=whole(hosts, "--hosts"), engine=engine)
+    except (ConfigError, lab.LabInputError) as e:  # bad input: one line, exit 2, nothing made
+        raise Exit(f"lab.up: {e}", code=2) from None
     except lab.LabError as e:
         raise Exit(f"lab.up: {e}", code=1) from None
     for h in info.hosts:

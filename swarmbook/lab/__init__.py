@@ -6,6 +6,6 @@ down(state_dir=None) -> None, memory(state_dir=None) -> dict.
 """
 
 from .control import down, memory, status, up
-from .layout import LabError, LabHost, LabInfo
+from .layout import LabError, LabHost, LabInfo, LabInputError
 
-__all__ = ["up", "status", "down", "memory", "LabInfo", "LabHost", "LabError"]
+__all__ = ["up", "status", "down", "memory", "LabInfo", "LabHost", "LabError", "LabInputError"]

@@ -35,6 +35,10 @@ class LabError(Exception):
     """The lab could not be brought to the wanted state; the message says where."""
 
 
+class LabInputError(LabError):
+    """An option of lab.up is wrong (checked before anything is made)."""
+
+
 @dataclass(frozen=True)
 class Engine:
     """A Docker engine generation the lab offers, and the host it needs.
@@ -70,11 +74,11 @@ def engines(spec: str | None, n: int) -> list[Engine] | None:
     names = [x.strip() for x in str(spec).split(",")]
     bad = [x for x in names if x not in ENGINES]
     if bad:
-        raise LabError(f"--engine {bad[0]!r} is not one of {', '.join(ENGINES)}")
+        raise LabInputError(f"--engine {bad[0]!r} is not one of {', '.join(ENGINES)}")
     if len(names) == 1:
         names *= n
     if len(names) != n:
-        raise LabError(f"--engine lists {len(names)} engines for {n} hosts: give one, or one per host")
+        raise LabInputError(f"--engine lists {len(names)} engines for {n} hosts: give one, or one per host")
     return [ENGINES[x] for x in names]
 
 
@@ -143,7 +147,7 @@ def host(i: int, k: int | None = None) -> LabHost:
 
 def hosts(n: int, k: int | None = None) -> list[LabHost]:
     if not 1 <= n <= MAX_HOSTS:
-        raise ValueError(f"hosts must be 1..{MAX_HOSTS}, got {n}")
+        raise LabInputError(f"--hosts must be 1..{MAX_HOSTS}, got {n}")
     return [host(i, k) for i in range(1, n + 1)]
 
 

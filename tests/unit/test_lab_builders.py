@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -19,7 +20,7 @@ def test_host_numbering_and_addresses():
     h = layout.host(1)
     assert (h.name, h.hostname, h.addr) == ("swarmbook-lab-h1", "h1", "172.29.100.11")
     assert [x.addr for x in layout.hosts(3)] == ["172.29.100.11", "172.29.100.12", "172.29.100.13"]
-    with pytest.raises(ValueError):
+    with pytest.raises(layout.LabInputError):
         layout.hosts(0)
     with pytest.raises(ValueError):
         layout.host(layout.MAX_HOSTS + 1)
@@ -216,3 +217,22 @@ def test_hosts_of_every_engine_get_a_writable_proc_sys_and_their_engine_label(tm
     for bad, msg in (("27.0", "not one of"), ("20.10,26.1", "2 engines for 3 hosts")):
         with pytest.raises(layout.LabError, match=msg):
             engines(bad, 3)
+
+
+@pytest.mark.parametrize("argv, line", [
+    (["--hosts", "abc"], "lab.up: --hosts: 'abc' is not a whole number"),
+    (["--hosts", "0"], "lab.up: --hosts must be 1..200, got 0"),
+    (["--engine", "99"], "lab.up: --engine '99' is not one of 20.10, 26.1, 28.5"),
+    (["--hosts", "2", "--engine", "26.1,28.5,20.10"], "lab.up: --engine lists 3 engines for 2 hosts"),
+])
+def test_lab_up_refuses_bad_options_in_one_line_before_making_anything(tmp_path, argv, line):
+    import subprocess
+
+    state = tmp_path / "state"
+    env = {**os.environ, "SWARMBOOK_LAB_DIR": str(state), "SWARMBOOK_LAB_INSTANCE": "9"}
+    env.pop("SWARMBOOK_LAB_ENGINE", None)
+    p = subprocess.run(["inv", "lab.up", *argv], cwd=Path(__file__).resolve().parents[2], env=env,
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 2 and p.stdout == "", (p.returncode, p.stdout, p.stderr)
+    assert p.stderr.strip().startswith(line) and len(p.stderr.strip().splitlines()) == 1, p.stderr
+    assert not state.exists()
