@@ -6,7 +6,7 @@ set -euo pipefail
 
 PKGS=(docker.io debootstrap docker-registry openssh-client apache2-utils openssl
       busybox-static iproute2 iptables ca-certificates gnupg rsync)
-# gitlab-ci-local runs the app-repo pipeline (templates/.gitlab-ci.yml) in tests/lab/test_60_pipeline.py:
+# gitlab-ci-local runs the app-repo pipeline (templates/.gitlab-ci.yml) in tests/lab/test_62_pipeline.py:
 # pinned, the last release that runs on Node 20 and 18 (4.66+ need Node 22); rsync is what it copies
 # a job's files with.
 GCL_VERSION=4.65.1
