@@ -48,13 +48,16 @@ def folder_problem(to: str | None, option: str = "--to") -> str:
     return ""
 
 
-def write(folder: str | Path, filename: str, data: bytes) -> tuple[Path, str]:
-    """Write ``data`` and its .sha256 beside it; FileExistsError rather than overwrite."""
+def write(folder: str | Path, filename: str, data: bytes, *, private: bool = False) -> tuple[Path, str]:
+    """Write ``data`` and its .sha256 beside it; FileExistsError rather than overwrite.
+    ``private``: the file is 0600 from its first byte (GitLab's secrets, its whole backup)."""
     path, side = Path(folder) / filename, Path(folder) / (filename + ".sha256")
     if side.exists():
         raise FileExistsError(str(side))
     digest = sha256(data)
-    with open(path, "xb") as fh:  # "x": fail rather than overwrite, even in a race
+    # O_EXCL: fail rather than overwrite, even in a race
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600 if private else 0o666)
+    with os.fdopen(fd, "wb") as fh:
         fh.write(data)
     with open(side, "x") as fh:
         fh.write(sidecar_text(digest, filename))
@@ -85,3 +88,30 @@ def write_private(path: str | Path, text: str) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as fh:
         fh.write(text)
+
+
+# --- bringing a file from a host --------------------------------------------------------------
+
+def fetch_cmd(producer: str) -> str:
+    """Run ``producer`` (a built command writing the backup to stdout) into a temporary file
+    (0600, mktemp's) on the host, then print its sha256 and the file as base64, one line each;
+    the producer's exit code is kept and the file removed whatever happened."""
+    return (f'f=$(mktemp) && ( {producer} ) > "$f" && sha256sum "$f" | cut -d" " -f1 && base64 -w0 "$f" && echo; '
+            'rc=$?; rm -f "$f"; exit $rc')
+
+
+def received(stdout: str) -> tuple[bytes, str]:
+    """(data, problem) from what :func:`fetch_cmd` printed; problem is '' when the sha256 computed
+    on the host matches the bytes that arrived here."""
+    import base64
+    import binascii
+
+    lines = stdout.split("\n")
+    remote = lines[0].strip()
+    try:
+        data = base64.b64decode(lines[1].strip() if len(lines) > 1 else "", validate=True)
+    except (ValueError, binascii.Error):
+        return b"", "the file did not arrive whole (not base64)"
+    if sha256(data) != remote:
+        return data, f"transfer corrupted: sha256 {sha256(data)[:12]} here, {remote[:12] or 'none'} on the host"
+    return data, ""
