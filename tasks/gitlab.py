@@ -27,6 +27,7 @@ ops = lazy("swarmbook.ops")
 F = lazy("swarmbook.facts")
 G = lazy("swarmbook.gitlabcmd")
 V = lazy("swarmbook.validate")
+backupfile = lazy("swarmbook.backupfile")
 
 
 def _ports(settings, ports=None) -> tuple[str, ...]:
@@ -197,4 +198,58 @@ def smtp(h: Host):
              reason="gitlab.rb changed" if changed else "gitlab.rb written earlier but not applied")
 
 
-ns = Collection("gitlab", up, root_password, smtp)
+def _validate_backup(settings, to=None):
+    problem = backupfile.folder_problem(to)
+    if problem:
+        refuse(f"gitlab.backup: {problem}")
+
+
+@host_task(group="gitlab", validate=_validate_backup, help={
+    "to": "folder on this machine for gitlab-HOST-TIME.tar, .gitlab-secrets.json and .gitlab.rb (0600, "
+          "each with its .sha256; never overwritten)",
+})
+def backup(h: Host, to=None):
+    """Run GitLab's own gitlab-backup create and bring its tar here, with gitlab-secrets.json and gitlab.rb (not in it)."""
+    f = h.probe(C.state_fact(G.CONTAINER), G.files_fact())
+    if not (f[f"container:{G.CONTAINER}"] or {}).get("running"):
+        h.fail("gitlab", f"no running container {G.CONTAINER} on {h.name} (gitlab.up); nothing written")
+    have = f["gitlab_files"]
+    if not have[G.SECRETS_JSON]:
+        h.fail("backup", f"{G.SECRETS_JSON} is missing in the container: a GitLab backup cannot be restored "
+                         "without it (has GitLab been reconfigured?); nothing written")
+    stamp = backupfile.stamp()
+    wanted = [("tar", None), ("gitlab-secrets.json", G.SECRETS_JSON)] + (
+        [("gitlab.rb", G.GITLAB_RB)] if have[G.GITLAB_RB] else [])
+    if not have[G.GITLAB_RB]:  # GitLab's docs: configured only through GITLAB_OMNIBUS_CONFIG, there is none
+        h.note(f"{G.GITLAB_RB} does not exist (all configuration in GITLAB_OMNIBUS_CONFIG?): not copied")
+    if h.check:
+        h.ok("backup", f"would run gitlab-backup create and write {', '.join(backupfile.name('gitlab', h.name, 'TIME', e) for e, _ in wanted)}")
+        return
+    out = h.run(G.backup_create_cmd(), step="gitlab-backup create", timeout=6 * 3600).stdout
+    backup_id = G.parse_backup_id(out)
+    if not backup_id:
+        h.fail("gitlab-backup create", f"did not say 'Backup ... is done.': {(out.strip().splitlines() or ['?'])[-1][:200]}")
+    got: dict[str, bytes] = {}
+    for ext, path in wanted:
+        path = path or G.backup_tar(backup_id)
+        data, problem = backupfile.received(h.run(G.fetch_file_cmd(path), step=f"copy {path}", timeout=6 * 3600).stdout)
+        if problem:
+            h.fail(f"copy {path}", f"{problem}; nothing written")
+        got[ext] = data
+    problem = G.tar_problem(got["tar"])
+    if problem:
+        h.fail("backup", f"{G.backup_tar(backup_id)}: {problem}; nothing written")
+    written = []
+    for ext, data in got.items():
+        name = backupfile.name("gitlab", h.name, stamp, ext)
+        try:
+            backupfile.write(to, name, data, private=True)
+        except FileExistsError:
+            h.fail("backup", f"{Path(to) / name} already exists; backups are never overwritten (retry in a second)")
+        written.append(f"{name} ({len(data)} bytes)")
+    # a read of GitLab's data: ok; GitLab's own copy stays on the host (its backup_keep_time prunes it)
+    h.ok("backup", f"GitLab backup {backup_id} in {to}: {', '.join(written)}; 0600, sha256 beside each; "
+                   f"GitLab's copy stays in {G.BACKUP_DIR} in the container")
+
+
+ns = Collection("gitlab", up, root_password, smtp, backup)
