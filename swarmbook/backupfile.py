@@ -115,3 +115,50 @@ def received(stdout: str) -> tuple[bytes, str]:
     if sha256(data) != remote:
         return data, f"transfer corrupted: sha256 {sha256(data)[:12]} here, {remote[:12] or 'none'} on the host"
     return data, ""
+
+
+# --- backup.all: one dated folder per run, a manifest, retention --------------------------------
+
+MANIFEST = "manifest.json"
+_DATED = re.compile(r"^\d{8}T\d{6}Z$")  # a folder named by stamp()
+
+
+def make_dated(to: str | Path, when: str) -> Path:
+    """``to/WHEN``, new and 0700 (it will hold secrets: GitLab's, the swarm's unlock key)."""
+    path = Path(to) / when
+    path.mkdir(mode=0o700)  # FileExistsError: never two runs into one folder
+    return path
+
+
+def listing(folder: str | Path) -> set[str]:
+    return {p.name for p in Path(folder).iterdir()}
+
+
+def new_files(folder: str | Path, before: set[str]) -> list[dict]:
+    """The backups written into ``folder`` since ``before`` (its listing then): name, size and the
+    sha256 their sidecar records (sidecars and unlock keys are part of their backup, not listed)."""
+    out = []
+    for name in sorted(listing(folder) - before):
+        path = Path(folder) / name
+        side = Path(folder) / (name + ".sha256")
+        if name.endswith(".sha256") or not side.is_file():
+            continue
+        out.append({"file": name, "size": path.stat().st_size, "sha256": parse_sidecar(side.read_text())})
+    return out
+
+
+def manifest_bytes(created: str, parts: list[dict]) -> bytes:
+    import json
+
+    return (json.dumps({"created": created, "parts": parts}, indent=1, sort_keys=True) + "\n").encode()
+
+
+def ours(path: Path) -> bool:
+    """A folder backup.all made: named by stamp() and holding a manifest."""
+    return path.is_dir() and not path.is_symlink() and bool(_DATED.match(path.name)) and (path / MANIFEST).is_file()
+
+
+def beyond_keep(to: str | Path, keep: int) -> list[Path]:
+    """backup.all's folders in ``to`` older than the newest ``keep`` (anything else is never listed)."""
+    mine = sorted((p for p in Path(to).iterdir() if ours(p)), key=lambda p: p.name)
+    return mine[:-keep] if keep > 0 else []
