@@ -83,6 +83,22 @@ def read_checked(file: str | None, task: str) -> bytes:
     return data
 
 
+def read_sql(file: str | None, task: str, problem_of) -> bytes:
+    """The SQL of a checked ``.sql.gz`` backup (mysql.backup, kong.backup) whose dump is whole by
+    ``problem_of(sql)`` ('' when it is); ConfigError (one line) otherwise."""
+    import gzip
+
+    data = read_checked(file, task)
+    try:
+        sql = gzip.decompress(data)
+    except (OSError, EOFError):
+        raise ConfigError(f"{file} is not gzip: not a {task.split('.')[0]}.backup file; nothing was touched") from None
+    problem = problem_of(sql)
+    if problem:
+        raise ConfigError(f"{file} is not a whole dump: {problem}; nothing was touched")
+    return sql
+
+
 def write_private(path: str | Path, text: str) -> None:
     """A secret beside a backup (the swarm's unlock key): 0600 from its first byte, never overwritten."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

@@ -249,17 +249,7 @@ def backup(run: Run, specs: list[HostSpec], to=None):
 
 
 def _read_dump(file: str | None) -> bytes:
-    import gzip
-
-    data = backupfile.read_checked(file, "kong.restore")
-    try:
-        sql = gzip.decompress(data)
-    except (OSError, EOFError):
-        refuse(f"{file} is not gzip: not a kong.backup file; nothing was touched")
-    problem = kongcmd.dump_problem(sql)
-    if problem:
-        refuse(f"{file} is not a whole dump: {problem}; nothing was touched")
-    return sql
+    return backupfile.read_sql(file, "kong.restore", kongcmd.dump_problem)
 
 
 def _validate_restore(settings, file=None, yes=False, timeout=180):
