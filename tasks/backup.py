@@ -278,6 +278,11 @@ def cron(c, schedule=None, to=None, keep=None, offline=False, remove=False, env_
                 report(str(path), _put_local(path, text, mode))
             reporter.note("secrets come from hosts.env only under cron (its environment is empty): "
                           f"keep them in {hosts_env} (0600)")
+            import shutil
+
+            if not any(shutil.which(d, path="/usr/sbin:/usr/bin:/sbin:/bin") for d in ("cron", "crond")):
+                reporter.note("no cron daemon on this machine: the entry will not run until one is installed",
+                              level="warning")
     except Exception as exc:
         raise exit_for(exc, json_lines=json, title="backup.cron") from None
     reporter.recap("backup.cron" + (" (check mode: nothing changed)" if check else ""), started)
