@@ -223,12 +223,14 @@ def backup(h: Host, to=None):
     if not have[G.GITLAB_RB]:  # GitLab's docs: configured only through GITLAB_OMNIBUS_CONFIG, there is none
         h.note(f"{G.GITLAB_RB} does not exist (all configuration in GITLAB_OMNIBUS_CONFIG?): not copied")
     if h.check:
-        h.ok("backup", f"would run gitlab-backup create and write {', '.join(backupfile.name('gitlab', h.name, 'TIME', e) for e, _ in wanted)}")
+        names = ", ".join(backupfile.name("gitlab", h.name, "TIME", ext) for ext, _ in wanted)
+        h.ok("backup", f"would run gitlab-backup create and write {names}")
         return
     out = h.run(G.backup_create_cmd(), step="gitlab-backup create", timeout=6 * 3600).stdout
     backup_id = G.parse_backup_id(out)
     if not backup_id:
-        h.fail("gitlab-backup create", f"did not say 'Backup ... is done.': {(out.strip().splitlines() or ['?'])[-1][:200]}")
+        last = (out.strip().splitlines() or ["?"])[-1][:200]
+        h.fail("gitlab-backup create", f"did not say 'Backup ... is done.': {last}")
     got: dict[str, bytes] = {}
     for ext, path in wanted:
         path = path or G.backup_tar(backup_id)
