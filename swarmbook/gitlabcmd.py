@@ -164,3 +164,31 @@ def tar_problem(data: bytes) -> str:
     if "backup_information.yml" not in [n.lstrip("./") for n in names]:
         return "no backup_information.yml in it (not made by gitlab-backup)"
     return ""
+
+
+# --- restore (GitLab's docs, "Restore for Docker image installations") ------------------------
+
+def put_cmd(path: str, *, owner: str = "") -> str:
+    """Write stdin to ``path`` in the container, 0600; owned by ``owner`` where that user exists
+    (GitLab's restore wants its tar owned by git)."""
+    script = 'umask 077 && cat > "$0" && { [ -z "$1" ] || ! id "$1" >/dev/null 2>&1 || chown "$1:$1" "$0"; }'
+    return join(["docker", "exec", "-i", CONTAINER, "sh", "-c", script, path, owner])
+
+
+def ctl_cmd(action: str, service: str) -> str:
+    return join(["docker", "exec", CONTAINER, "gitlab-ctl", action, service])
+
+
+def backup_restore_cmd(backup_id: str) -> str:
+    """GitLab's restore of BACKUP_DIR/ID_gitlab_backup.tar without its yes/no prompt."""
+    return join(["docker", "exec", CONTAINER, "gitlab-backup", "restore", f"BACKUP={backup_id}", "force=yes"])
+
+
+def restart_cmd() -> str:
+    return join(["docker", "restart", CONTAINER])
+
+
+def file_sum_fact(path: str) -> Fact:
+    """sha256 of a file in the container ('' when it cannot be read)."""
+    return Fact(f"sum:{path}", join(["docker", "exec", CONTAINER, "sha256sum", path]),
+                lambda t, rc: t.split()[0] if rc == 0 and t.split() else "")

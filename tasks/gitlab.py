@@ -254,4 +254,63 @@ def backup(h: Host, to=None):
                    f"GitLab's copy stays in {G.BACKUP_DIR} in the container")
 
 
-ns = Collection("gitlab", up, root_password, smtp, backup)
+def _restore_files(file: str | None) -> dict[str, bytes]:
+    """The checked files of one gitlab.backup: its tar, gitlab-secrets.json and, when it was
+    copied, gitlab.rb; one line (before any host) when one is missing, corrupted or not GitLab's."""
+    if not file or not file.endswith(".tar"):
+        refuse("gitlab.restore needs the .tar of a gitlab.backup (its .gitlab-secrets.json beside it)")
+    tar = backupfile.read_checked(file, "gitlab.restore")
+    problem = G.tar_problem(tar)
+    if problem:
+        refuse(f"{file} is not a GitLab backup: {problem}; nothing was touched")
+    base = file[: -len(".tar")]
+    if not Path(f"{base}.gitlab-secrets.json").is_file():
+        refuse(f"{base}.gitlab-secrets.json not found: without it GitLab cannot read its encrypted data "
+               "after a restore; nothing was touched")
+    files = {"tar": tar, "gitlab-secrets.json": backupfile.read_checked(f"{base}.gitlab-secrets.json", "gitlab.restore")}
+    if Path(f"{base}.gitlab.rb").is_file():
+        files["gitlab.rb"] = backupfile.read_checked(f"{base}.gitlab.rb", "gitlab.restore")
+    return files
+
+
+def _validate_restore(settings, file=None, yes=False, timeout=None):
+    _restore_files(file)
+    if not yes:
+        refuse("gitlab.restore replaces GitLab's data, gitlab-secrets.json and gitlab.rb and restarts GitLab: "
+               "rerun with --yes")
+    if timeout is not None and int(timeout) <= 0:
+        refuse("--timeout must be a positive number of seconds")
+
+
+@host_task(group="gitlab", validate=_validate_restore, positional=["file"], help={
+    "file": "the .tar of a gitlab.backup (its .gitlab-secrets.json, .gitlab.rb and .sha256 files beside it)",
+    "yes": "confirm: GitLab's data and its two config files are replaced, GitLab restarts",
+    "timeout": "seconds to wait for GitLab to report healthy after the restart (default GITLAB_TIMEOUT)",
+})
+def restore(h: Host, file=None, yes=False, timeout=None):
+    """Restore a gitlab.backup as GitLab's docs say: secrets and gitlab.rb back, puma/sidekiq stopped, gitlab-backup restore, restart."""
+    files = _restore_files(file)
+    backup_id = Path(file).stem  # GitLab restores BACKUP_DIR/<ID>_gitlab_backup.tar; any ID names it
+    if not (h.probe(C.state_fact(G.CONTAINER))[f"container:{G.CONTAINER}"] or {}).get("running"):
+        h.fail("gitlab", f"no running container {G.CONTAINER} on {h.name} (gitlab.up; same GitLab version as the backup)")
+    for name, path in (("gitlab-secrets.json", G.SECRETS_JSON), ("gitlab.rb", G.GITLAB_RB)):
+        if name in files:
+            h.change(f"put {path}", G.put_cmd(path), stdin=files[name], reason=f"from {Path(file).name}")
+    h.change("copy the backup into GitLab", G.put_cmd(G.backup_tar(backup_id), owner="git"), stdin=files["tar"],
+             reason=G.backup_tar(backup_id), timeout=6 * 3600)
+    for service in ("puma", "sidekiq"):  # the processes that use the database
+        h.change(f"stop {service}", G.ctl_cmd("stop", service))
+    try:
+        h.change("gitlab-backup restore", G.backup_restore_cmd(backup_id), timeout=6 * 3600)
+    finally:  # whatever happened, GitLab starts again (and reconfigures with the restored gitlab.rb)
+        h.change("restart gitlab", G.restart_cmd(), timeout=600)
+    if h.check:
+        return
+    _wait_healthy(h, h.settings.get("GITLAB_TIMEOUT", timeout), G.host_port(tuple(h.settings["GITLAB_PORTS"]), 80))
+    fact = G.file_sum_fact(G.SECRETS_JSON)
+    if h.probe(fact)[fact.name] != backupfile.sha256(files["gitlab-secrets.json"]):
+        raise StepFailed(f"verify: {G.SECRETS_JSON} differs from the backup's after the restart")
+    h.ok("verified", f"GitLab healthy, {G.SECRETS_JSON} is the backup's")
+
+
+ns = Collection("gitlab", up, root_password, smtp, backup, restore)

@@ -3,6 +3,9 @@ GitLab's docs say it leaves out (gitlab-secrets.json, gitlab.rb) brought here ch
 with a .sha256 each; nothing written when any of them is missing or not what it should be."""
 
 import io
+import shlex
+import subprocess
+from pathlib import Path
 import json
 import os
 import tarfile
@@ -98,3 +101,61 @@ def test_a_missing_folder_is_refused_before_any_host(tmp_path):
         TG._validate_backup(settings, to=str(tmp_path / "nope"))
     with pytest.raises(ConfigError, match="--to FOLDER is missing"):
         TG._validate_backup(settings)
+
+
+# --- gitlab.restore ---------------------------------------------------------------------------
+
+def _backup(tmp_path, rb=True):
+    for ext, data in (("tar", TAR), ("gitlab-secrets.json", SECRETS)) + ((("gitlab.rb", RB),) if rb else ()):
+        backupfile.write(tmp_path, f"gitlab-h1-20261202T020000Z.{ext}", data, private=True)
+    return str(tmp_path / "gitlab-h1-20261202T020000Z.tar")
+
+
+def test_restore_follows_gitlabs_steps_and_restarts_whatever_happened(tmp_path):
+    file = _backup(tmp_path)
+    healthy = json.dumps({"Id": "c1", "State": {"Running": True, "Status": "running", "Health": {"Status": "healthy"}},
+                          "Config": {}, "HostConfig": {}})
+    pool = FakePool({containercmd.state_fact("gitlab"): (healthy, 0),
+                     gitlabcmd.file_sum_fact(gitlabcmd.SECRETS_JSON): (f"{backupfile.sha256(SECRETS)}  x\n", 0)},
+                    {r"^docker exec -i gitlab sh -c": Result("", "", 0), r"^docker exec gitlab gitlab-ctl stop": Result("", "", 0),
+                     r"^docker exec gitlab gitlab-backup restore": Result("Restore task is done.\n", "", 0),
+                     r"^docker restart gitlab$": Result("gitlab\n", "", 0)})
+    run, out = make_run(pool, "MANAGERS=h1\nGITLAB=h1\n", task="gitlab.restore")
+    taskdef.execute(TG.restore.body.swarmbook, run, list(run.settings.group("gitlab")), (), {"file": file, "yes": True})
+    assert run.failed() == [] and "verified: GitLab healthy" in out.getvalue(), out.getvalue()
+    bid = "gitlab-h1-20261202T020000Z"
+    assert pool.changes() == [gitlabcmd.put_cmd(gitlabcmd.SECRETS_JSON), gitlabcmd.put_cmd(gitlabcmd.GITLAB_RB),
+                              gitlabcmd.put_cmd(gitlabcmd.backup_tar(bid), owner="git"),
+                              "docker exec gitlab gitlab-ctl stop puma", "docker exec gitlab gitlab-ctl stop sidekiq",
+                              f"docker exec gitlab gitlab-backup restore BACKUP={bid} force=yes", "docker restart gitlab"]
+    assert [stdin for c, stdin in pool.sent if c == gitlabcmd.put_cmd(gitlabcmd.SECRETS_JSON)] == [SECRETS]
+    assert all("s3cret-canary" not in c for c in pool.changes()) and "s3cret-canary" not in out.getvalue()
+
+    pool.responses[r"^docker exec gitlab gitlab-backup restore"] = Result("", "version mismatch", 1)
+    run, out = make_run(pool, "MANAGERS=h1\nGITLAB=h1\n", task="gitlab.restore")
+    taskdef.execute(TG.restore.body.swarmbook, run, list(run.settings.group("gitlab")), (), {"file": file, "yes": True})
+    assert run.failed() == ["h1"] and pool.changes()[-1] == "docker restart gitlab"
+
+
+def test_put_cmd_writes_private_and_gives_the_tar_to_git_only_where_git_exists(tmp_path):
+    script = shlex.split(gitlabcmd.put_cmd("/x", owner="git"))
+    assert script[:6] == ["docker", "exec", "-i", "gitlab", "sh", "-c"]
+    target = tmp_path / "f"
+    p = subprocess.run(["sh", "-c", script[6], str(target), "no-such-user-sb"], input=b"data", capture_output=True)
+    assert p.returncode == 0 and target.read_bytes() == b"data" and oct(target.stat().st_mode & 0o777) == "0o600"
+
+
+def test_restore_refusals_before_any_host(tmp_path):
+    settings = make_run(FakePool({}, {}), "MANAGERS=h1\nGITLAB=h1\n")[0].settings
+    file = _backup(tmp_path, rb=False)
+    with pytest.raises(ConfigError, match="rerun with --yes"):
+        TG._validate_restore(settings, file=file)
+    TG._validate_restore(settings, file=file, yes=True)  # gitlab.rb is optional
+    os.remove(file.replace(".tar", ".gitlab-secrets.json"))
+    with pytest.raises(ConfigError, match="gitlab-secrets.json not found"):
+        TG._validate_restore(settings, file=file, yes=True)
+    with pytest.raises(ConfigError, match="needs the .tar of a gitlab.backup"):
+        TG._validate_restore(settings, file=file + ".sha256", yes=True)
+    Path(file).write_bytes(TAR + b"x")
+    with pytest.raises(ConfigError, match="is corrupted"):
+        TG._validate_restore(settings, file=file, yes=True)
