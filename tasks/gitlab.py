@@ -1,4 +1,5 @@
-"""GitLab CE in Docker on the GITLAB hosts: run it, read the initial root password, set SMTP.
+"""GitLab CE in Docker on the GITLAB hosts: run it, read the initial root password, set SMTP,
+back it up (GitLab's gitlab-backup, plus the two config files it leaves out) and restore it.
 
 Assumes Docker on the host (docker.install). GitLab takes port 22 only after sshd moved away
 (sshd.move-port); gitlab.up probes who listens on 22 and refuses while it is sshd.

@@ -1,5 +1,6 @@
 """Kong gateway on the KONG host: Postgres and Kong on the shared network, migrations, the
-dashboard behind basic auth, and services/routes through the admin API.
+dashboard behind basic auth, services/routes through the admin API, and backup/restore of
+its Postgres (all of Kong's configuration lives there).
 
 Assumes Docker (docker.install) and the attachable shared network (net.create). The admin API
 is published on KONG_ADMIN_BIND (127.0.0.1 by default): reach it over SSH, not from the world.
