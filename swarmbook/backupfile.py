@@ -48,13 +48,16 @@ def folder_problem(to: str | None, option: str = "--to") -> str:
     return ""
 
 
-def write(folder: str | Path, filename: str, data: bytes) -> tuple[Path, str]:
-    """Write ``data`` and its .sha256 beside it; FileExistsError rather than overwrite."""
+def write(folder: str | Path, filename: str, data: bytes, *, private: bool = False) -> tuple[Path, str]:
+    """Write ``data`` and its .sha256 beside it; FileExistsError rather than overwrite.
+    ``private``: the file is 0600 from its first byte (GitLab's secrets, its whole backup)."""
     path, side = Path(folder) / filename, Path(folder) / (filename + ".sha256")
     if side.exists():
         raise FileExistsError(str(side))
     digest = sha256(data)
-    with open(path, "xb") as fh:  # "x": fail rather than overwrite, even in a race
+    # O_EXCL: fail rather than overwrite, even in a race
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600 if private else 0o666)
+    with os.fdopen(fd, "wb") as fh:
         fh.write(data)
     with open(side, "x") as fh:
         fh.write(sidecar_text(digest, filename))
@@ -80,8 +83,98 @@ def read_checked(file: str | None, task: str) -> bytes:
     return data
 
 
+def read_sql(file: str | None, task: str, problem_of) -> bytes:
+    """The SQL of a checked ``.sql.gz`` backup (mysql.backup, kong.backup) whose dump is whole by
+    ``problem_of(sql)`` ('' when it is); ConfigError (one line) otherwise."""
+    import gzip
+
+    data = read_checked(file, task)
+    try:
+        sql = gzip.decompress(data)
+    except (OSError, EOFError):
+        raise ConfigError(f"{file} is not gzip: not a {task.split('.')[0]}.backup file; nothing was touched") from None
+    problem = problem_of(sql)
+    if problem:
+        raise ConfigError(f"{file} is not a whole dump: {problem}; nothing was touched")
+    return sql
+
+
 def write_private(path: str | Path, text: str) -> None:
     """A secret beside a backup (the swarm's unlock key): 0600 from its first byte, never overwritten."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as fh:
         fh.write(text)
+
+
+# --- bringing a file from a host --------------------------------------------------------------
+
+def fetch_cmd(producer: str) -> str:
+    """Run ``producer`` (a built command writing the backup to stdout) into a temporary file
+    (0600, mktemp's) on the host, then print its sha256 and the file as base64, one line each;
+    the producer's exit code is kept and the file removed whatever happened."""
+    return (f'f=$(mktemp) && ( {producer} ) > "$f" && sha256sum "$f" | cut -d" " -f1 && base64 -w0 "$f" && echo; '
+            'rc=$?; rm -f "$f"; exit $rc')
+
+
+def received(stdout: str) -> tuple[bytes, str]:
+    """(data, problem) from what :func:`fetch_cmd` printed; problem is '' when the sha256 computed
+    on the host matches the bytes that arrived here."""
+    import base64
+    import binascii
+
+    lines = stdout.split("\n")
+    remote = lines[0].strip()
+    try:
+        data = base64.b64decode(lines[1].strip() if len(lines) > 1 else "", validate=True)
+    except (ValueError, binascii.Error):
+        return b"", "the file did not arrive whole (not base64)"
+    if sha256(data) != remote:
+        return data, f"transfer corrupted: sha256 {sha256(data)[:12]} here, {remote[:12] or 'none'} on the host"
+    return data, ""
+
+
+# --- backup.all: one dated folder per run, a manifest, retention --------------------------------
+
+MANIFEST = "manifest.json"
+_DATED = re.compile(r"^\d{8}T\d{6}Z$")  # a folder named by stamp()
+
+
+def make_dated(to: str | Path, when: str) -> Path:
+    """``to/WHEN``, new and 0700 (it will hold secrets: GitLab's, the swarm's unlock key)."""
+    path = Path(to) / when
+    path.mkdir(mode=0o700)  # FileExistsError: never two runs into one folder
+    return path
+
+
+def listing(folder: str | Path) -> set[str]:
+    return {p.name for p in Path(folder).iterdir()}
+
+
+def new_files(folder: str | Path, before: set[str]) -> list[dict]:
+    """The backups written into ``folder`` since ``before`` (its listing then): name, size and the
+    sha256 their sidecar records (sidecars and unlock keys are part of their backup, not listed)."""
+    out = []
+    for name in sorted(listing(folder) - before):
+        path = Path(folder) / name
+        side = Path(folder) / (name + ".sha256")
+        if name.endswith(".sha256") or not side.is_file():
+            continue
+        out.append({"file": name, "size": path.stat().st_size, "sha256": parse_sidecar(side.read_text())})
+    return out
+
+
+def manifest_bytes(created: str, parts: list[dict]) -> bytes:
+    import json
+
+    return (json.dumps({"created": created, "parts": parts}, indent=1, sort_keys=True) + "\n").encode()
+
+
+def ours(path: Path) -> bool:
+    """A folder backup.all made: named by stamp() and holding a manifest."""
+    return path.is_dir() and not path.is_symlink() and bool(_DATED.match(path.name)) and (path / MANIFEST).is_file()
+
+
+def beyond_keep(to: str | Path, keep: int) -> list[Path]:
+    """backup.all's folders in ``to`` older than the newest ``keep`` (anything else is never listed)."""
+    mine = sorted((p for p in Path(to).iterdir() if ours(p)), key=lambda p: p.name)
+    return mine[:-keep] if keep > 0 else []

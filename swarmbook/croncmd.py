@@ -100,3 +100,26 @@ def paths(cron_dir: str, name: str) -> dict[str, str]:
     base = f"{cron_dir.rstrip('/')}/{name}"
     return {"dir": base, "script": f"{base}/run.sh", "env": f"{base}/.env", "log": f"{base}/cron.log",
             "entry": f"{CRON_D}/swarmbook-{name}"}
+
+
+# --- backup.all as a cron job on this machine (backup.cron) -------------------------------------
+
+BACKUP_JOB = "swarmbook-backup-all"
+
+
+def backup_paths(to: str) -> dict[str, str]:
+    """Its script and log beside the backups (DIR/.cron/: backup.all's --keep never touches it)."""
+    base = f"{to.rstrip('/')}/.cron"
+    return {"dir": base, "script": f"{base}/backup-all.sh", "log": f"{base}/backup-all.log",
+            "entry": f"{CRON_D}/{BACKUP_JOB}"}
+
+
+def backup_script(repo: str, hosts_env: str, argv: list[str]) -> str:
+    """Run ``argv`` (python -m invoke backup.all ...) from this checkout with this hosts.env; no secret
+    in it: they stay in hosts.env (0600), which cron's empty environment leaves as the only source."""
+    return (f"#!/bin/sh\n# written by swarmbook backup.cron: backup.all on this machine, logs beside it\nset -eu\n"
+            f"cd {quote(repo)}\n"
+            f"export SWARMBOOK_ENV={quote(hosts_env)}\n"
+            f'echo "== $(date -u +%FT%TZ) backup.all start"\n'
+            f"{join(argv)}\n"
+            f'echo "== $(date -u +%FT%TZ) backup.all done"\n')

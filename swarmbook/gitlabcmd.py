@@ -109,3 +109,86 @@ def applied_marker(gitlab_rb: str) -> str:
 
 def read_password_cmd() -> str:
     return join(["docker", "exec", CONTAINER, "cat", PASSWORD_FILE])
+
+
+# --- backup (GitLab's own `gitlab-backup create`, plus what it leaves out) ---------------------
+
+BACKUP_DIR = "/var/opt/gitlab/backups"  # gitlab_rails['backup_path'] default; on GITLAB_HOME/data
+# GitLab's docs: the backup holds neither; without gitlab-secrets.json encrypted data (2FA,
+# CI variables, runner tokens) cannot be read after a restore
+SECRETS_JSON, GITLAB_RB = "/etc/gitlab/gitlab-secrets.json", "/etc/gitlab/gitlab.rb"
+
+
+def backup_create_cmd() -> str:
+    """GitLab's own backup in the container (12.2 and later; the docs' `docker exec -t`, without a tty)."""
+    return join(["docker", "exec", CONTAINER, "gitlab-backup", "create"])
+
+
+def parse_backup_id(output: str) -> str:
+    """The backup's ID from gitlab-backup's output ('' when it did not say it finished)."""
+    m = re.search(r"Backup ([\w.-]+) is done\.", output)
+    if m:
+        return m.group(1)
+    m = re.search(r"Creating backup archive: ([\w.-]+)_gitlab_backup\.tar \.\.\. done", output)
+    return m.group(1) if m else ""
+
+
+def backup_tar(backup_id: str) -> str:
+    return f"{BACKUP_DIR}/{backup_id}_gitlab_backup.tar"
+
+
+def fetch_file_cmd(path: str) -> str:
+    """A file of the container brought here checked (backupfile.fetch_cmd)."""
+    from .backupfile import fetch_cmd
+
+    return fetch_cmd(join(["docker", "exec", CONTAINER, "cat", path]))
+
+
+def files_fact() -> Fact:
+    """Which of gitlab-secrets.json and gitlab.rb exist in the container ({path: bool})."""
+    paths = (SECRETS_JSON, GITLAB_RB)
+    test = " ; ".join(f"{join(['docker', 'exec', CONTAINER, 'test', '-f', p])} && echo {quote(p)}" for p in paths)
+    return Fact("gitlab_files", test, lambda t, rc: {p: p in t.split() for p in paths})
+
+
+def tar_problem(data: bytes) -> str:
+    """Why ``data`` is not a GitLab backup tar ('' when it is: a tar with backup_information.yml)."""
+    import io
+    import tarfile
+
+    try:
+        with tarfile.open(fileobj=io.BytesIO(data), mode="r:") as tf:
+            names = tf.getnames()
+    except tarfile.TarError as exc:
+        return f"not a tar ({exc})"
+    if "backup_information.yml" not in [n.lstrip("./") for n in names]:
+        return "no backup_information.yml in it (not made by gitlab-backup)"
+    return ""
+
+
+# --- restore (GitLab's docs, "Restore for Docker image installations") ------------------------
+
+def put_cmd(path: str, *, owner: str = "") -> str:
+    """Write stdin to ``path`` in the container, 0600; owned by ``owner`` where that user exists
+    (GitLab's restore wants its tar owned by git)."""
+    script = 'umask 077 && cat > "$0" && { [ -z "$1" ] || ! id "$1" >/dev/null 2>&1 || chown "$1:$1" "$0"; }'
+    return join(["docker", "exec", "-i", CONTAINER, "sh", "-c", script, path, owner])
+
+
+def ctl_cmd(action: str, service: str) -> str:
+    return join(["docker", "exec", CONTAINER, "gitlab-ctl", action, service])
+
+
+def backup_restore_cmd(backup_id: str) -> str:
+    """GitLab's restore of BACKUP_DIR/ID_gitlab_backup.tar without its yes/no prompt."""
+    return join(["docker", "exec", CONTAINER, "gitlab-backup", "restore", f"BACKUP={backup_id}", "force=yes"])
+
+
+def restart_cmd() -> str:
+    return join(["docker", "restart", CONTAINER])
+
+
+def file_sum_fact(path: str) -> Fact:
+    """sha256 of a file in the container ('' when it cannot be read)."""
+    return Fact(f"sum:{path}", join(["docker", "exec", CONTAINER, "sha256sum", path]),
+                lambda t, rc: t.split()[0] if rc == 0 and t.split() else "")

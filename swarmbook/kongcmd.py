@@ -211,6 +211,72 @@ def route_differs(current: dict | None, service: str, paths: list[str]) -> str:
     return ""
 
 
+# --- backup and restore of Kong's Postgres --------------------------------------------------------
+
+DUMP_DONE = b"-- PostgreSQL database dump complete"  # pg_dump's last comment when it finished
+# inside kong-database as the database's own user over the local socket (trusted there, as in
+# the official image): no password travels
+_PSQL_USER = ["-U", "kong", "-d", "kong"]
+
+
+def dump_cmd() -> str:
+    """Kong's database as plain SQL (DROP ... IF EXISTS first, no owners or grants: it restores
+    into a database of another owner too), gzip'ed without a time stamp, brought back checked."""
+    from .backupfile import fetch_cmd
+
+    pg_dump = join(["docker", "exec", DB, "pg_dump", *_PSQL_USER, "--clean", "--if-exists", "--no-owner",
+                    "--no-privileges"])
+    # a pg_dump that fails midway leaves no DUMP_DONE line: the caller refuses such a dump
+    return fetch_cmd(f"{pg_dump} | gzip -c -n")
+
+
+def restore_cmd() -> str:
+    """Feed a dump (stdin) to psql in one transaction that stops at the first error: all or nothing."""
+    return join(["docker", "exec", "-i", DB, "psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "--single-transaction",
+                 "-o", "/dev/null", *_PSQL_USER])
+
+
+def container_cmd(action: str) -> str:
+    """``docker stop|start kong``: the gateway is stopped while its database is replaced (Kong
+    caches what it read; a restart reads the restored rows)."""
+    return join(["docker", action, KONG])
+
+
+def dump_problem(sql: bytes) -> str:
+    """Why ``sql`` is not a whole pg_dump ('' when it is)."""
+    if DUMP_DONE not in sql[-600:]:  # newer pg_dump ends with `\unrestrict KEY` after it
+        return "it does not end with pg_dump's '-- PostgreSQL database dump complete' (cut short or not a dump)"
+    return ""
+
+
+def dump_body(sql: bytes) -> bytes:
+    r"""The dump without the per-run lines (pg_dump >= 15.14 fences a dump with `\restrict KEY` /
+    `\unrestrict KEY`, a random key each run): equal bodies, equal databases."""
+    return b"\n".join(ln for ln in sql.split(b"\n") if not ln.startswith((b"\\restrict ", b"\\unrestrict ")))
+
+
+def dump_names(sql: bytes, table: str) -> list[str]:
+    """The ``name`` column of every row of ``public.TABLE`` in a plain dump (its COPY block)."""
+    out: list[str] = []
+    rows = iter(sql.decode("utf-8", "replace").split("\n"))
+    for line in rows:
+        m = re.match(rf"^COPY public\.{re.escape(table)} \((.*)\) FROM stdin;$", line)
+        if not m:
+            continue
+        cols = [c.strip().strip('"') for c in m.group(1).split(",")]
+        if "name" not in cols:
+            return out
+        i = cols.index("name")
+        for row in rows:
+            if row == "\\.":
+                break
+            value = row.split("\t")[i]
+            if value != "\\N":
+                out.append(value)
+        break
+    return out
+
+
 def name_ok(name: str) -> bool:
     return bool(re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._~-]{0,127}", name or ""))
 

@@ -12,9 +12,10 @@ from . import bootstrap, doctor, docker, image, lock, net, registry, sshd, stack
 from . import cron, gitlab, kernel, kong, mysql, portainer, runner  # noqa: E402  (issue 5)
 from . import swarmstate  # noqa: E402  (swarm.backup, swarm.restore: the swarm collection's, in a module of their own)
 from . import node  # noqa: E402  (issue 14: day 2)
+from . import backup  # noqa: E402  (issue 15: backup.all, backup.cron)
 
 ns = Collection(docker, sshd, swarm, node, net, registry, image, stack, lock,
-                gitlab, runner, portainer, kong, mysql, cron, kernel)
+                gitlab, runner, portainer, kong, mysql, cron, kernel, backup)
 ns.collections["swarm"].add_task(swarmstate.backup)
 ns.collections["swarm"].add_task(swarmstate.restore)
 ns.collections["swarm"].add_task(swarmstate.autolock)

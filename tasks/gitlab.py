@@ -1,4 +1,5 @@
-"""GitLab CE in Docker on the GITLAB hosts: run it, read the initial root password, set SMTP.
+"""GitLab CE in Docker on the GITLAB hosts: run it, read the initial root password, set SMTP,
+back it up (GitLab's gitlab-backup, plus the two config files it leaves out) and restore it.
 
 Assumes Docker on the host (docker.install). GitLab takes port 22 only after sshd moved away
 (sshd.move-port); gitlab.up probes who listens on 22 and refuses while it is sshd.
@@ -27,6 +28,7 @@ ops = lazy("swarmbook.ops")
 F = lazy("swarmbook.facts")
 G = lazy("swarmbook.gitlabcmd")
 V = lazy("swarmbook.validate")
+backupfile = lazy("swarmbook.backupfile")
 
 
 def _ports(settings, ports=None) -> tuple[str, ...]:
@@ -197,4 +199,119 @@ def smtp(h: Host):
              reason="gitlab.rb changed" if changed else "gitlab.rb written earlier but not applied")
 
 
-ns = Collection("gitlab", up, root_password, smtp)
+def _validate_backup(settings, to=None):
+    problem = backupfile.folder_problem(to)
+    if problem:
+        refuse(f"gitlab.backup: {problem}")
+
+
+@host_task(group="gitlab", validate=_validate_backup, help={
+    "to": "folder on this machine for gitlab-HOST-TIME.tar, .gitlab-secrets.json and .gitlab.rb (0600, "
+          "each with its .sha256; never overwritten)",
+})
+def backup(h: Host, to=None):
+    """Run GitLab's own gitlab-backup create and bring its tar here, with gitlab-secrets.json and gitlab.rb (not in it)."""
+    f = h.probe(C.state_fact(G.CONTAINER), G.files_fact())
+    if not (f[f"container:{G.CONTAINER}"] or {}).get("running"):
+        h.fail("gitlab", f"no running container {G.CONTAINER} on {h.name} (gitlab.up); nothing written")
+    have = f["gitlab_files"]
+    if not have[G.SECRETS_JSON]:
+        h.fail("backup", f"{G.SECRETS_JSON} is missing in the container: a GitLab backup cannot be restored "
+                         "without it (has GitLab been reconfigured?); nothing written")
+    stamp = backupfile.stamp()
+    wanted = [("tar", None), ("gitlab-secrets.json", G.SECRETS_JSON)] + (
+        [("gitlab.rb", G.GITLAB_RB)] if have[G.GITLAB_RB] else [])
+    if not have[G.GITLAB_RB]:  # GitLab's docs: configured only through GITLAB_OMNIBUS_CONFIG, there is none
+        h.note(f"{G.GITLAB_RB} does not exist (all configuration in GITLAB_OMNIBUS_CONFIG?): not copied")
+    if h.check:
+        names = ", ".join(backupfile.name("gitlab", h.name, "TIME", ext) for ext, _ in wanted)
+        h.ok("backup", f"would run gitlab-backup create and write {names}")
+        return
+    out = h.run(G.backup_create_cmd(), step="gitlab-backup create", timeout=6 * 3600).stdout
+    backup_id = G.parse_backup_id(out)
+    if not backup_id:
+        last = (out.strip().splitlines() or ["?"])[-1][:200]
+        h.fail("gitlab-backup create", f"did not say 'Backup ... is done.': {last}")
+    got: dict[str, bytes] = {}
+    for ext, path in wanted:
+        path = path or G.backup_tar(backup_id)
+        data, problem = backupfile.received(h.run(G.fetch_file_cmd(path), step=f"copy {path}", timeout=6 * 3600).stdout)
+        if problem:
+            h.fail(f"copy {path}", f"{problem}; nothing written")
+        got[ext] = data
+    problem = G.tar_problem(got["tar"])
+    if problem:
+        h.fail("backup", f"{G.backup_tar(backup_id)}: {problem}; nothing written")
+    written = []
+    for ext, data in got.items():
+        name = backupfile.name("gitlab", h.name, stamp, ext)
+        try:
+            backupfile.write(to, name, data, private=True)
+        except FileExistsError:
+            h.fail("backup", f"{Path(to) / name} already exists; backups are never overwritten (retry in a second)")
+        written.append(f"{name} ({len(data)} bytes)")
+    # a read of GitLab's data: ok; GitLab's own copy stays on the host (its backup_keep_time prunes it)
+    h.ok("backup", f"GitLab backup {backup_id} in {to}: {', '.join(written)}; 0600, sha256 beside each; "
+                   f"GitLab's copy stays in {G.BACKUP_DIR} in the container")
+
+
+def _restore_files(file: str | None) -> dict[str, bytes]:
+    """The checked files of one gitlab.backup: its tar, gitlab-secrets.json and, when it was
+    copied, gitlab.rb; one line (before any host) when one is missing, corrupted or not GitLab's."""
+    if not file or not file.endswith(".tar"):
+        refuse("gitlab.restore needs the .tar of a gitlab.backup (its .gitlab-secrets.json beside it)")
+    tar = backupfile.read_checked(file, "gitlab.restore")
+    problem = G.tar_problem(tar)
+    if problem:
+        refuse(f"{file} is not a GitLab backup: {problem}; nothing was touched")
+    base = file[: -len(".tar")]
+    if not Path(f"{base}.gitlab-secrets.json").is_file():
+        refuse(f"{base}.gitlab-secrets.json not found: without it GitLab cannot read its encrypted data "
+               "after a restore; nothing was touched")
+    files = {"tar": tar, "gitlab-secrets.json": backupfile.read_checked(f"{base}.gitlab-secrets.json", "gitlab.restore")}
+    if Path(f"{base}.gitlab.rb").is_file():
+        files["gitlab.rb"] = backupfile.read_checked(f"{base}.gitlab.rb", "gitlab.restore")
+    return files
+
+
+def _validate_restore(settings, file=None, yes=False, timeout=None):
+    _restore_files(file)
+    if not yes:
+        refuse("gitlab.restore replaces GitLab's data, gitlab-secrets.json and gitlab.rb and restarts GitLab: "
+               "rerun with --yes")
+    if timeout is not None and int(timeout) <= 0:
+        refuse("--timeout must be a positive number of seconds")
+
+
+@host_task(group="gitlab", validate=_validate_restore, positional=["file"], help={
+    "file": "the .tar of a gitlab.backup (its .gitlab-secrets.json, .gitlab.rb and .sha256 files beside it)",
+    "yes": "confirm: GitLab's data and its two config files are replaced, GitLab restarts",
+    "timeout": "seconds to wait for GitLab to report healthy after the restart (default GITLAB_TIMEOUT)",
+})
+def restore(h: Host, file=None, yes=False, timeout=None):
+    """Restore a gitlab.backup as GitLab's docs say: secrets and gitlab.rb back, puma/sidekiq stopped, gitlab-backup restore, restart."""
+    files = _restore_files(file)
+    backup_id = Path(file).stem  # GitLab restores BACKUP_DIR/<ID>_gitlab_backup.tar; any ID names it
+    if not (h.probe(C.state_fact(G.CONTAINER))[f"container:{G.CONTAINER}"] or {}).get("running"):
+        h.fail("gitlab", f"no running container {G.CONTAINER} on {h.name} (gitlab.up; same GitLab version as the backup)")
+    for name, path in (("gitlab-secrets.json", G.SECRETS_JSON), ("gitlab.rb", G.GITLAB_RB)):
+        if name in files:
+            h.change(f"put {path}", G.put_cmd(path), stdin=files[name], reason=f"from {Path(file).name}")
+    h.change("copy the backup into GitLab", G.put_cmd(G.backup_tar(backup_id), owner="git"), stdin=files["tar"],
+             reason=G.backup_tar(backup_id), timeout=6 * 3600)
+    for service in ("puma", "sidekiq"):  # the processes that use the database
+        h.change(f"stop {service}", G.ctl_cmd("stop", service))
+    try:
+        h.change("gitlab-backup restore", G.backup_restore_cmd(backup_id), timeout=6 * 3600)
+    finally:  # whatever happened, GitLab starts again (and reconfigures with the restored gitlab.rb)
+        h.change("restart gitlab", G.restart_cmd(), timeout=600)
+    if h.check:
+        return
+    _wait_healthy(h, h.settings.get("GITLAB_TIMEOUT", timeout), G.host_port(tuple(h.settings["GITLAB_PORTS"]), 80))
+    fact = G.file_sum_fact(G.SECRETS_JSON)
+    if h.probe(fact)[fact.name] != backupfile.sha256(files["gitlab-secrets.json"]):
+        raise StepFailed(f"verify: {G.SECRETS_JSON} differs from the backup's after the restart")
+    h.ok("verified", f"GitLab healthy, {G.SECRETS_JSON} is the backup's")
+
+
+ns = Collection("gitlab", up, root_password, smtp, backup, restore)

@@ -123,16 +123,7 @@ def backup(run: Run, specs: list[HostSpec], to=None):
 
 
 def _read_dump(file: str | None) -> tuple[bytes, list[str]]:
-    import gzip
-
-    data = backupfile.read_checked(file, "mysql.restore")
-    try:
-        sql = gzip.decompress(data)
-    except (OSError, EOFError):
-        refuse(f"{file} is not gzip: not a mysql.backup file; nothing was touched")
-    problem = mysqlcmd.dump_problem(sql)
-    if problem:
-        refuse(f"{file} is not a whole dump: {problem}; nothing was touched")
+    sql = backupfile.read_sql(file, "mysql.restore", mysqlcmd.dump_problem)
     return sql, mysqlcmd.dump_databases(sql)
 
 

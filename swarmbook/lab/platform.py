@@ -94,11 +94,11 @@ def contexts() -> dict[str, dict[str, str]]:
             "entrypoint.sh": _file("mariadb-entrypoint.sh")},
         f"{STANDIN}/gitlab-ce:latest": {
             **py_image('["/usr/local/bin/standin.py", "gitlab"]',
-                       "COPY gitlab-ctl /usr/bin/gitlab-ctl\nEXPOSE 80 443 22\n"
+                       "COPY gitlab-ctl gitlab-backup /usr/bin/\nEXPOSE 80 443 22\n"
                        # like the real image, docker itself reports health (the real one runs gitlab-healthcheck)
                        "HEALTHCHECK --interval=2s --timeout=3s CMD python3 -c \"import urllib.request; "
                        "urllib.request.urlopen('http://127.0.0.1/-/health', timeout=2)\"\n"),
-            "gitlab-ctl": _file("gitlab-ctl")},
+            "gitlab-ctl": _file("gitlab-ctl"), "gitlab-backup": _file("gitlab-backup")},
         f"{STANDIN}/kong:latest": py_image('["kong", "start"]', kong_extra),
         # the same stand-in one version later: one more migration, so `up`/`finish` have work
         f"{STANDIN}/kong:next": py_image('["kong", "start"]',
@@ -152,7 +152,7 @@ def _build(ref: str, ctx: dict[str, str], label: str) -> None:
     with tempfile.TemporaryDirectory(prefix="swarmbook-lab-platform-") as d:
         for name, text in ctx.items():
             Path(d, name).write_text(text)
-            if name.endswith((".sh", ".js")) or name in ("gitlab-ctl", "standin.py"):
+            if name.endswith((".sh", ".js")) or name in ("gitlab-ctl", "gitlab-backup", "standin.py"):
                 Path(d, name).chmod(0o755)
         sh.run(["docker", "build", "-q", "--label", f"{layout.LABEL}.recipe={label}", "-t", ref, d],
                env={"DOCKER_BUILDKIT": "0"}, timeout=1800)

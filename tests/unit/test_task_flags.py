@@ -25,6 +25,7 @@ from tasks import ns
 REPO = Path(__file__).resolve().parents[2]
 COMMON = {"env-file": ("e",), "check": ("c",), "json": ("j",), "no-lock": ()}  # long name -> short flags
 READ_ONLY = {"swarm.status", "lock.status", "lock.release", "doctor"}  # locks=False: no lock, no --no-lock
+LOCAL = {"backup.cron"}  # changes only this machine (its /etc/cron.d): no cluster lock, no --no-lock
 
 
 def _walk(coll, prefix=""):
@@ -85,7 +86,7 @@ def test_common_options_have_the_same_short_flag_everywhere_and_nothing_else_has
         assert not {"env-file", "check", "no-lock"} & set(args)
         return
     assert {"env-file", "check", "json"} <= set(args), name
-    assert ("no-lock" in args) == (name not in READ_ONLY), name  # every changing task, only those
+    assert ("no-lock" in args) == (name not in READ_ONLY | LOCAL), name  # every changing task, only those
 
 
 def test_read_only_tasks_are_the_ones_that_take_no_lock():

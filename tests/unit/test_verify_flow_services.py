@@ -54,7 +54,7 @@ def test_bootstrap_fails_when_the_dashboard_refuses_the_configured_user():
 def test_bootstrap_fails_when_the_admin_api_never_answers():
     def admin_down(settings):
         facts = converged(settings)
-        facts[TK.K.admin_ok_fact(TK.K.admin_url("127.0.0.1"))] = ("", 7)
+        facts[TK.kongcmd.admin_ok_fact(TK.kongcmd.admin_url("127.0.0.1"))] = ("", 7)
         return facts
     run, out = _bootstrap(admin_down, {r"pg_isready": OK, r"^curl -fsS -o /dev/null -m 5 http://127.0.0.1:8001/$":
                                        Result("", "curl: (7) Failed to connect", 7)})

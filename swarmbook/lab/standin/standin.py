@@ -3,8 +3,9 @@
 
 One small program baked into the swarmbook-standin/* images:
 
-  standin.py gitlab      GitLab CE stand-in: writes /etc/gitlab/gitlab.rb (commented template)
-                         and /etc/gitlab/initial_root_password once, answers GET /-/health on
+  standin.py gitlab      GitLab CE stand-in: writes /etc/gitlab/gitlab.rb (commented template),
+                         /etc/gitlab/gitlab-secrets.json (random keys, 0600) and
+                         /etc/gitlab/initial_root_password once, answers GET /-/health on
                          :80 after GITLAB_STANDIN_BOOT seconds (default 8).
   kong migrations bootstrap|up|finish|list
                          Kong CLI stand-in: real SQL against the real Postgres via psql
@@ -25,6 +26,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import signal
 import subprocess
 import sys
 import time
@@ -60,6 +62,13 @@ def gitlab() -> None:
         with open("/etc/gitlab/gitlab.rb", "w") as f:
             f.write(GITLAB_RB)
         os.chmod("/etc/gitlab/gitlab.rb", 0o600)
+    secrets_json = "/etc/gitlab/gitlab-secrets.json"  # GitLab writes it at its first reconfigure
+    if not os.path.exists(secrets_json):
+        fd = os.open(secrets_json, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            json.dump({"gitlab_rails": {"secret_key_base": secrets.token_hex(64), "db_key_base": secrets.token_hex(64),
+                                        "otp_key_base": secrets.token_hex(64)},
+                       "swarmbook_standin": True}, f, indent=2)
     pw = "/etc/gitlab/initial_root_password"
     if not os.path.exists("/var/opt/gitlab/.root-password-made"):
         fd = os.open(pw, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -291,6 +300,9 @@ def kong_start() -> None:
 
 
 def main(argv: list[str]) -> int:
+    # as PID 1 of its container a process gets no default SIGTERM action: end on `docker stop` at
+    # once, as GitLab's runsvdir and Kong do, instead of being killed after the 10 s grace period
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     prog = os.path.basename(argv[0])
     args = argv[1:]
     if prog == "standin.py" and args:
