@@ -160,7 +160,7 @@ def main() -> int:
 
     # 5. start-up, next to Invoke's own floor on the same machine at the same moment: a
     # one-task collection. Bytecode compiled first, as pip does on install.
-    subprocess.run([sys.executable, "-m", "compileall", "-q", "swarmbook", "tasks", "fabfile.py"],
+    subprocess.run([sys.executable, "-m", "compileall", "-q", "swarmbook", "tasks.py", "fabfile.py"],
                    cwd=REPO, check=True, stdout=subprocess.DEVNULL)
     n = max(args.runs, 9)
     with tempfile.TemporaryDirectory() as tiny:
