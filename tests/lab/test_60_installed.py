@@ -155,7 +155,8 @@ def test_swarmbook_list_from_outside_the_checkout(product):
 
 
 def _seen(out) -> list[tuple]:
-    return sorted((e.get("event"), e.get("host"), e.get("step"), e.get("status")) for e in out.events)
+    return sorted(tuple(str(e.get(k, "")) for k in ("event", "host", "step", "status", "Hostname", "Name"))
+                  for e in out.events)
 
 
 def test_a_read_only_task_against_the_lab_from_hosts_env_and_with_minus_h(product, swarm):
@@ -172,7 +173,7 @@ def test_a_read_only_task_against_the_lab_from_hosts_env_and_with_minus_h(produc
     by_h = sb(lab, "-i", str(lab.key), "-H", h1, "swarm.status", tool=product.swarmbook, cwd=product.home,
               env={**NO_CHECKOUT, "SWARMBOOK_ENV": ""})  # no hosts file at all: -H names the host
     assert by_h.rc == 0, by_h.stdout + by_h.stderr
-    assert [e["step"] for e in by_h.steps("ok")] == ["swarm status"]
+    assert "swarm status" in [e["step"] for e in by_h.steps("ok", host=leader.addr)]
     assert all(h.hostname in by_h.stdout for h in lab.hosts)
 
 
