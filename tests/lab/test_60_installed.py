@@ -29,7 +29,7 @@ import pytest
 from swarmbook import assets
 from swarmbook.tasks import ns
 
-from .sb import REPO, recorded_port, sb
+from .sb import REPO, recorded_port, sb, ssh
 
 pytestmark = pytest.mark.lab
 
@@ -175,6 +175,21 @@ def test_a_read_only_task_against_the_lab_from_hosts_env_and_with_minus_h(produc
     assert by_h.rc == 0, by_h.stdout + by_h.stderr
     assert "swarm status" in [e["step"] for e in by_h.steps("ok", host=leader.addr)]
     assert all(h.hostname in by_h.stdout for h in lab.hosts)
+
+
+def test_swarmbook_minus_h_runs_a_cluster_task_once_over_the_given_hosts(product, swarm):
+    """`swarmbook -H a,b,c swarm.init` as `fab -H`: one run, a leads, all three managers (--check:
+    what it would do, nothing changed)."""
+    lab = swarm
+    roles = "docker node ls --format '{{.Hostname}} {{.ManagerStatus}}'"
+    before = ssh(lab, lab.hosts[0], roles).stdout
+    hosts = ",".join(f"{h.addr}:{recorded_port(lab, h.addr)}" for h in lab.hosts)
+    out = sb(lab, "-i", str(lab.key), "-H", hosts, "swarm.init", "--check", tool=product.swarmbook,
+             cwd=product.home, env={**NO_CHECKOUT, "SWARMBOOK_ENV": ""})
+    assert out.rc == 0 and not out.failed, out.stdout + out.stderr
+    assert set(out.recap()) == {h.addr for h in lab.hosts}
+    assert all(e["step"] == "promote to manager" and e["check"] for e in out.steps("changed")), out.stdout
+    assert ssh(lab, lab.hosts[0], roles).stdout == before
 
 
 def _readme_runbook() -> str:
