@@ -1,3 +1,3 @@
-"""fab looks for a collection named `fabfile`: it is the same namespace `inv` loads from tasks/."""
+"""fab looks for a collection named `fabfile`: it is the same namespace `inv` loads (swarmbook.tasks)."""
 
-from tasks import ns  # noqa: F401
+from swarmbook.tasks import ns  # noqa: F401

@@ -89,6 +89,10 @@ def script(tool: str) -> str:
     return path
 
 
+# What the `swarmbook` console script runs, with this checkout's code (cwd first on sys.path).
+SWARMBOOK = [sys.executable, "-c", "import sys; sys.argv[0] = 'swarmbook'; from swarmbook.cli import main; main()"]
+
+
 def subset_env(hosts_env: Path, workers: int) -> Path:
     """A hosts file for the same lab with only the first ``workers`` workers (0600, beside it)."""
     lines = []
@@ -160,24 +164,27 @@ def main() -> int:
 
     # 5. start-up, next to Invoke's own floor on the same machine at the same moment: a
     # one-task collection. Bytecode compiled first, as pip does on install.
-    subprocess.run([sys.executable, "-m", "compileall", "-q", "swarmbook", "tasks", "fabfile.py"],
+    subprocess.run([sys.executable, "-m", "compileall", "-q", "swarmbook", "tasks.py", "fabfile.py"],
                    cwd=REPO, check=True, stdout=subprocess.DEVNULL)
     n = max(args.runs, 9)
     with tempfile.TemporaryDirectory() as tiny:
         Path(tiny, "tasks.py").write_text("from invoke import task\n\n@task\ndef hello(c):\n    \"\"\"Say hello.\"\"\"\n")
         tools = {"inv": script("inv"), "fab": script("fab")}
-        runs: dict[str, list[float]] = {"inv": [], "fab": [], "floor": [], "shim": []}
+        runs: dict[str, list[float]] = {"inv": [], "fab": [], "floor": [], "shim": [], "swarmbook": []}
         for _ in range(n):  # interleaved: this machine's speed drifts over minutes
             runs["inv"].append(measure([tools["inv"], "--list"])["wall"])
             runs["floor"].append(measure([tools["inv"], "--list"], cwd=tiny)["wall"])
             runs["fab"].append(measure([tools["fab"], "--list"])["wall"])
+            runs["swarmbook"].append(measure(SWARMBOOK + ["--list"])["wall"])
             if tools["inv"] != shutil.which("inv"):
                 runs["shim"].append(measure(["inv", "--list"])["wall"])
     results.update({"inv_list": runs["inv"], "fab_list": runs["fab"], "invoke_floor_list": runs["floor"],
-                    "inv_list_via_shim": runs["shim"]})
+                    "inv_list_via_shim": runs["shim"], "swarmbook_list": runs["swarmbook"]})
     rows.append(("`inv --list`", med(runs["inv"])))
     rows.append(("  Invoke's floor: `inv --list` of a one-task collection", med(runs["floor"])))
     rows.append(("`fab --list`", med(runs["fab"])))
+    rows.append(("`swarmbook --list` (the package's command: Fabric's program, this checkout's code)",
+                 med(runs["swarmbook"])))
     if runs["shim"]:
         rows.append(("  `inv --list` through pyenv's shim (a bash script in front of every command)",
                      med(runs["shim"])))

@@ -70,7 +70,7 @@ KEYS: dict[str, Key] = {
     "STACK_PUBLISH_MODE": Key("ingress", "choice", "ingress (routing mesh, needs IPVS) or host "
                               "(one task per node on its own port; global services)", ("ingress", "host")),
     "STACKS_PATH": Key("", "path", "folder of stack templates NAME/deploy.yml, NAME/app.env, NAME/app/ "
-                                   "(default: stacks/ of this checkout)"),
+                                   "(default: the stacks/ swarmbook ships: a checkout's, or the installed package's)"),
     "STACK_DIR": Key("/opt/swarmbook/stacks", "abspath", "where rendered stack files live on the manager"),
     "STACK_IPVS_SYSCTLS": Key("auto", "choice", "auto: give every service the runbook's IPVS sysctls when the "
                               "manager's kernel has IPVS; off: never", ("auto", "off")),
@@ -392,6 +392,8 @@ def key_problem(key: str) -> str:
 
 
 def stacks_path(settings: "Settings") -> Path:
-    """Where stack templates live: STACKS_PATH, else stacks/ beside this package."""
-    return Path(settings["STACKS_PATH"]) if settings["STACKS_PATH"] else Path(__file__).resolve().parent.parent / "stacks"
+    """Where stack templates live: STACKS_PATH, else the stacks/ swarmbook ships (swarmbook.assets)."""
+    from . import assets
+
+    return Path(settings["STACKS_PATH"]) if settings["STACKS_PATH"] else assets.path("stacks")
 

@@ -86,6 +86,9 @@ class SwarmbookTask(Task):
         return opts
 
 
+FAB_PROGRAMS = ("fab", "swarmbook")  # Fabric's programs: -H runs a task once per host (swarmbook.cli)
+
+
 def _fab_hosts(argv: list[str]) -> list[str]:
     """The -H/--hosts list fab was given (fab runs a task once per host; we run it once)."""
     hosts: list[str] = []
@@ -106,7 +109,7 @@ def targets(c: Any, group: str, env_file: str | None, title: str = ""):
 
     if hasattr(c, "host") and hasattr(c, "connect_kwargs"):  # fabric Connection: fab -H
         settings = config.load(env_file, required=bool(env_file or os.environ.get("SWARMBOOK_ENV")))
-        under_fab = os.path.basename(sys.argv[0]) == "fab"
+        under_fab = os.path.basename(sys.argv[0]) in FAB_PROGRAMS
         this = config.HostSpec(c.host, c.user, int(c.port))
         user, port = c.config.get("user") or c.user, int(c.config.get("port") or 22)
         specs = [config.parse_host(h, user=user, port=port, what="fab -H")

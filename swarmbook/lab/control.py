@@ -10,11 +10,12 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from .. import assets
 from . import builders, creds, image, layout, platform, procmem, registry, sh, sshkeys
 from . import hosts as lab_hosts
 from .layout import LabError, LabInfo, Paths
 
-OUTER_SETUP = layout.REPO_ROOT / "scripts" / "outer-setup.sh"
+OUTER_SETUP = assets.path("scripts/outer-setup.sh")
 
 
 def _outer_ready() -> None:

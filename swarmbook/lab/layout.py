@@ -157,9 +157,13 @@ def is_host_name(name: str, k: int | None = None) -> bool:
 
 
 def state_dir(explicit: Path | str | None = None) -> Path:
-    """The per-checkout state dir: argument > $SWARMBOOK_LAB_DIR > <repo>/.lab (.lab{k} for instance k)."""
+    """The per-checkout state dir: argument > $SWARMBOOK_LAB_DIR > <repo>/.lab (.lab{k} for instance k);
+    swarmbook installed from a wheel has no checkout: ./.lab of the folder it runs in."""
+    from .. import assets
+
     k = instance()
-    raw = explicit or os.environ.get("SWARMBOOK_LAB_DIR") or REPO_ROOT / (".lab" if k == 0 else f".lab{k}")
+    base = Path.cwd() if assets.installed() else REPO_ROOT
+    raw = explicit or os.environ.get("SWARMBOOK_LAB_DIR") or base / (".lab" if k == 0 else f".lab{k}")
     return Path(raw).expanduser().resolve()
 
 

@@ -38,7 +38,7 @@ class Outcome:
 
 
 def sb(lab, *args: str, tool: str = "inv", json_lines: bool = True, env: dict | None = None,
-       hosts_env: str | None = None, timeout: int = 900) -> Outcome:
+       hosts_env: str | None = None, timeout: int = 900, cwd: Path | str = REPO) -> Outcome:
     """``inv ARGS --json`` (or fab) with SWARMBOOK_ENV pointing at the lab's hosts file and
     SSH_KNOWN_HOSTS at the lab's known_hosts (so `fab -H` runs without a hosts file, and test
     copies of hosts.env, trust the lab's host keys and record nothing in ~/.ssh/known_hosts)."""
@@ -47,7 +47,7 @@ def sb(lab, *args: str, tool: str = "inv", json_lines: bool = True, env: dict | 
         argv.append("--json")
     e = {**os.environ, "SWARMBOOK_ENV": hosts_env or str(lab.hosts_env),
          "SSH_KNOWN_HOSTS": str(lab.known_hosts), **(env or {})}
-    p = subprocess.run(argv, cwd=REPO, env=e, capture_output=True, text=True, timeout=timeout)
+    p = subprocess.run(argv, cwd=cwd, env=e, capture_output=True, text=True, timeout=timeout)
     events = []
     for line in p.stdout.splitlines():
         if line.startswith("{"):

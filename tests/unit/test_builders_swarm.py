@@ -193,7 +193,7 @@ def test_stack_services_and_configs_from_the_engine_api():
 
 
 def test_a_stack_is_converged_when_every_service_runs_all_tasks_and_none_updates():
-    from tasks.stack import converged
+    from swarmbook.tasks.stack import converged
 
     ok = {"image": "i", "replicas": (2, 2), "updating": False}
     assert converged({"a": ok, "b": {**ok, "replicas": (1, 1)}})
@@ -214,7 +214,7 @@ def test_service_labels_merge_into_list_or_mapping_labels():
 
 
 def test_stack_deploy_stamps_the_registry_auth_mark_refresh_auth_reads(tmp_path):
-    import tasks.stack as TS
+    import swarmbook.tasks.stack as TS
     from swarmbook import registrycmd
 
     (tmp_path / "demo").mkdir()

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-import tasks.docker as T
+import swarmbook.tasks.docker as T
 from swarmbook import dockercmd as D
 from swarmbook import facts as F
 from swarmbook.errors import ConfigError

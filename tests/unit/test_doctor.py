@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 from invoke.exceptions import Exit
 
-import tasks.doctor as TDOCTOR
-import tasks.swarm as TSWARM
+import swarmbook.tasks.doctor as TDOCTOR
+import swarmbook.tasks.swarm as TSWARM
 from swarmbook import doctorcmd, swarmhealth, taskdef
 from swarmbook import facts as F
 from swarmbook.session import ConnectFailed

@@ -3,8 +3,8 @@ task flow against the scripted SSH pool (the lab tests run both on a real swarm)
 
 import json
 
-import tasks.net as TN
-import tasks.registry as TR
+import swarmbook.tasks.net as TN
+import swarmbook.tasks.registry as TR
 from swarmbook import netcheck as N
 from swarmbook import netcmd
 from swarmbook import registrycmd as R

@@ -4,7 +4,7 @@ that is not the recorded one makes it wait for Postgres and list migrations."""
 
 import json
 
-import tasks.kong as T
+import swarmbook.tasks.kong as T
 from swarmbook import containercmd as C
 from swarmbook import facts as F
 from swarmbook import kongcmd as K

@@ -166,7 +166,7 @@ def test_lock_commands_exact_text():
 # --- lock.status / lock.release tasks (scripted pool) ------------------------------------------
 
 def _lock_task(task, owner_answer, responses=None):
-    import tasks.lock as TL
+    import swarmbook.tasks.lock as TL
 
     from .fakes import FakePool, make_run
 

@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 
-import tasks.mysql as TM
+import swarmbook.tasks.mysql as TM
 from swarmbook import backupfile, containercmd, mysqlcmd, taskdef
 from swarmbook.errors import ConfigError
 from swarmbook.session import Result

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-TASKS = Path(__file__).resolve().parents[2] / "tasks"
+REPO = Path(__file__).resolve().parents[2]
+TASKS = REPO / "swarmbook" / "tasks"
 COMMAND_ARG = {"run": 0, "try_run": 0, "exec": 1, "change": 1}  # method -> position of the command
 SHELL_HELPERS = {"join", "quote", "script"}  # swarmbook.shell's builders of shell text
 
@@ -80,7 +81,7 @@ def shell_text_in(source: str, filename: str = "<task>") -> list[str]:
 @pytest.mark.parametrize("module", sorted(p.name for p in TASKS.glob("*.py")))
 def test_task_modules_hold_no_shell_text(module):
     path = TASKS / module
-    assert shell_text_in(path.read_text(), str(path.relative_to(TASKS.parent))) == []
+    assert shell_text_in(path.read_text(), str(path.relative_to(REPO))) == []
 
 
 @pytest.mark.parametrize("snippet", [

@@ -3,9 +3,9 @@ what is refused before any host is touched, and that secrets travel on stdin onl
 
 import pytest
 
-import tasks.gitlab as G
-import tasks.kernel as KT
-import tasks.runner as RT
+import swarmbook.tasks.gitlab as G
+import swarmbook.tasks.kernel as KT
+import swarmbook.tasks.runner as RT
 from swarmbook import containercmd as C
 from swarmbook import facts as F
 from swarmbook import gitlabcmd as GC
@@ -118,11 +118,11 @@ def test_gitlab_up_refuses_22_while_sshd_listens():
 def test_every_new_task_has_help_and_validators_accept_every_parameter():
     import inspect
 
-    import tasks.cron
-    import tasks.kong
-    import tasks.mysql
-    import tasks.portainer
-    for mod in (G, RT, KT, tasks.cron, tasks.kong, tasks.mysql, tasks.portainer):
+    import swarmbook.tasks.cron
+    import swarmbook.tasks.kong
+    import swarmbook.tasks.mysql
+    import swarmbook.tasks.portainer
+    for mod in (G, RT, KT, swarmbook.tasks.cron, swarmbook.tasks.kong, swarmbook.tasks.mysql, swarmbook.tasks.portainer):
         for t in mod.ns.tasks.values():
             assert t.__doc__ and t.__doc__.strip().splitlines()[0].endswith("."), t.name
             spec = t.body.swarmbook if hasattr(t.body, "swarmbook") else None
@@ -263,7 +263,7 @@ def test_install_concurrency_and_grant_cover_both_groups():
 
 
 def test_bootstrap_registers_both_roles_when_each_has_hosts_and_a_token():
-    import tasks.bootstrap as B
+    import swarmbook.tasks.bootstrap as B
 
     def steps(env):
         return [(kw, skip) for t, kw, skip in B.plan(parse_env(env)) if t is RT.register]
@@ -364,7 +364,7 @@ def _tar_b64(members):
 
 
 def test_backup_refuses_when_portainer_data_is_absent_and_writes_nothing(tmp_path):
-    import tasks.portainer as PT
+    import swarmbook.tasks.portainer as PT
 
     _, answer = _tar_b64({"data": b""})  # what tarring a volume `docker run -v` just made would give
     pool = FakePool({P.VOLUME_FACT: ('{"message": "get portainer_data: no such volume"}', 22)},
@@ -377,7 +377,7 @@ def test_backup_refuses_when_portainer_data_is_absent_and_writes_nothing(tmp_pat
 
 
 def test_backup_uses_the_configured_helper_image(tmp_path):
-    import tasks.portainer as PT
+    import swarmbook.tasks.portainer as PT
 
     raw, answer = _tar_b64({"data/portainer.db": b"db"})
     pool = FakePool({P.VOLUME_FACT: ('{"Name": "portainer_data"}', 0)}, {r"-cf - data": Result(answer, "", 0)})
@@ -404,7 +404,7 @@ def _scaled_pool(answer):
 
 
 def test_backup_with_stop_copies_while_portainer_is_stopped_then_starts_it(tmp_path):
-    import tasks.portainer as PT
+    import swarmbook.tasks.portainer as PT
 
     raw, answer = _tar_b64({"data/portainer.db": b"db"})
     pool = _scaled_pool(Result(answer, "", 0))
@@ -424,7 +424,7 @@ def test_backup_with_stop_copies_while_portainer_is_stopped_then_starts_it(tmp_p
 
 
 def test_backup_with_stop_starts_portainer_again_when_the_copy_fails(tmp_path):
-    import tasks.portainer as PT
+    import swarmbook.tasks.portainer as PT
 
     pool = _scaled_pool(Result("", "tar: read error", 2))
     run, out = make_run(pool, "MANAGERS=h1\n", task="portainer.backup")
@@ -438,7 +438,7 @@ def test_backup_with_stop_starts_portainer_again_when_the_copy_fails(tmp_path):
 def test_restore_starts_portainer_again_when_unpacking_fails(tmp_path):
     import hashlib
 
-    import tasks.portainer as PT
+    import swarmbook.tasks.portainer as PT
 
     raw, _ = _tar_b64({"data/portainer.db": b"db"})
     (tmp_path / "b.tar").write_bytes(raw)

@@ -99,7 +99,7 @@ def test_env_path_precedence(tmp_path):
 
 
 def _task_names() -> set[str]:
-    import tasks
+    import swarmbook.tasks
 
     names: set[str] = set()
 
@@ -108,7 +108,7 @@ def _task_names() -> set[str]:
         for n, c in coll.collections.items():
             walk(c, prefix + n + ".")
 
-    walk(tasks.ns)
+    walk(swarmbook.tasks.ns)
     return names
 
 

@@ -3,7 +3,7 @@ vouched for under the new port before the first login there (no accept-new windo
 
 import re
 
-import tasks.sshd as T
+import swarmbook.tasks.sshd as T
 from swarmbook import facts as F
 from swarmbook import sshdcmd
 from swarmbook.session import Result

@@ -15,7 +15,7 @@ SERVICE = [{"Spec": {"Name": "demo_demo", "TaskTemplate": {"ContainerSpec": {"Im
 
 
 def _deploy(tmp_path, ipvs: bool, extra: str = ""):
-    import tasks.stack as TS
+    import swarmbook.tasks.stack as TS
 
     (tmp_path / "demo").mkdir(exist_ok=True)
     (tmp_path / "demo" / "deploy.yml").write_text(
@@ -65,7 +65,7 @@ def test_with_sysctls_takes_list_and_mapping_forms():
 
 
 def _snapshot_pool(tmp_path, recorded: str | None, running: list):
-    import tasks.stack as TS
+    import swarmbook.tasks.stack as TS
 
     (tmp_path / "demo").mkdir(exist_ok=True)
     (tmp_path / "demo" / "deploy.yml").write_text("services:\n  demo:\n    image: r/demo:latest\n")

@@ -10,7 +10,7 @@ import tarfile
 
 import pytest
 
-import tasks.swarmstate as TS
+import swarmbook.tasks.swarmstate as TS
 from swarmbook import backupfile, facts, raftcmd, taskdef
 from swarmbook.errors import ConfigError
 from swarmbook.session import Result

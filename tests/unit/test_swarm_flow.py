@@ -8,8 +8,8 @@ import re
 
 import pytest
 
-import tasks.node as TN
-import tasks.swarm as TS
+import swarmbook.tasks.node as TN
+import swarmbook.tasks.swarm as TS
 from swarmbook import facts as F
 from swarmbook import nodecmd as N
 from swarmbook import swarmcmd as S

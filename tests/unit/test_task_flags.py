@@ -18,9 +18,9 @@ import pytest
 from invoke import Program
 
 import swarmbook.config
-import tasks.lab
+import swarmbook.tasks.lab
 from swarmbook import taskdef
-from tasks import ns
+from swarmbook.tasks import ns
 
 REPO = Path(__file__).resolve().parents[2]
 COMMON = {"env-file": ("e",), "check": ("c",), "json": ("j",), "no-lock": ()}  # long name -> short flags
@@ -50,7 +50,7 @@ def nothing_runs(monkeypatch):
     monkeypatch.setattr(sys, "argv", ["inv"])  # the program a task's own help names
     monkeypatch.setattr(taskdef, "targets", ran)  # every host_task / cluster_task
     monkeypatch.setattr(swarmbook.config, "load", ran)  # bootstrap-all
-    monkeypatch.setattr(tasks.lab, "_lab", ran)  # lab.*
+    monkeypatch.setattr(swarmbook.tasks.lab, "_lab", ran)  # lab.*
 
 
 def _inv(*argv: str) -> str:

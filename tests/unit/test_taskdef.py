@@ -6,7 +6,7 @@ from invoke.exceptions import Exit
 
 from swarmbook import taskdef
 from swarmbook.session import Pool
-from tasks import ns
+from swarmbook.tasks import ns
 
 
 @pytest.mark.parametrize("argv, hosts", [
@@ -43,7 +43,7 @@ def test_every_task_has_a_summary_and_help_for_every_parameter():
 def test_missing_hosts_file_is_one_line_exit_2(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("SWARMBOOK_ENV", raising=False)
-    from tasks import docker
+    from swarmbook.tasks import docker
     with pytest.raises(Exit) as exc:
         docker.install(Context())
     assert exc.value.code == 2 and "hosts file hosts.env not found" in str(exc.value.message)
@@ -53,7 +53,7 @@ def test_unknown_group_or_bad_argument_is_refused_before_connecting(tmp_path, mo
     env = tmp_path / "h.env"
     env.write_text("MANAGERS=127.0.0.1:9\n")  # loopback; the error must come before any connection
     env.chmod(0o600)
-    from tasks import docker
+    from swarmbook.tasks import docker
     with pytest.raises(Exit) as exc:
         docker.install(Context(), env_file=str(env), method="pip")
     assert exc.value.code == 2 and "--method 'pip'" in exc.value.message

@@ -4,10 +4,10 @@ fail: the host is reported failed, with the reason (scripted SSH pool, fake cloc
 import json
 
 import pytest
-import tasks.docker as TD
-import tasks.net as TN
-import tasks.sshd as TSSHD
-import tasks.stack as TSTACK
+import swarmbook.tasks.docker as TD
+import swarmbook.tasks.net as TN
+import swarmbook.tasks.sshd as TSSHD
+import swarmbook.tasks.stack as TSTACK
 from swarmbook import envfile, kernelcmd, netcheck, sshdcmd, stackcmd, taskdef
 from swarmbook import dockercmd as D
 from swarmbook import facts as F

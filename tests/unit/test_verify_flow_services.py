@@ -4,11 +4,11 @@ kernel.tlinux and gitlab.up, made to fail: the host is reported failed, with the
 import hashlib
 import json
 
-import tasks.gitlab as TG
-import tasks.kong as TK
-import tasks.mysql as TM
-import tasks.portainer as TP
-import tasks.runner as TR
+import swarmbook.tasks.gitlab as TG
+import swarmbook.tasks.kong as TK
+import swarmbook.tasks.mysql as TM
+import swarmbook.tasks.portainer as TP
+import swarmbook.tasks.runner as TR
 from swarmbook import containercmd as C
 from swarmbook import facts as F
 from swarmbook import gitlabcmd, mysqlcmd, portainercmd

@@ -1,10 +1,5 @@
-"""swarmbook's root namespace, shared by `inv` (this package) and `fab` (fabfile.py)."""
-
-import sys
-from pathlib import Path
-
-# The tasks and the library of this checkout belong together, whatever else pip installed.
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+"""swarmbook's root namespace: the `swarmbook` command's, and in a checkout `inv`'s (tasks.py)
+and `fab`'s (fabfile.py). Your own tasks.py composes its modules: `from swarmbook.tasks import docker`."""
 
 from invoke import Collection  # noqa: E402
 
