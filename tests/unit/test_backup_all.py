@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-import tasks.backup as TB
+import swarmbook.tasks.backup as TB
 from swarmbook import backupfile, containercmd, croncmd, facts, kongcmd, mysqlcmd, portainercmd
 from swarmbook.config import parse
 from swarmbook.errors import ConfigError

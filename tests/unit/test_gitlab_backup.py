@@ -12,7 +12,7 @@ import tarfile
 
 import pytest
 
-import tasks.gitlab as TG
+import swarmbook.tasks.gitlab as TG
 from swarmbook import backupfile, containercmd, gitlabcmd, taskdef
 from swarmbook.errors import ConfigError
 from swarmbook.session import Result

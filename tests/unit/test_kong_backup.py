@@ -11,7 +11,7 @@ import subprocess
 
 import pytest
 
-import tasks.kong as TK
+import swarmbook.tasks.kong as TK
 from swarmbook import backupfile, containercmd, kongcmd, taskdef
 from swarmbook.errors import ConfigError
 from swarmbook.session import Result
