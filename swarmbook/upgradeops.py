@@ -117,7 +117,8 @@ def one(run: Run, managers: list[HostSpec], step: U.Step, spec: HostSpec, timeou
         seen: dict = {}
 
         def ready() -> bool:
-            seen["node"] = n = nodeops.node(h, step.node.id)
+            listed = h.probe(N.NODE_LIST)["node_list"] or []  # (none while the managers elect a leader)
+            seen["node"] = n = next((x for x in listed if x.id == step.node.id), seen.get("node"))
             return (n is not None and n.up and D.version_matches(step.target, n.engine)
                     and (n.reachable or not n.is_manager))
 
