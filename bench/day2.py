@@ -14,9 +14,7 @@ hosts managers, rolls them to 28.5 and gives the lab its own roles back. ~4 minu
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import statistics
 import sys
 import tempfile
 import time
@@ -25,7 +23,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bench.run import measure  # noqa: E402
+from bench.run import measure, spread_table, write_named  # noqa: E402
 from tests.lab import drills  # noqa: E402
 from tests.lab.probe import Probe  # noqa: E402
 from tests.lab.sb import roles_file  # noqa: E402
@@ -105,18 +103,10 @@ def main() -> int:
         inv("swarm.init", env=env)  # the lab's own roles again
         drills.settled(info)
     lb.down()
-    table = ["| measure | median | min | max | n |", "| --- | --- | --- | --- | --- |"]
-    for k, v in rows.items():
-        table.append(f"| {k} | {statistics.median(v):.1f} | {min(v):.1f} | {max(v):.1f} | {len(v)} |")
     beyond = rows.get("upgrade per node: beyond packages s", [])
     verdict = (f"target (per node no more than the package install + 30 s): "
                f"{'met' if beyond and max(beyond) <= 30 else 'NOT met'} (worst {max(beyond, default=0):.1f} s beyond)")
-    text = "\n".join(table) + "\n\n" + verdict
-    print(text)
-    out_dir = REPO / "bench" / "results"
-    out_dir.mkdir(exist_ok=True)
-    (out_dir / "day2.json").write_text(json.dumps(rows, indent=1))
-    (out_dir / "day2.md").write_text(f"# day-2 bench ({time.strftime('%Y-%m-%d')}, {args.runs} run(s))\n\n{text}\n")
+    write_named("day2", rows, spread_table(rows) + "\n\n" + verdict, f"day-2 bench, {args.runs} run(s)")
     return 0
 
 
