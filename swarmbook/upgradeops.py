@@ -113,7 +113,7 @@ def one(run: Run, managers: list[HostSpec], step: U.Step, spec: HostSpec, timeou
                      reason=f"engine {running or 'not running'}, wanted {step.target}")
         return True
 
-    def back(h: Host, nodes: list[N.Node]) -> bool:
+    def back(h: Host) -> bool:
         seen: dict = {}
 
         def ready() -> bool:
@@ -139,8 +139,13 @@ def one(run: Run, managers: list[HostSpec], step: U.Step, spec: HostSpec, timeou
         took["activate"] = clock() - t
         return True
 
+    try:  # a manager that stays up while this node restarts: it drains, waits and activates
+        cspec, nodes = nodeops.control(run, managers)
+    except SwarmbookError as exc:
+        run.emit(step.name, "upgrade", FAILED, f"stopped before {step.name}: {exc}")
+        return False
     t = clock()
-    if not _on_control(run, managers, step, drain):
+    if not _on(run, cspec, step, lambda h: drain(h, nodes)):
         return False
     took["drain"], t = clock() - t, clock()
     nodeops.standalone(run, step.node)
@@ -149,26 +154,22 @@ def one(run: Run, managers: list[HostSpec], step: U.Step, spec: HostSpec, timeou
     if not done:
         return False
     took["packages"] = clock() - t
-    if not _on_control(run, managers, step, back):
+    # the same manager: another one may not answer while the managers elect a new leader
+    if not _on(run, cspec, step, back):
         return False
     run.emit(step.name, "upgraded", OK, f"docker.io {step.current} -> {step.target} in {clock() - start:.1f}s ("
                                         + ", ".join(f"{k} {v:.1f}s" for k, v in took.items()) + ")")
     return True
 
 
-def _on_control(run: Run, managers: list[HostSpec], step: U.Step, body: Callable[[Host, list], bool]) -> bool:
-    """``body(control, nodes)`` on the first manager that answers (never the node itself); a
-    failure is reported under the node's name. True when the body went through."""
-    try:
-        cspec, nodes = nodeops.control(run, managers)
-    except SwarmbookError as exc:
-        run.emit(step.name, "upgrade", FAILED, f"stopped at {step.name}: {exc}")
-        return False
+def _on(run: Run, cspec: HostSpec, step: U.Step, body: Callable[[Host], bool]) -> bool:
+    """``body(control)`` on the control manager; a failure is reported under the node's name.
+    True when the body went through."""
     done: list[bool] = []
 
     def wrapped(h: Host) -> None:
         try:
-            done.append(body(h, nodes))
+            done.append(body(h))
         except StepFailed as exc:
             run.emit(step.name, "upgrade", FAILED, str(exc))
 

@@ -322,3 +322,46 @@ def test_bad_version_and_timeout_are_refused_by_the_validator():
         TD._check_upgrade(parse(ENV, environ={}), version="28.5; reboot")
     with pytest.raises(ConfigError, match="--timeout must be a positive"):
         TD._check_upgrade(parse(ENV, environ={}), timeout=0)
+
+
+def test_the_wait_for_the_leader_goes_on_while_the_managers_elect_a_new_one():
+    """After the leader's engine restarts, the others answer /nodes with an error for a few
+    seconds: the wait keeps polling the same control manager instead of failing."""
+    c = Cluster([node(1, "manager", leader=True), node(2, "manager"), node(3, "manager")])
+    installed = c.install
+
+    def install_then_no_leader(command, host):
+        result = installed(command, host)
+        if host == "10.0.0.1":
+            c.pool.facts[N.NODE_LIST] = ("", 22)  # curl -f on a 503 "the swarm does not have a leader"
+        return result
+
+    c.pool.responses[r"apt-get install"] = install_then_no_leader
+    clock = Clock()
+    run, out = make_run(c.pool, ENV, task="docker.upgrade", json_lines=True, clock=clock,
+                        sleep=lambda s: (clock.sleep(s), c.sync()))
+    TD.upgrade.body.__wrapped__(run, run.settings.group("managers"), timeout=60)
+    assert run.failed() == [], out.getvalue()
+    assert [h for h, s in steps(out.getvalue(), "ok") if s == "upgraded"] == ["10.0.0.2", "10.0.0.3", "10.0.0.1"]
+
+
+def test_a_node_drained_before_the_upgrade_is_upgraded_and_stays_drained():
+    nodes = three_and_a_worker()
+    nodes[3] = node(4, avail="drain")
+    c = Cluster(nodes)
+    run, out = upgrade(c)
+    assert run.failed() == [], out
+    assert [cmd for h, cmd in c.sent() if h == "10.0.0.1" and cmd.endswith("n4")] == []  # no drain, no activate
+    assert ("10.0.0.4", INSTALL) in c.sent() and c.nodes["n4"].availability == "drain"
+    assert "drained before docker.upgrade: it stays drained afterwards" in out
+
+
+def test_downgrade_asks_apt_to_allow_it():
+    c = Cluster(three_and_a_worker(engine="28.5.2+dfsg4"), {f"n{i}": (NEW, NEW_CLI) for i in (1, 2, 3, 4)})
+    with pytest.raises(ConfigError, match="--downgrade to allow it"):
+        upgrade(c, version="26.1")
+    c.pool.responses[r"apt-get install"] = lambda command, host: Result("", "", 0)  # the engine stays 28.5 here
+    run, out = upgrade(c, version="26.1", downgrade=True, timeout=5)
+    sent = [cmd for h, cmd in c.sent() if "apt-get" in cmd]
+    assert run.failed() == ["10.0.0.2"] and "wanted ready on 26.1.5" in out  # (so the fake's wait ends there)
+    assert sent[0] == D.upgrade_cmd([f"docker.io={OLD}", f"docker-cli={OLD_CLI}"], downgrade=True)
