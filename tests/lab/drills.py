@@ -21,10 +21,11 @@ DOWNGRADE = ("export DEBIAN_FRONTEND=noninteractive; "
              f"v=$(apt-cache madison docker.io | awk '$6 ~ /^{OLDER}\\// {{print $3; exit}}'); "
              f"c=$(apt-cache madison docker-cli | awk '$6 ~ /^{OLDER}\\// {{print $3; exit}}'); "
              "[ -n \"$v\" ] && [ -n \"$c\" ] && apt-get install -y -q --no-install-recommends --allow-downgrades "
-             "-o Dpkg::Options::=--force-confold \"docker.io=$v\" \"docker-cli=$c\" >/dev/null")
+             "-o Dpkg::Options::=--force-confold \"docker.io=$v\" \"docker-cli=$c\" >/dev/null && "
+             "systemctl restart docker")  # (the package leaves the running engine alone: measured)
 # what apt installs without a version: the pinned newest (sid's 28.5 on the lab's 28.5 hosts)
 NEWEST = ("export DEBIAN_FRONTEND=noninteractive; apt-get install -y -q --no-install-recommends "
-          "-o Dpkg::Options::=--force-confold docker.io docker-cli >/dev/null")
+          "-o Dpkg::Options::=--force-confold docker.io docker-cli >/dev/null && systemctl restart docker")
 
 
 def engines(lab) -> dict[str, str]:
