@@ -73,6 +73,7 @@ def one(run: Run, managers: list[HostSpec], step: U.Step, spec: HostSpec, timeou
     clock = run.clock
     start = clock()
     took: dict[str, float] = {}
+    desired: dict[str, int] = {}  # each service's desired task count before the drain
 
     def drain(h: Host, nodes: list[N.Node]) -> bool:
         target = next((n for n in nodes if n.id == step.node.id), None)
@@ -88,6 +89,7 @@ def one(run: Run, managers: list[HostSpec], step: U.Step, spec: HostSpec, timeou
             run.emit(step.name, "quorum", OK, f"{votes} of {len(managers_now)} managers stay reachable while "
                                               f"{target.label} restarts (a majority is "
                                               f"{membership.majority(len(managers_now))})")
+        desired.update(_desired(h))
         if marked:
             run.emit(step.name, "drain", OK, "drained by an earlier docker.upgrade run")
         elif target.availability == "drain":
@@ -136,6 +138,10 @@ def one(run: Run, managers: list[HostSpec], step: U.Step, spec: HostSpec, timeou
                                "engine upgraded"):
                 return False
             nodeops.wait_converged(h, target, timeout)
+            # a global service counts the node's task as desired only once swarm has placed it
+            h.wait(f"the services to want their tasks on {target.label} again",
+                   lambda: all(_desired(h).get(k, 0) >= v for k, v in desired.items())
+                   and not N.unconverged(h.probe(N.SERVICE_STATUS)["service_status"]), timeout=timeout, interval=1)
         took["activate"] = clock() - t
         return True
 
@@ -160,6 +166,11 @@ def one(run: Run, managers: list[HostSpec], step: U.Step, spec: HostSpec, timeou
     run.emit(step.name, "upgraded", OK, f"docker.io {step.current} -> {step.target} in {clock() - start:.1f}s ("
                                         + ", ".join(f"{k} {v:.1f}s" for k, v in took.items()) + ")")
     return True
+
+
+def _desired(h: Host) -> dict[str, int]:
+    services = h.probe(N.SERVICE_STATUS)["service_status"] or {}
+    return {name: s["tasks"][1] for name, s in services.items() if s["tasks"]}
 
 
 def _on(run: Run, cspec: HostSpec, step: U.Step, body: Callable[[Host], bool]) -> bool:

@@ -62,9 +62,20 @@ def on_every_host(lab, command: str) -> None:
         list(ex.map(lambda h: ssh(lab, h, command), lab.hosts))
 
 
+def availability(lab, value: str) -> None:
+    names = " ".join(h.hostname for h in lab.hosts)
+    ssh(lab, lab.hosts[0], f"for n in {names}; do docker node update --availability {value} $n >/dev/null; done")
+
+
 def older_engine(lab) -> dict[str, str]:
-    """Every host back on OLDER's engine (all at once: setup), then settled. Returns engines()."""
-    on_every_host(lab, DOWNGRADE)
+    """Every host back on OLDER's engine (all at once: setup), then settled. Returns engines().
+    The nodes are drained first, so no task dies with its engine: the demo's restart policy
+    (on-failure, max_attempts 5) counts such deaths, and a node that used them up gets no task."""
+    availability(lab, "drain")
+    try:
+        on_every_host(lab, DOWNGRADE)
+    finally:
+        availability(lab, "active")
     settled(lab)
     return engines(lab)
 

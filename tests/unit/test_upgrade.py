@@ -365,3 +365,36 @@ def test_downgrade_asks_apt_to_allow_it():
     sent = [cmd for h, cmd in c.sent() if "apt-get" in cmd]
     assert run.failed() == ["10.0.0.2"] and "wanted ready on 26.1.5" in out  # (so the fake's wait ends there)
     assert sent[0] == D.upgrade_cmd([f"docker.io={OLD}", f"docker-cli={OLD_CLI}"], downgrade=True)
+
+
+def test_activate_waits_until_the_global_service_wants_its_task_on_the_node_again():
+    """Right after an activate, a global service still wants one task fewer (swarm has not
+    placed it yet) and looks converged: the run waits until the count is back."""
+    c = Cluster([node(1, "manager", leader=True, engine="28.5.2+dfsg4"), node(2), node(3, engine="28.5.2+dfsg4")],
+                {"n1": (NEW, NEW_CLI), "n2": (OLD, OLD_CLI), "n3": (NEW, NEW_CLI)})
+    status = {"n": 3}
+    updated = c.update
+
+    def update(command, host):
+        status["n"] = 2  # drained, and just activated: swarm has not placed the node's task yet
+        return updated(command, host)
+
+    def sync_services():
+        c.pool.facts[N.SERVICE_STATUS] = (json.dumps([{"Spec": {"Name": "web"}, "ServiceStatus": {
+            "RunningTasks": status["n"], "DesiredTasks": status["n"]}}]), 0)
+
+    c.pool.responses[r"^docker node update "] = lambda command, host: (update(command, host), sync_services())[0]
+    clock = Clock()
+
+    def sleep(s):
+        clock.sleep(s)
+        if c.nodes["n2"].availability == "active" and clock.now > 5:
+            status["n"] = 3  # placed a few seconds later
+        sync_services()
+
+    run, out = make_run(c.pool, ENV, task="docker.upgrade", json_lines=True, clock=clock, sleep=sleep)
+    TD.upgrade.body.__wrapped__(run, run.settings.group("managers"), timeout=60)
+    assert run.failed() == [], out.getvalue()
+    (reason,) = [e["reason"] for e in map(json.loads, filter(None, out.getvalue().splitlines()))
+                 if e.get("step") == "upgraded"]
+    assert re.search(r"activate [1-9][0-9.]*s", reason), reason
