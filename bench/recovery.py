@@ -13,10 +13,8 @@ Takes ~5 minutes on a converged lab. Targets (issue 15): recovery under 120 s.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import re
-import statistics
 import sys
 import tempfile
 import time
@@ -27,7 +25,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 sys.path.insert(0, str(REPO / "tests" / "lab"))
-from bench.run import measure  # noqa: E402
+from bench.run import measure, spread_table, write_named  # noqa: E402
 from probe import Probe  # noqa: E402  (tests/lab/probe.py: the lab tests' bounded probe loop)
 from sb import ssh  # noqa: E402
 
@@ -111,15 +109,7 @@ def main() -> int:
         rows["LB requests"].append(p.counts["lb"].ok + p.counts["lb"].failed)
         rows["longest node gap s"].append(max(max(c.gaps, default=0) for n, c in p.counts.items() if n != "lb"))
     lb.down()
-    table = ["| measure | median | min | max |", "| --- | --- | --- | --- |"]
-    for k, v in rows.items():
-        table.append(f"| {k} | {statistics.median(v):.1f} | {min(v):.1f} | {max(v):.1f} |")
-    text = "\n".join(table)
-    print(text)
-    out = REPO / "bench" / "results"
-    out.mkdir(exist_ok=True)
-    (out / "recovery.json").write_text(json.dumps(rows, indent=1))
-    (out / "recovery.md").write_text(f"# recovery bench ({time.strftime('%Y-%m-%d')}, {args.runs} runs)\n\n{text}\n")
+    write_named("recovery", rows, spread_table(rows), f"recovery bench, {args.runs} runs")
     return 0
 
 

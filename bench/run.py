@@ -307,6 +307,22 @@ def _engines_only(engines: list[str], runs: int, results: dict, rows: list) -> i
     return _write(results, rows)
 
 
+def spread_table(rows: dict[str, list[float]]) -> str:
+    """Markdown: one row a measure, with median, min, max and how many values."""
+    lines = ["| measure | median | min | max | n |", "| --- | --- | --- | --- | --- |"]
+    lines += [f"| {k} | {statistics.median(v):.1f} | {min(v):.1f} | {max(v):.1f} | {len(v)} |" for k, v in rows.items() if v]
+    return "\n".join(lines)
+
+
+def write_named(name: str, rows: dict[str, list[float]], text: str, title: str) -> None:
+    """Print ``text`` and keep it (bench/results/NAME.md) with the raw values (NAME.json)."""
+    print(text)
+    out_dir = REPO / "bench" / "results"
+    out_dir.mkdir(exist_ok=True)
+    (out_dir / f"{name}.json").write_text(json.dumps(rows, indent=1))
+    (out_dir / f"{name}.md").write_text(f"# {title} ({time.strftime('%Y-%m-%d')})\n\n{text}\n")
+
+
 def _write(results: dict, rows: list) -> int:
     out_dir = REPO / "bench" / "results"
     out_dir.mkdir(exist_ok=True)

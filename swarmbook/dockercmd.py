@@ -7,7 +7,7 @@ import re
 import urllib.parse
 
 from . import oscmd
-from .shell import quote
+from .shell import join, quote
 
 DAEMON_JSON = "/etc/docker/daemon.json"
 TCP_DROPIN = "/etc/systemd/system/docker.service.d/swarmbook-tcp.conf"
@@ -59,6 +59,53 @@ def engine_packages(offered: dict[str, list[tuple[str, str]]], version: str = ""
             raise ValueError(f"DOCKER_VERSION {version}: the package sources offer {name} {have}")
         out.append(f"{name}={match}")
     return out
+
+
+def upgrade_cmd(packages: list[str], *, downgrade: bool = False) -> str:
+    """Replace the engine's packages with the pinned ``packages`` (``docker.io=28.5.2+dfsg4-1``,
+    :func:`engine_packages`); configuration files the admin changed are kept (confold), and apt
+    pulls the matching containerd/runc where the new engine needs them. ``downgrade`` allows an
+    older version (docker.upgrade --downgrade)."""
+    get = join(["apt-get", "install", "-y", "-q", "--no-install-recommends",
+                *(["--allow-downgrades"] if downgrade else []),
+                "-o", "Dpkg::Options::=--force-confdef", "-o", "Dpkg::Options::=--force-confold", *packages])
+    return f"export {oscmd.DEBIAN_ENV}; {get}"
+
+
+def _order(c: str) -> int:
+    """dpkg's order of one non-digit character: ~ first, then the end of a part, letters, the rest."""
+    return -1 if c == "~" else ord(c) if c.isalpha() else ord(c) + 256
+
+
+def _compare_part(a: str, b: str) -> int:
+    while a or b:
+        na, nb = re.match(r"\D*", a).group(), re.match(r"\D*", b).group()
+        for i in range(max(len(na), len(nb))):
+            ca = _order(na[i]) if i < len(na) else 0
+            cb = _order(nb[i]) if i < len(nb) else 0
+            if ca != cb:
+                return -1 if ca < cb else 1
+        a, b = a[len(na):], b[len(nb):]
+        da, db = re.match(r"\d*", a).group(), re.match(r"\d*", b).group()
+        if int(da or 0) != int(db or 0):
+            return -1 if int(da or 0) < int(db or 0) else 1
+        a, b = a[len(da):], b[len(db):]
+    return 0
+
+
+def compare_versions(a: str, b: str) -> int:
+    """-1, 0 or 1 as Debian package version ``a`` is older than, the same as or newer than ``b``
+    (dpkg --compare-versions: epoch, then upstream version, then Debian revision)."""
+    def split(v: str) -> tuple[int, str, str]:
+        epoch, _, rest = v.partition(":") if re.match(r"^\d+:", v) else ("0", "", v)
+        upstream, _, revision = rest.rpartition("-") if "-" in rest else (rest, "", "0")
+        return int(epoch), upstream, revision
+    ea, ua, ra = split(a)
+    eb, ub, rb = split(b)
+    if ea != eb:
+        return -1 if ea < eb else 1
+    return _compare_part(ua, ub) or _compare_part(ra, rb)
+
 
 _MIRROR_HOST = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?)(:(\d*))?$")
 

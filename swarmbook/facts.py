@@ -205,5 +205,26 @@ def parse_apt_versions(text: str, rc: int = 0) -> dict[str, list[tuple[str, str]
     return out
 
 
+def installed_versions(packages: list[str]) -> Fact:
+    """{package: version} of those of ``packages`` that dpkg has installed ({} without dpkg)."""
+    return Fact("installed_versions", join(["dpkg-query", "-W", "-f", "${db:Status-Abbrev} ${Package} ${Version}\\n",
+                                            *packages]), parse_installed_versions)
+
+
+def parse_installed_versions(text: str, rc: int = 0) -> dict[str, str]:
+    """``dpkg-query`` lines ``ii  docker.io 28.5.2+dfsg4-1``; other states (rc: removed, config
+    files left; un: known, not installed) are not installed. dpkg-query exits 1 when one of the
+    packages is unknown and still prints the others."""
+    out = {}
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) == 3 and parts[0] == "ii":
+            out[parts[1]] = parts[2]
+    return out
+
+
+# The version of the engine that runs now (the API's /version; None when it does not answer).
+SERVER_VERSION = engine_fact("server_version", "/version", lambda v: v.get("Version") or None)
+
 ENGINE_VERSION = Fact("engine_version", "dockerd --version",
                       lambda t, rc: t.split(",")[0].replace("Docker version", "").strip() if rc == 0 else None)

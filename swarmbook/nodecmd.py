@@ -32,6 +32,8 @@ class Node:
     reachability: str = ""  # managers: reachable | unreachable | unknown
     manager_addr: str = ""  # ManagerStatus.Addr without the port
     leader: bool = False
+    engine: str = ""        # Description.Engine.EngineVersion: the engine the node runs now
+    labels: tuple[tuple[str, str], ...] = ()  # Spec.Labels (sorted pairs: the dataclass stays hashable)
 
     @property
     def is_manager(self) -> bool:
@@ -49,6 +51,9 @@ class Node:
     @property
     def addrs(self) -> set[str]:
         return {a for a in (self.addr, self.manager_addr) if a and a != "0.0.0.0"}
+
+    def labelled(self, key: str) -> bool:
+        return any(k == key for k, _ in self.labels)
 
     @property
     def label(self) -> str:
@@ -70,11 +75,14 @@ def parse_nodes(api: list[dict[str, Any]]) -> list[Node]:
     out = []
     for n in api:
         spec, status, ms = n.get("Spec") or {}, n.get("Status") or {}, n.get("ManagerStatus") or {}
+        desc = n.get("Description") or {}
         out.append(Node(
-            id=n.get("ID", ""), hostname=(n.get("Description") or {}).get("Hostname", ""),
+            id=n.get("ID", ""), hostname=desc.get("Hostname", ""),
             addr=status.get("Addr", ""), role=spec.get("Role", ""), availability=spec.get("Availability", ""),
             state=status.get("State", ""), reachability=ms.get("Reachability", "") if ms else "",
-            manager_addr=_host_of(ms.get("Addr", "")) if ms else "", leader=bool(ms.get("Leader")) if ms else False))
+            manager_addr=_host_of(ms.get("Addr", "")) if ms else "", leader=bool(ms.get("Leader")) if ms else False,
+            engine=(desc.get("Engine") or {}).get("EngineVersion", ""),
+            labels=tuple(sorted((spec.get("Labels") or {}).items()))))
     return out
 
 
@@ -136,11 +144,14 @@ def demote_cmd(node_id: str) -> str:
     return join(["docker", "node", "demote", node_id])
 
 
-def availability_cmd(node_id: str, availability: str) -> str:
-    """``drain`` (tasks move away, none are placed here) or ``active``."""
+def availability_cmd(node_id: str, availability: str, *, label_add: str = "", label_rm: str = "") -> str:
+    """``drain`` (tasks move away, none are placed here) or ``active``; in the same update, a
+    node label set (``key=value``) or removed (``key``), e.g. docker.upgrade's mark of the nodes
+    it drained itself."""
     if availability not in ("active", "drain", "pause"):
         raise ValueError(f"availability {availability!r}")
-    return join(["docker", "node", "update", "--availability", availability, node_id])
+    labels = (["--label-add", label_add] if label_add else []) + (["--label-rm", label_rm] if label_rm else [])
+    return join(["docker", "node", "update", "--availability", availability, *labels, node_id])
 
 
 def leave_cmd() -> str:

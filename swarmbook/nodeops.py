@@ -40,6 +40,24 @@ def nodes(control: Host) -> list[N.Node]:
     return got
 
 
+def control(run: Run, specs: list[HostSpec]) -> tuple[HostSpec, list[N.Node]]:
+    """The first manager of ``specs`` that lists the swarm's nodes, and that list; refused (one
+    line, nothing changed) when none does."""
+    from .taskdef import refuse
+
+    got: list = []
+
+    def body(h: Host) -> None:
+        got.append(nodes(h))
+
+    for spec in specs:
+        run.one(spec, body)
+        if got:
+            return spec, got[0]
+    refuse("no manager answered with the swarm's nodes (see the lines above)")
+    raise AssertionError  # refuse raised
+
+
 def node(control: Host, node_id: str) -> N.Node | None:
     return next((n for n in nodes(control) if n.id == node_id), None)
 

@@ -1,4 +1,5 @@
-"""Docker engine on every host: install it, add the SSH user to the docker group, set mirrors.
+"""Docker engine on every host: install it, add the SSH user to the docker group, set mirrors;
+upgrade it across a running swarm one node at a time (docker.upgrade, Debian's docker.io).
 
 Assumes systemd hosts of the Debian/Ubuntu or RHEL/CentOS/TencentOS families.
 """
@@ -13,10 +14,11 @@ from invoke import Collection
 
 from swarmbook.errors import StepFailed
 from swarmbook.lazy import lazy
-from swarmbook.taskdef import host_task, refuse
+from swarmbook.taskdef import cluster_task, host_task, refuse
 
 if TYPE_CHECKING:
-    from swarmbook.engine import Host
+    from swarmbook.config import HostSpec
+    from swarmbook.engine import Host, Run
 
 D = lazy("swarmbook.dockercmd")
 F = lazy("swarmbook.facts")
@@ -25,6 +27,9 @@ ops = lazy("swarmbook.ops")
 oscmd = lazy("swarmbook.oscmd")
 tls = lazy("swarmbook.tls")
 config = lazy("swarmbook.config")
+nodeops = lazy("swarmbook.nodeops")
+upgrade_plan = lazy("swarmbook.upgrade")
+upgradeops = lazy("swarmbook.upgradeops")
 
 
 def _check_install(settings, method=None, version=None):
@@ -102,6 +107,34 @@ def _install_distro(h: Host, family: str, os_release: dict, version: str, *, cli
     except ValueError as exc:
         h.fail("install docker", str(exc))
     return ops.ensure_packages(h, family, packages, installed=set())
+
+
+def _check_upgrade(settings, version=None, downgrade=False, timeout=300):
+    version = settings.get("DOCKER_VERSION", version)
+    if version and D.bad_version(version):
+        refuse(D.bad_version(version))
+    if int(timeout) <= 0:
+        refuse("--timeout must be a positive number of seconds")
+
+
+@cluster_task(group="managers", validate=_check_upgrade, help={
+    "version": "engine version to upgrade to, a prefix such as 28.5 (default DOCKER_VERSION; empty: the newest "
+               "each host's package sources offer)",
+    "downgrade": "allow a version older than the installed one",
+    "timeout": "seconds to wait for each node's tasks to move, for it to be ready again and for the services "
+               "to converge (default 300)",
+})
+def upgrade(run: Run, specs: list[HostSpec], version=None, downgrade=False, timeout=300):
+    """Upgrade the engine one node at a time, managers first: drain, upgrade docker.io, restart, wait until ready, activate."""
+    version = run.settings.get("DOCKER_VERSION", version)
+    _, nodes = nodeops.control(run, specs)
+    reach = upgradeops.ssh_specs(run, nodes)
+    plan = upgrade_plan.plan(nodes, upgradeops.probe(run, reach), {i: str(s) for i, s in reach.items()},
+                             version, downgrade=downgrade)
+    if plan.problems:
+        refuse("docker.upgrade changed nothing: " + "; ".join(plan.problems))
+    upgradeops.show(run, plan)
+    upgradeops.roll(run, list(specs), plan, reach, int(timeout))
 
 
 def _wanted_mirrors(settings, mirrors=None) -> list[str]:
@@ -227,4 +260,4 @@ def _answers(host: str, port: int, tls_dir) -> bool:
         return False
 
 
-ns = Collection("docker", install, mirrors, tcp)
+ns = Collection("docker", install, upgrade, mirrors, tcp)

@@ -38,25 +38,10 @@ def _validate(settings, host=None, timeout=300):
         refuse("--timeout must be a positive number of seconds")
 
 
-def _control(run: Run, specs: list[HostSpec]) -> tuple[HostSpec, list]:
-    """The first manager that lists the nodes, and that list."""
-    got: list = []
-
-    def body(h: Host) -> None:
-        got.append(nodeops.nodes(h))
-
-    for spec in specs:
-        run.one(spec, body)
-        if got:
-            return spec, got[0]
-    refuse("no manager answered with the swarm's nodes (see the lines above)")
-    raise AssertionError  # refuse raised
-
-
 @cluster_task(group="managers", validate=_validate, positional=["host"], help=HELP)
 def drain(run: Run, specs: list[HostSpec], host=None, timeout=300):
     """Drain a node: its swarm tasks move elsewhere; wait until every service runs all its tasks again."""
-    spec, nodes = _control(run, specs)
+    spec, nodes = nodeops.control(run, specs)
     target, why = membership.find(host, nodes)
     if target is None:
         refuse(why)
@@ -75,7 +60,7 @@ def drain(run: Run, specs: list[HostSpec], host=None, timeout=300):
 @cluster_task(group="managers", validate=_validate, positional=["host"], help=HELP)
 def activate(run: Run, specs: list[HostSpec], host=None, timeout=300):
     """Activate a drained node again: new and global tasks may run there; wait until every service converges."""
-    spec, nodes = _control(run, specs)
+    spec, nodes = nodeops.control(run, specs)
     target, why = membership.find(host, nodes)
     if target is None:
         refuse(why)

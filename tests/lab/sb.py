@@ -55,6 +55,21 @@ def sb(lab, *args: str, tool: str = "inv", json_lines: bool = True, env: dict | 
     return Outcome(p.returncode, p.stdout, p.stderr, events)
 
 
+def roles_file(lab, folder: Path, managers, workers) -> str:
+    """A copy of the lab's hosts.env in ``folder`` with other MANAGERS/WORKERS (hosts by index)."""
+    lines = []
+    for line in lab.hosts_env.read_text().splitlines():
+        if line.startswith("MANAGERS="):
+            line = "MANAGERS=" + ",".join(lab.hosts[i].addr for i in managers)
+        elif line.startswith("WORKERS="):
+            line = "WORKERS=" + ",".join(lab.hosts[i].addr for i in workers)
+        lines.append(line)
+    path = Path(folder) / "hosts.env"
+    path.write_text("\n".join(lines) + "\n")
+    os.chmod(path, 0o600)
+    return str(path)
+
+
 def recorded_port(lab, addr: str) -> int:
     """The SSH port the lab's hosts file records for ``addr`` (sshd.move-port may have moved it)."""
     m = re.search(rf"(?<![0-9.]){re.escape(addr)}:(\d+)", lab.hosts_env.read_text())

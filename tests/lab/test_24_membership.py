@@ -6,11 +6,11 @@ that must change nothing. Leaves the lab as it found it: h1 manager, the others 
 no test service or container."""
 
 import json
-import os
 import time
 
 import pytest
 
+from .sb import roles_file as hosts_file
 from .sb import sb, ssh
 from .sb import until as _until
 
@@ -29,21 +29,6 @@ def roles(lab) -> dict[str, str]:
     return {h: ("manager" if n["ManagerStatus"] else "worker") for h, n in nodes(lab).items()}
 
 
-
-
-def hosts_file(lab, tmp_path, managers, workers) -> str:
-    """A copy of the lab's hosts.env with other MANAGERS/WORKERS (hosts by index)."""
-    lines = []
-    for line in lab.hosts_env.read_text().splitlines():
-        if line.startswith("MANAGERS="):
-            line = "MANAGERS=" + ",".join(lab.hosts[i].addr for i in managers)
-        elif line.startswith("WORKERS="):
-            line = "WORKERS=" + ",".join(lab.hosts[i].addr for i in workers)
-        lines.append(line)
-    path = tmp_path / "hosts.env"
-    path.write_text("\n".join(lines) + "\n")
-    os.chmod(path, 0o600)
-    return str(path)
 
 
 def changed_steps(out) -> list[tuple[str, str]]:

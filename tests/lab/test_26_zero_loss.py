@@ -57,6 +57,17 @@ def test_a_rolling_update_loses_no_request_through_the_lb(lab, lb_url, tmp_path)
     assert back.counts["lb"].failed == 0, back.summary()
 
 
+def test_drain_and_activate_lose_no_request_through_the_lb(lab, lb_url):
+    """Maintenance of one node (issue 14 item 2): its demo task stops when it is drained and
+    comes back when it is activated; the LB carries the clients across both."""
+    target = lab.hosts[-1]
+    p = probed(lab, lb_url, "node.drain", target.addr)
+    assert p.counts[target.hostname].failed > 0 and p.counts["lb"].failed == 0, p.summary()
+    back = probed(lab, lb_url, "node.activate", target.addr)
+    assert back.counts["lb"].failed == 0, back.summary()
+    assert get(f"http://{target.addr}:9501/"), f"{target.hostname} does not serve the demo after node.activate"
+
+
 def test_net_migrate_loses_no_request_through_the_lb(lab, lb_url):
     assert sb(lab, "net.create", "--name", "big-network", "--subnet", "10.8.0.0/16").rc == 0
     p = probed(lab, lb_url, "net.migrate", "demo_demo", "--to", "big-network", "--from", "default-network")

@@ -35,3 +35,16 @@ def test_subset_env_keeps_every_setting_and_the_first_workers(tmp_path):
 def test_median_with_spread():
     assert bench.med([3.0, 1.0, 2.0]) == "2.00s (min 1.00, max 3.00, n=3)"
     assert bench.med([1.5]) == "1.50s"
+
+
+def test_the_day2_bench_reads_each_nodes_upgrade_times_from_its_step():
+    from tests.lab import drills
+
+    reason = "docker.io 26.1.5+dfsg1-9+b9 -> 28.5.2+dfsg4-1 in 41.2s (drain 8.1s, packages 20.3s, ready 3.0s, activate 9.8s)"
+    assert drills.seconds(reason) == {"total": 41.2, "drain": 8.1, "packages": 20.3, "ready": 3.0, "activate": 9.8}
+
+
+def test_spread_table_has_median_min_max_and_count_and_skips_empty_measures():
+    table = bench.spread_table({"a s": [3.0, 1.0, 2.0], "none": []})
+    assert table.splitlines() == ["| measure | median | min | max | n |", "| --- | --- | --- | --- | --- |",
+                                  "| a s | 2.0 | 1.0 | 3.0 | 3 |"]
