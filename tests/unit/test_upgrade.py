@@ -9,7 +9,7 @@ from dataclasses import replace
 
 import pytest
 
-import tasks.docker as TD
+import swarmbook.tasks.docker as TD
 from swarmbook import dockercmd as D
 from swarmbook import facts as F
 from swarmbook import nodecmd as N
