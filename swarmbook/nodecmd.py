@@ -32,10 +32,17 @@ class Node:
     reachability: str = ""  # managers: reachable | unreachable | unknown
     manager_addr: str = ""  # ManagerStatus.Addr without the port
     leader: bool = False
+    labels: tuple[tuple[str, str], ...] = ()  # Spec.Labels, sorted
 
     @property
     def is_manager(self) -> bool:
         return self.role == "manager"
+
+    @property
+    def member(self) -> bool:
+        """A raft member (it has a ManagerStatus): one vote of the quorum, reachable or not. A node
+        can keep the manager role outside raft: the old managers after --force-new-cluster."""
+        return self.is_manager and bool(self.reachability)
 
     @property
     def reachable(self) -> bool:
@@ -74,7 +81,8 @@ def parse_nodes(api: list[dict[str, Any]]) -> list[Node]:
             id=n.get("ID", ""), hostname=(n.get("Description") or {}).get("Hostname", ""),
             addr=status.get("Addr", ""), role=spec.get("Role", ""), availability=spec.get("Availability", ""),
             state=status.get("State", ""), reachability=ms.get("Reachability", "") if ms else "",
-            manager_addr=_host_of(ms.get("Addr", "")) if ms else "", leader=bool(ms.get("Leader")) if ms else False))
+            manager_addr=_host_of(ms.get("Addr", "")) if ms else "", leader=bool(ms.get("Leader")) if ms else False,
+            labels=tuple(sorted((spec.get("Labels") or {}).items()))))
     return out
 
 

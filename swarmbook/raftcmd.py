@@ -83,6 +83,31 @@ def loses_quorum(managers: int, reachable: int) -> bool:
     return reachable - 1 < managers // 2 + 1
 
 
+def member(data: bytes, name: str) -> bytes | None:
+    """One regular file of a gzip'ed tar (None when it is not there)."""
+    with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tf:
+        try:
+            m = tf.getmember(name)
+        except KeyError:
+            return None
+        f = tf.extractfile(m) if m.isfile() else None
+        return f.read() if f else None
+
+
+def archive_origin(data: bytes) -> str:
+    """The address the backed-up manager advertised (swarm/docker-state.json), '' when unknown:
+    swarm.restore puts the state back on that host when hosts.env lists it, so the node keeps
+    its identity (and its labels) on the machine they belong to."""
+    import json
+
+    try:
+        state = json.loads(member(data, "swarm/docker-state.json") or b"{}")
+    except ValueError:
+        return ""
+    addr = (state.get("AdvertiseAddr") or state.get("LocalAddr") or "") if isinstance(state, dict) else ""
+    return addr.rsplit(":", 1)[0].strip("[]") if addr.count(":") == 1 or addr.startswith("[") else addr
+
+
 def check_archive(data: bytes) -> str:
     """'' when ``data`` is a gzip'ed tar of swarm/ only (no absolute paths, no '..', no devices)."""
     try:
