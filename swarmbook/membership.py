@@ -11,7 +11,8 @@ reachable to change anything, and tolerates (N-1)//2 lost):
 - a node hosts.env does not list is reported; with ``prune`` it is demoted first (if a manager),
   then drained, told to leave and removed;
 - a stale entry (down, left behind by a listed host that rejoined or is about to) still counts
-  against quorum while it is a manager: it is demoted (unreachable, so first) and forgotten;
+  against quorum while it is a raft member: it is demoted (unreachable, so first) and forgotten
+  (one outside raft, an old manager after --force-new-cluster, is only forgotten);
   its labels go first to the host's live node where that node lacks them (a host that lost its
   swarm state, e.g. every manager after a restore, rejoins as a new node: its labels, which
   placement constraints read, would otherwise be forgotten with the old entry).
@@ -158,7 +159,9 @@ def plan(nodes: list[Node], wanted: list[Wanted], *, prune: bool = False, joiner
     demote = [(name, node, "listed in WORKERS, is a manager") for name, node in p.matched.items()
               if role[name] == "worker" and node.is_manager]
     stale = "left behind by this host's earlier membership ({})"
-    demote += [(n.where, n, stale.format(n.id[:12])) for n in p.stale if n.is_manager]
+    # a stale manager outside raft (dropped by --force-new-cluster) cannot be demoted (Docker:
+    # "can't find manager in raft memberlist") and needs not be: it is removed as it is
+    demote += [(n.where, n, stale.format(n.id[:12])) for n in p.stale if n.member]
     if prune:
         demote += [(n.where, n, "not in hosts.env (pruned: demoted first)") for n in p.unlisted if n.is_manager]
     for name, node, why in sorted(demote, key=lambda d: (d[1].reachable, d[1].leader)):

@@ -61,10 +61,13 @@ def unlock_cmd() -> str:
     return "docker swarm unlock"
 
 
-def force_new_cluster_cmd(advertise: str) -> str:
+def force_new_cluster_cmd(advertise: str, *, autolock: bool = False) -> str:
     """A one-manager cluster from the restored state: services, configs, secrets, networks and
-    node labels kept; every other manager dropped (they join again)."""
-    return join(["docker", "swarm", "init", "--force-new-cluster", "--advertise-addr", advertise])
+    node labels kept; every other manager dropped (they join again). ``autolock``: keep it on
+    (the init request's spec replaces the cluster's autolock setting: without the flag a
+    restored autolocked swarm came back unlocked on 28.5; with it the key stays the same)."""
+    return join(["docker", "swarm", "init", "--force-new-cluster", *(["--autolock"] if autolock else []),
+                 "--advertise-addr", advertise])
 
 
 NODES = engine_fact("nodes", "/nodes", lambda nodes: nodes)  # every node, as a manager sees them (None: not one)

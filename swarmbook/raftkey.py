@@ -15,8 +15,9 @@ What is opened (swarmkit ca/keyreadwriter.go, manager/deks.go, manager/encryptio
 (the raw bytes behind ``SWMKEY-1-<base64>``): PKCS#8 ``ENCRYPTED PRIVATE KEY`` or a legacy
 ``Proc-Type: 4,ENCRYPTED`` block (AES-256-CBC, OpenSSL's MD5 key derivation); its
 ``raft-dek`` / ``raft-dek-pending`` headers are base64 protobuf ``MaybeEncryptedRecord``s
-(algorithm 1: NaCl secretbox with that key). Opened, the block holds the plain key and
-records with algorithm 0 (not encrypted), as swarmkit writes them with autolock off.
+(algorithm 1: NaCl secretbox with that key) and ``kek-version`` names the key's version.
+Opened, the block holds the plain key, records with algorithm 0 (not encrypted) and no
+version, as swarmkit writes them for a node that has never been locked.
 """
 
 from __future__ import annotations
@@ -176,7 +177,11 @@ def open_node_key(pem_text: str, human_key: str) -> str:
         return pem_text
     key = kek(human_key)
     kind, der = _open_der(kind, headers, der, key)
-    out = {k: v for k, v in headers.items() if k.lower() not in ("proc-type", "dek-info")}
+    # no kek-version either: swarmkit refuses a KEK of the same version with another value
+    # ("candidate KEK has the same version as the current KEK, but a different KEK value", seen
+    # on 28.5), and version 0 is "unlocked, older than any key of the cluster", so the restored
+    # manager takes the cluster's key (the same) and encrypts its node key again
+    out = {k: v for k, v in headers.items() if k.lower() not in ("proc-type", "dek-info", "kek-version")}
     for h in _DEK_HEADERS:
         if h in out:
             out[h] = _open_record(out[h], key)

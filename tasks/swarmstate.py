@@ -171,7 +171,8 @@ def restore(run: Run, specs: list[HostSpec], file=None, yes=False, force=False, 
             h.change("start engine", raftcmd.start_engine_cmd(), timeout=300)
         if h.check:
             return
-        h.change("force new cluster", raftcmd.force_new_cluster_cmd(addr), reason=f"advertise {addr}", timeout=300)
+        h.change("force new cluster", raftcmd.force_new_cluster_cmd(addr, autolock=bool(key)),
+                 reason=f"advertise {addr}{', autolock kept on' if key else ''}", timeout=300)
         h.wait(f"{h.name} to manage the restored swarm", lambda: h.probe(raftcmd.NODES_ANSWER)["manager"],
                timeout=180, interval=1)
         locked, _ = raftcmd.autolock_of(h.probe(facts.docker_info())["docker_info"])

@@ -18,13 +18,12 @@ lab suite on 28.5).
 """
 
 import concurrent.futures
-import re
 import time
 import urllib.request
 
 import pytest
 
-from .sb import sb, ssh, until
+from .sb import all_managers_env, sb, until
 from .test_50_gitlab_runner import prepared, run
 
 pytestmark = pytest.mark.lab
@@ -55,21 +54,9 @@ def nodes(lab, h) -> list[str]:
     return sorted(line.strip() for line in out.splitlines() if line.strip())
 
 
-def all_managers(lab, tmp_path):
-    """The lab's hosts file with every host in MANAGERS and no WORKERS."""
-    text = lab.hosts_env.read_text()
-    managers = re.search(r"(?m)^MANAGERS=(.*)$", text).group(1)
-    workers = re.search(r"(?m)^WORKERS=(.*)$", text).group(1)
-    env = tmp_path / "managers.env"
-    text = re.sub(r"(?m)^WORKERS=.*\n", "", text.replace(f"MANAGERS={managers}\n", f"MANAGERS={managers},{workers}\n"))
-    env.write_text(text + f"SWARM_KEYS_DIR={tmp_path / 'keys'}\n")
-    env.chmod(0o600)
-    return str(env)
-
-
 def test_all_managers_lost_then_restored_on_one_and_the_others_rejoined(lab, tmp_path):
     prepared(lab)
-    env = all_managers(lab, tmp_path)
+    env = all_managers_env(lab, tmp_path)
     h1, h2, h3 = lab.hosts[:3]
     backups = tmp_path / "backups"
     backups.mkdir()
