@@ -69,7 +69,6 @@ def main() -> int:
     ap.add_argument("--runs", type=int, default=3)
     args = ap.parse_args()
     from swarmbook import lab
-    from swarmbook.lab import lb
 
     info = lab.up(hosts=3)
     env = {**os.environ, "SWARMBOOK_ENV": str(info.hosts_env), "SSH_KNOWN_HOSTS": str(info.known_hosts)}
@@ -80,10 +79,33 @@ def main() -> int:
         "swarm.backup wall s", "manager out s", "swarm archive KiB", "mysql.backup wall s", "mysql dump KiB",
         "portainer.backup wall s", "portainer tar KiB", "recovery s", "swarm.restore wall s", "swarm.init rejoin wall s",
         "LB failed requests", "LB requests", "longest node gap s")}
+    inv("portainer.up", env=env)
     keys = tempfile.TemporaryDirectory()
     drill = {**env, "SWARMBOOK_ENV": all_managers_env(info, keys.name)}
     inv("swarm.init", env=drill)  # every host a manager: the drill loses them all
-    for _ in range(args.runs):
+    try:
+        run_all(args.runs, info, env, drill, addrs, rows)
+    finally:
+        inv("swarm.init", env=env)  # the lab's own roles again
+        keys.cleanup()
+    table = ["| measure | median | min | max |", "| --- | --- | --- | --- |"]
+    for k, v in rows.items():
+        table.append(f"| {k} | {statistics.median(v):.1f} | {min(v):.1f} | {max(v):.1f} |")
+    text = "\n".join(table)
+    print(text)
+    out = REPO / "bench" / "results"
+    out.mkdir(exist_ok=True)
+    (out / "recovery.json").write_text(json.dumps(rows, indent=1))
+    (out / "recovery.md").write_text(f"# recovery bench ({time.strftime('%Y-%m-%d')}, {args.runs} runs)\n\n{text}\n")
+    return 0
+
+
+def run_all(runs: int, info, env: dict, drill: dict, addrs: list[str], rows: dict[str, list[float]]) -> None:
+    """``runs`` rounds of backups, the drill and a rolling update, each measure into ``rows``."""
+    from swarmbook.lab import lb
+
+    for _ in range(runs):
+        inv("mysql.up", env=env)  # MySQL (a standalone container) answers again after the last drill's engine restarts
         with tempfile.TemporaryDirectory() as d:
             folder = Path(d)
             r = inv("swarm.backup", "--to", d, env=drill)
@@ -121,18 +143,6 @@ def main() -> int:
         rows["LB requests"].append(p.counts["lb"].ok + p.counts["lb"].failed)
         rows["longest node gap s"].append(max(max(c.gaps, default=0) for n, c in p.counts.items() if n != "lb"))
     lb.down()
-    inv("swarm.init", env=env)  # the lab's own roles again
-    keys.cleanup()
-    table = ["| measure | median | min | max |", "| --- | --- | --- | --- |"]
-    for k, v in rows.items():
-        table.append(f"| {k} | {statistics.median(v):.1f} | {min(v):.1f} | {max(v):.1f} |")
-    text = "\n".join(table)
-    print(text)
-    out = REPO / "bench" / "results"
-    out.mkdir(exist_ok=True)
-    (out / "recovery.json").write_text(json.dumps(rows, indent=1))
-    (out / "recovery.md").write_text(f"# recovery bench ({time.strftime('%Y-%m-%d')}, {args.runs} runs)\n\n{text}\n")
-    return 0
 
 
 if __name__ == "__main__":
