@@ -1,7 +1,8 @@
 """Swarm membership: init the leader, join managers and workers, converge roles, show the cluster.
 
-Assumes Docker runs on every node (docker.install). The first manager is the leader: it must
-already be a manager if a swarm exists. Roles follow hosts.env (quorum-safe order: see
+Assumes Docker runs on every node (docker.install). The first manager leads (inits the swarm,
+others join it); when it is in no swarm but a later-listed manager runs one (after
+swarm.restore onto that one), the others join that swarm instead of a second one. Roles follow hosts.env (quorum-safe order: see
 swarmbook.membership); nodes hosts.env does not list are reported, or removed with --prune --yes. Under
 ``fab -H a,b,c`` every given host is a manager (the runbook's three-machine appendix)
 unless hosts.env lists it in WORKERS or ``--workers`` names it.
