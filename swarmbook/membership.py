@@ -11,7 +11,11 @@ reachable to change anything, and tolerates (N-1)//2 lost):
 - a node hosts.env does not list is reported; with ``prune`` it is demoted first (if a manager),
   then drained, told to leave and removed;
 - a stale entry (down, left behind by a listed host that rejoined or is about to) still counts
-  against quorum while it is a manager: it is demoted (unreachable, so first) and forgotten.
+  against quorum while it is a raft member: it is demoted (unreachable, so first) and forgotten
+  (one outside raft, an old manager after --force-new-cluster, is only forgotten);
+  its labels go first to the host's live node where that node lacks them (a host that lost its
+  swarm state, e.g. every manager after a restore, rejoins as a new node: its labels, which
+  placement constraints read, would otherwise be forgotten with the old entry).
 
 Identity: a host that answered SSH is its own node (the NodeID its engine reports), never an old
 entry with its address: another entry with that address is stale, even while the managers still
@@ -43,10 +47,11 @@ class Wanted:
 
 @dataclass(frozen=True)
 class Action:
-    kind: str   # promote | demote | forget (a stale entry) | drain | leave | remove
+    kind: str   # promote | demote | label (a stale entry's labels) | forget (a stale entry) | drain | leave | remove
     name: str   # the hosts.env entry, or an unlisted node's hostname
     node: Node
     reason: str
+    labels: tuple[tuple[str, str], ...] = ()  # label: the labels to add to ``node``
 
 
 @dataclass
@@ -132,7 +137,7 @@ def plan(nodes: list[Node], wanted: list[Wanted], *, prune: bool = False, joiner
         k = len(want_managers)
         p.warnings.append(f"{k} managers: an even number adds no fault tolerance (use {k - 1} or {k + 1})")
     _match(wanted, nodes, p)
-    managers = {n.id for n in nodes if n.is_manager}
+    managers = {n.id for n in nodes if n.member}  # raft's quorum counts its members
     reachable = {n.id for n in nodes if n.reachable}
     if managers and len(reachable) < majority(len(managers)):
         p.problems.append(f"the swarm has no quorum: {len(reachable)} of {len(managers)} managers reachable "
@@ -154,7 +159,9 @@ def plan(nodes: list[Node], wanted: list[Wanted], *, prune: bool = False, joiner
     demote = [(name, node, "listed in WORKERS, is a manager") for name, node in p.matched.items()
               if role[name] == "worker" and node.is_manager]
     stale = "left behind by this host's earlier membership ({})"
-    demote += [(n.where, n, stale.format(n.id[:12])) for n in p.stale if n.is_manager]
+    # a stale manager outside raft (dropped by --force-new-cluster) cannot be demoted (Docker:
+    # "can't find manager in raft memberlist") and needs not be: it is removed as it is
+    demote += [(n.where, n, stale.format(n.id[:12])) for n in p.stale if n.member]
     if prune:
         demote += [(n.where, n, "not in hosts.env (pruned: demoted first)") for n in p.unlisted if n.is_manager]
     for name, node, why in sorted(demote, key=lambda d: (d[1].reachable, d[1].leader)):
@@ -164,6 +171,7 @@ def plan(nodes: list[Node], wanted: list[Wanted], *, prune: bool = False, joiner
         else:
             p.actions.append(Action("demote", name, node, why))
             managers, reachable = managers - {node.id}, reachable - {node.id}
+    p.actions += carried_labels(p)
     p.actions += [Action("forget", n.where, n, stale.format(n.id[:12])) for n in p.stale]
     if not prune:
         for n in p.unlisted:
@@ -183,6 +191,23 @@ def plan(nodes: list[Node], wanted: list[Wanted], *, prune: bool = False, joiner
     return p
 
 
+def carried_labels(p: Plan) -> list[Action]:
+    """A stale entry's labels onto the live node of the same host (hostname or address), only
+    the keys that node lacks: nothing it has is overwritten."""
+    out = []
+    for name, live in p.matched.items():
+        have = dict(live.labels)
+        add: dict[str, str] = {}
+        for n in p.stale:
+            if n.id != live.id and (n.hostname == live.hostname or n.addrs & live.addrs):
+                add.update({k: v for k, v in n.labels if k not in have and k not in add})
+        if add and live.up:
+            out.append(Action("label", name, live, "from its stale entry: " + ", ".join(f"{k}={v}" for k, v in
+                                                                                      sorted(add.items())),
+                              tuple(sorted(add.items()))))
+    return out
+
+
 def quorum_refusal(name: str, node_id: str, managers: set[str], reachable: set[str]) -> str:
     """Why demoting ``node_id`` from ``managers`` (IDs; ``reachable`` of them answer) is unsafe, or ""."""
     left, votes = managers - {node_id}, reachable - {node_id}
@@ -196,7 +221,7 @@ def quorum_refusal(name: str, node_id: str, managers: set[str], reachable: set[s
 
 def demote_refusal(name: str, node_id: str, nodes: list[Node]) -> str:
     """:func:`quorum_refusal` on the nodes as a manager reports them now."""
-    return quorum_refusal(name, node_id, {n.id for n in nodes if n.is_manager}, {n.id for n in nodes if n.reachable})
+    return quorum_refusal(name, node_id, {n.id for n in nodes if n.member}, {n.id for n in nodes if n.reachable})
 
 
 def drain_refusal(nodes: list[Node], target: Node) -> str:

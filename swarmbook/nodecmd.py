@@ -40,6 +40,12 @@ class Node:
         return self.role == "manager"
 
     @property
+    def member(self) -> bool:
+        """A raft member (it has a ManagerStatus): one vote of the quorum, reachable or not. A node
+        can keep the manager role outside raft: the old managers after --force-new-cluster."""
+        return self.is_manager and bool(self.reachability)
+
+    @property
     def reachable(self) -> bool:
         """A manager that counts toward quorum right now."""
         return self.is_manager and self.reachability == "reachable"

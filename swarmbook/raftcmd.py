@@ -61,10 +61,13 @@ def unlock_cmd() -> str:
     return "docker swarm unlock"
 
 
-def force_new_cluster_cmd(advertise: str) -> str:
+def force_new_cluster_cmd(advertise: str, *, autolock: bool = False) -> str:
     """A one-manager cluster from the restored state: services, configs, secrets, networks and
-    node labels kept; every other manager dropped (they join again)."""
-    return join(["docker", "swarm", "init", "--force-new-cluster", "--advertise-addr", advertise])
+    node labels kept; every other manager dropped (they join again). ``autolock``: keep it on
+    (the init request's spec replaces the cluster's autolock setting: without the flag a
+    restored autolocked swarm came back unlocked on 28.5; with it the key stays the same)."""
+    return join(["docker", "swarm", "init", "--force-new-cluster", *(["--autolock"] if autolock else []),
+                 "--advertise-addr", advertise])
 
 
 NODES = engine_fact("nodes", "/nodes", lambda nodes: nodes)  # every node, as a manager sees them (None: not one)
@@ -81,6 +84,31 @@ def quorum(nodes: list[dict[str, Any]]) -> tuple[int, int]:
 def loses_quorum(managers: int, reachable: int) -> bool:
     """Would stopping one reachable manager leave fewer than a majority of ``managers``?"""
     return reachable - 1 < managers // 2 + 1
+
+
+def member(data: bytes, name: str) -> bytes | None:
+    """One regular file of a gzip'ed tar (None when it is not there)."""
+    with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tf:
+        try:
+            m = tf.getmember(name)
+        except KeyError:
+            return None
+        f = tf.extractfile(m) if m.isfile() else None
+        return f.read() if f else None
+
+
+def archive_origin(data: bytes) -> str:
+    """The address the backed-up manager advertised (swarm/docker-state.json), '' when unknown:
+    swarm.restore puts the state back on that host when hosts.env lists it, so the node keeps
+    its identity (and its labels) on the machine they belong to."""
+    import json
+
+    try:
+        state = json.loads(member(data, "swarm/docker-state.json") or b"{}")
+    except ValueError:
+        return ""
+    addr = (state.get("AdvertiseAddr") or state.get("LocalAddr") or "") if isinstance(state, dict) else ""
+    return addr.rsplit(":", 1)[0].strip("[]") if addr.count(":") == 1 or addr.startswith("[") else addr
 
 
 def check_archive(data: bytes) -> str:

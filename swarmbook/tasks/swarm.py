@@ -1,7 +1,8 @@
 """Swarm membership: init the leader, join managers and workers, converge roles, show the cluster.
 
-Assumes Docker runs on every node (docker.install). The first manager is the leader: it must
-already be a manager if a swarm exists. Roles follow hosts.env (quorum-safe order: see
+Assumes Docker runs on every node (docker.install). The first manager leads (inits the swarm,
+others join it); when it is in no swarm but a later-listed manager runs one (after
+swarm.restore onto that one), the others join that swarm instead of a second one. Roles follow hosts.env (quorum-safe order: see
 swarmbook.membership); nodes hosts.env does not list are reported, or removed with --prune --yes. Under
 ``fab -H a,b,c`` every given host is a manager (the runbook's three-machine appendix)
 unless hosts.env lists it in WORKERS or ``--workers`` names it.
@@ -98,6 +99,16 @@ def init(run: Run, specs: list[HostSpec], workers=None, prune=False, yes=False, 
             states[h.name] = (st, addr)
 
     run.each(specs, probe)
+    live = _live_manager(managers, states)
+    if live is not None and live != leader_spec:
+        # the first manager lost its swarm state (e.g. after swarm.restore onto another one):
+        # it joins the swarm the others still run instead of making a second one
+        run.reporter.note(f"{leader_spec.host} is not a manager of a swarm and {live.host} is: the others join "
+                          f"{live.host}'s swarm", level="warning")
+        leader_spec = live
+        lead_facts.clear()
+        run.one(live, lambda h: lead_facts.update(h.probe(facts.docker_info(), swarmcmd.TOKENS, swarmcmd.NODES,
+                                                          nodecmd.NODE_LIST)))
     wanted = _wanted(specs, managers, states)
     plan = membership.plan(lead_facts.get("node_list") or [], wanted, prune=prune)
     for w in plan.warnings:
@@ -113,6 +124,14 @@ def init(run: Run, specs: list[HostSpec], workers=None, prune=False, yes=False, 
     run.one(leader_spec, lambda h: _converge_roles(run, h, plan, specs, managers, states, joined, prune, int(timeout)))
     if not run.check:
         _apply_labels(run, leader, _labels(run.settings))
+
+
+def _live_manager(managers, states):
+    """The first listed manager when it manages a swarm (or none does), else the first that does."""
+    def manages(s) -> bool:
+        st = states.get(s.host, (None, ""))[0]
+        return st is not None and st.active and st.is_manager
+    return next((s for s in managers if manages(s)), None) if not manages(managers[0]) else managers[0]
 
 
 def _wanted(specs, managers, states) -> list:
@@ -146,6 +165,9 @@ def _converge_roles(run: Run, h: Host, plan, specs, managers, states, joined: li
             run.emit(a.name, "demote to worker", report.FAILED, refusal)
             return
         if not nodeops.act(run, h, a.name, "demote to worker", nodecmd.demote_cmd(a.node.id), a.reason):
+            return
+    for a in plan.of("label"):  # before its old entry goes: placement constraints read these
+        if not nodeops.act(run, h, a.name, "labels", swarmcmd.label_add_cmd(a.node.id, dict(a.labels)), a.reason):
             return
     for a in plan.of("forget"):  # a node that lost its swarm state and joined again would count twice
         if not nodeops.act(run, h, a.name, f"remove stale node entry {a.node.id[:12]} ({a.node.label})",

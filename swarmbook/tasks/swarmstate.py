@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from swarmbook.errors import StepFailed
 from swarmbook.lazy import lazy
 from swarmbook.taskdef import cluster_task, refuse
 
@@ -22,6 +21,7 @@ AREA = "swarm"  # task titles read swarm.backup, not swarmstate.backup
 facts = lazy("swarmbook.facts")
 swarmcmd = lazy("swarmbook.swarmcmd")
 raftcmd = lazy("swarmbook.raftcmd")
+raftkey = lazy("swarmbook.raftkey")
 backupfile = lazy("swarmbook.backupfile")
 V = lazy("swarmbook.validate")
 
@@ -102,8 +102,27 @@ def _read_swarm_backup(file: str | None) -> bytes:
     return data
 
 
+def _restorable(file: str | None) -> tuple[bytes, str]:
+    """The archive to send, its node key opened when autolock was on at backup time (Docker
+    cannot --force-new-cluster a locked manager: swarmbook.raftkey), and the unlock key."""
+    from pathlib import Path
+
+    data = _read_swarm_backup(file)
+    key_file = Path(f"{file}.unlock-key")
+    key = key_file.read_text().strip() if key_file.is_file() else ""
+    try:
+        if not raftkey.archive_locked(data):
+            return data, key
+        if not key:
+            refuse(f"{file} was taken with autolock on and {key_file} is missing: put the unlock key of backup "
+                   "time there (one line, 0600); nothing was touched")
+        return raftkey.open_archive(data, key), key
+    except raftkey.WrongKey as exc:
+        refuse(f"{key_file.name}: {exc}; nothing was touched")
+
+
 def _validate_restore(settings, file=None, yes=False, force=False, advertise_addr=None):
-    _read_swarm_backup(file)
+    _restorable(file)
     if advertise_addr and not V.is_ip(advertise_addr):
         refuse(f"--advertise-addr {advertise_addr!r} is not an IP address")
     if not yes:
@@ -119,16 +138,19 @@ def _validate_restore(settings, file=None, yes=False, force=False, advertise_add
                       "reach it there",
 })
 def restore(run: Run, specs: list[HostSpec], file=None, yes=False, force=False, advertise_addr=None):
-    """Restore a swarm.backup onto the first manager: replace its swarm state, start, unlock, --force-new-cluster."""
+    """Restore a swarm.backup onto the manager it was taken on (else the first): replace its swarm state, --force-new-cluster."""
     from pathlib import Path
 
     from swarmbook.shell import Secret
 
-    data = _read_swarm_backup(file)
-    key_file = Path(f"{file}.unlock-key")
-    key = key_file.read_text().strip() if key_file.is_file() else ""
+    data, key = _restorable(file)
     if key:
         run.reporter.mask.add(Secret(key))
+    origin = raftcmd.archive_origin(data)
+    # the node's identity (and its labels) stays with the machine it belongs to
+    target = next((s for s in specs if s.host == origin), specs[0])
+    where = (f"{target.host}, the manager the backup was taken on" if target.host == origin else
+             f"{target.host}, the first manager (the backup came from {origin or 'an unknown address'})")
 
     def body(h: Host) -> None:
         addr = advertise_addr or (h.spec.host if V.is_ip(h.spec.host) else "")
@@ -143,38 +165,22 @@ def restore(run: Run, specs: list[HostSpec], file=None, yes=False, force=False, 
                               "(--force to do it anyway); nothing touched")
         h.change("stop engine", raftcmd.stop_engine_cmd(), timeout=120)
         try:
-            h.change(f"replace {raftcmd.SWARM_DIR}", raftcmd.replace_cmd(), stdin=data, reason=Path(file).name,
-                     timeout=900)
+            h.change(f"replace {raftcmd.SWARM_DIR}", raftcmd.replace_cmd(), stdin=data, reason=f"{Path(file).name} onto "
+                     f"{where}{'; node key opened with the unlock key of backup time' if key else ''}", timeout=900)
         finally:
             h.change("start engine", raftcmd.start_engine_cmd(), timeout=300)
         if h.check:
             return
-        state = swarmcmd.parse_swarm(h.probe(facts.docker_info())["docker_info"]).state
-        if state == "locked":
-            if not key:
-                h.fail("restore", f"the restored swarm is locked (autolock) and {key_file} is missing: "
-                                  "run docker swarm unlock on the host, then swarm.restore --force")
-            h.change("unlock", raftcmd.unlock_cmd(), stdin=Secret(key))
-            # the engine answers the unlock before its manager runs: wait until it is no longer locked
-            h.wait(f"{h.name} to unlock", lambda: swarmcmd.parse_swarm(
-                h.probe(facts.docker_info())["docker_info"]).state not in ("locked", "unknown"), timeout=120, interval=1)
-            # Docker cannot --force-new-cluster from a locked state (the new node runner gets no
-            # key: "needs to be unlocked"); where the backup's managers are this one, the
-            # unlocked state has quorum by itself and needs no new cluster
-            try:
-                h.wait(f"{h.name} to manage the restored swarm", lambda: h.probe(raftcmd.NODES_ANSWER)["manager"],
-                       timeout=60, interval=1)
-                h.ok("restored", "unlocked; its managers have quorum, no --force-new-cluster needed")
-                return
-            except StepFailed:
-                pass
-        h.change("force new cluster", raftcmd.force_new_cluster_cmd(addr), reason=f"advertise {addr}", timeout=300)
+        h.change("force new cluster", raftcmd.force_new_cluster_cmd(addr, autolock=bool(key)),
+                 reason=f"advertise {addr}{', autolock kept on' if key else ''}", timeout=300)
         h.wait(f"{h.name} to manage the restored swarm", lambda: h.probe(raftcmd.NODES_ANSWER)["manager"],
                timeout=180, interval=1)
-        h.ok("restored", "services, configs, secrets, networks and node labels are back; NOT restored: standalone "
+        locked, _ = raftcmd.autolock_of(h.probe(facts.docker_info())["docker_info"])
+        h.ok("restored", "services, configs, secrets, networks and node labels are back"
+                         f"{'; autolock on, the same unlock key' if locked else ''}; NOT restored: standalone "
                          "containers and images not in a registry. Next: swarm.init joins the other hosts")
 
-    run.one(specs[0], body)
+    run.one(target, body)
 
 
 def _validate_autolock(settings, on=False, off=False, rotate=False, show=False):

@@ -180,12 +180,13 @@ def make_run(pool: FakePool, env: str = "MANAGERS=h1\n", *, check: bool = False,
     return run, out
 
 
-def tar_bytes(members: dict[str, bytes]) -> bytes:
-    """An uncompressed tar holding ``members`` (name -> content), as portainer_data's backup is."""
+def tar_bytes(members: dict[str, bytes], *, gz: bool = False) -> bytes:
+    """A tar holding ``members`` (name -> content): uncompressed as portainer_data's backup is,
+    gzip'ed (``gz``) as a swarm.backup archive is."""
     import tarfile
 
     buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w") as tf:
+    with tarfile.open(fileobj=buf, mode="w:gz" if gz else "w") as tf:
         for name, data in members.items():
             info = tarfile.TarInfo(name)
             info.size = len(data)

@@ -213,3 +213,30 @@ def test_a_live_manager_is_never_stale_even_if_a_host_at_its_address_claims_anot
     assert p.stale == [] and p.unlisted == [] and not p.of("demote", "forget", "drain", "remove")
     assert p.problems == ["node h1 is live at 10.0.0.1, whose engine says it is another node or none: "
                           "check what answers at that address"]
+
+
+def test_after_a_restore_the_old_managers_are_outside_raft_and_their_labels_go_to_the_rejoined_nodes():
+    """swarm.restore onto h3 (--force-new-cluster), h1 and h2 rejoined as new nodes: their old
+    entries keep the manager role but are no raft members any more (no ManagerStatus), so they
+    do not count against quorum and are removed without a demotion; their labels go to the new
+    node of the same host first."""
+    def old(i, labels):
+        return Node(id=f"old{i}", hostname=f"h{i}", addr=f"10.0.0.{i}", role="manager", availability="active",
+                    state="down", labels=labels)
+    nodes = [old(1, (("portainer", "true"),)), old(2, (("drill", "h2"), ("zone", "a"))),
+             node(1, "manager"), Node(**{**node(2, "manager").__dict__, "labels": (("zone", "b"),)}),
+             node(3, "manager", leader=True)]
+    p = plan(nodes, [want(1, "manager"), want(2, "manager"), want(3, "manager")])
+    assert p.problems == [], p.problems
+    # not demoted first: Docker refuses to demote a manager outside raft ("can't find manager in
+    # raft memberlist", measured on 28.5); `node rm --force` takes it as it is
+    assert steps(p) == [("label", "10.0.0.1"), ("label", "10.0.0.2"), ("forget", "10.0.0.1"), ("forget", "10.0.0.2")]
+    labels = {a.node.id: dict(a.labels) for a in p.of("label")}
+    assert labels == {"n1": {"portainer": "true"}, "n2": {"drill": "h2"}}  # zone=b stays: nothing is overwritten
+
+
+def test_a_manager_outside_raft_is_no_vote():
+    """Quorum is raft's: 1 member of 1 is a majority, whatever other entries say their role is."""
+    outside = Node(id="old2", hostname="h9", addr="10.0.0.9", role="manager", availability="active", state="down")
+    p = plan([node(1, "manager", leader=True), outside], [want(1, "manager")])
+    assert p.problems == [] and "no quorum" not in " ".join(p.warnings)

@@ -3,10 +3,8 @@ against a scripted pool (what is refused before anything stops, the engine start
 whatever happens, the unlock key kept 0600 and never printed)."""
 
 import base64
-import io
 import json
 import os
-import tarfile
 
 import pytest
 
@@ -15,21 +13,14 @@ from swarmbook import backupfile, facts, raftcmd, taskdef
 from swarmbook.errors import ConfigError
 from swarmbook.session import Result
 
-from .fakes import Clock, FakePool, make_run
+from .fakes import Clock, FakePool, make_run, tar_bytes
 
 KEY = "SWMKEY-1-s3cret-canary"
 OK = Result("", "", 0)
 
 
 def archive(members=("swarm/raft/wal-v3-encrypted/0.wal", "swarm/certificates/swarm-node.crt")) -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:gz") as tf:
-        for name in members:
-            data = b"x" * 10
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tf.addfile(info, io.BytesIO(data))
-    return buf.getvalue()
+    return tar_bytes({name: b"x" * 10 for name in members}, gz=True)
 
 
 def node(reach="reachable", manager=True):
@@ -199,3 +190,100 @@ def test_autolock_off_and_refusals(tmp_path):
     settings = make_run(FakePool({}, {}), "MANAGERS=h1\n")[0].settings
     with pytest.raises(ConfigError, match="one of --on, --off, --rotate, --show"):
         TS._validate_autolock(settings, on=True, off=True)
+
+
+# --- an autolocked backup, opened here before the restore (swarmbook.raftkey) ---------------
+
+def _swarmkit_key(kek: bytes, *, pkcs8: bool) -> tuple[str, bytes]:
+    """A node key as swarmkit writes it with autolock on: encrypted with the KEK (by OpenSSL,
+    through cryptography: not this module's code), its raft DEK in a NaCl-secretbox header."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from nacl.secret import SecretBox
+    from nacl.utils import random as nacl_random
+
+    pk = ec.generate_private_key(ec.SECP256R1())
+    fmt = serialization.PrivateFormat.PKCS8 if pkcs8 else serialization.PrivateFormat.TraditionalOpenSSL
+    pem = pk.private_bytes(serialization.Encoding.PEM, fmt, serialization.BestAvailableEncryption(kek)).decode()
+    dek, nonce = b"D" * 32, nacl_random(24)
+    sealed = SecretBox(kek).encrypt(dek, nonce).ciphertext
+    record = b"\x08\x01" + b"\x12" + bytes([len(sealed)]) + sealed + b"\x1a\x18" + nonce
+    head, _, rest = pem.partition("\n")
+    extra = f"kek-version: 7\nraft-dek: {base64.b64encode(record).decode()}\n"
+    if "Proc-Type" in rest:  # legacy PEM: its own headers, then ours, then the blank line
+        hdrs, _, body = rest.partition("\n\n")
+        pem = f"{head}\n{hdrs}\n{extra}\n{body}"
+    else:
+        pem = f"{head}\n{extra}\n{rest}"
+    return pem, dek
+
+
+@pytest.mark.parametrize("pkcs8", [True, False], ids=["pkcs8", "legacy-pem"])
+def test_a_locked_node_key_is_opened_with_the_key_of_backup_time(pkcs8):
+    from cryptography.hazmat.primitives import serialization
+
+    from swarmbook import raftkey
+
+    kek = os.urandom(32)
+    human = "SWMKEY-1-" + base64.b64encode(kek).decode().rstrip("=")
+    locked, dek = _swarmkit_key(kek, pkcs8=pkcs8)
+    data = tar_bytes({"swarm/raft/wal-v3-encrypted/0.wal": b"w", raftkey.NODE_KEY: locked.encode(),
+                      "swarm/docker-state.json": b'{"AdvertiseAddr":"10.0.0.3:2377"}'}, gz=True)
+    assert raftkey.archive_locked(data) and raftcmd.archive_origin(data) == "10.0.0.3"
+    opened = raftkey.open_archive(data, human)
+    assert not raftkey.archive_locked(opened) and raftcmd.check_archive(opened) == ""
+    kind, headers, der = raftkey.parse_pem(raftcmd.member(opened, raftkey.NODE_KEY).decode())
+    assert kind == ("PRIVATE KEY" if pkcs8 else "EC PRIVATE KEY") and "Proc-Type" not in headers
+    serialization.load_der_private_key(der, password=None)  # a plain key now
+    assert "kek-version" not in headers  # 0: the cluster's key (same value, any version) is taken again
+    assert raftkey.parse_record(base64.b64decode(headers["raft-dek"])) == (0, dek, b"")  # not encrypted, same DEK
+    assert raftcmd.member(opened, "swarm/raft/wal-v3-encrypted/0.wal") == b"w"
+    other = "SWMKEY-1-" + base64.b64encode(os.urandom(32)).decode().rstrip("=")
+    with pytest.raises(raftkey.WrongKey, match="not the key of backup time"):
+        raftkey.open_archive(data, other)
+
+
+def _locked_archive(tmp_path, with_key: str | None):
+    from swarmbook import raftkey
+
+    kek = os.urandom(32)
+    locked, _ = _swarmkit_key(kek, pkcs8=True)
+    data = tar_bytes({"swarm/raft/0.wal": b"w", raftkey.NODE_KEY: locked.encode(),
+                      "swarm/docker-state.json": b'{"AdvertiseAddr":"10.0.0.2:2377"}'}, gz=True)
+    path, _ = backupfile.write(tmp_path, "swarm-h2-x.tar.gz", data)
+    human = "SWMKEY-1-" + base64.b64encode(kek).decode().rstrip("=")
+    if with_key is not None:
+        backupfile.write_private(f"{path}.unlock-key", (with_key or human) + "\n")
+    return path, human
+
+
+def test_a_locked_backup_without_its_key_or_with_another_is_refused_before_any_host(tmp_path):
+    settings = make_run(FakePool({}, {}), "MANAGERS=10.0.0.1\n")[0].settings
+    (tmp_path / "a").mkdir()
+    path, _ = _locked_archive(tmp_path / "a", None)
+    with pytest.raises(ConfigError, match=r"taken with autolock on and .*unlock-key is missing"):
+        TS._validate_restore(settings, file=str(path), yes=True)
+    path, _ = _locked_archive(tmp_path, "SWMKEY-1-" + base64.b64encode(os.urandom(32)).decode().rstrip("="))
+    with pytest.raises(ConfigError, match="does not open the node key.*nothing was touched"):
+        TS._validate_restore(settings, file=str(path), yes=True)
+
+
+def test_a_locked_backup_is_restored_opened_onto_the_manager_it_came_from(tmp_path):
+    from swarmbook import raftkey
+
+    path, human = _locked_archive(tmp_path, "")
+    pool = RestorePool({facts.docker_info(): (info("inactive", False), 0), raftcmd.NODES_ANSWER: ("", 1)},
+                       {r"^systemctl stop": OK, r"^rm -rf /var/lib/docker/swarm": OK, r"^systemctl reset-failed": OK,
+                        r"^docker swarm init --force-new-cluster --autolock --advertise-addr 10\.0\.0\.2$": OK})
+    clock = Clock()
+    run, out = make_run(pool, "MANAGERS=10.0.0.1,10.0.0.2,10.0.0.3\n", task="swarm.restore", clock=clock,
+                        sleep=clock.sleep)
+    taskdef.execute(TS.restore.body.swarmbook, run, list(run.settings.group("managers")), (),
+                    {"file": str(path), "yes": True})
+    text = out.getvalue()
+    assert run.failed() == [], text
+    assert {c.host for c, _ in pool.on} == {"10.0.0.2"}  # nothing sent to the others
+    (sent,) = [stdin for c, stdin in pool.sent if c.startswith("rm -rf")]
+    assert not raftkey.archive_locked(sent) and raftcmd.check_archive(sent) == ""
+    assert "the manager the backup was taken on" in text and "opened with the unlock key" in text
+    assert human not in text

@@ -178,6 +178,44 @@ def test_a_host_that_lost_its_swarm_state_joins_again_and_its_old_entry_is_remov
     assert "SWMTKN" not in out
 
 
+def test_after_a_restore_onto_another_manager_the_first_joins_it_and_makes_no_second_swarm():
+    """Every manager lost, swarm.restore put the state back on h3 (where the backup was taken):
+    h1, listed first, is in no swarm. swarm.init must join h1 and h2 to h3's swarm (an init on
+    h1 would split the cluster in two); the rejoined hosts get their old entries' labels, then
+    the old entries (manager role, outside raft, down) are removed."""
+    old = [dict(api_node(i, True, state="down"), ID=f"old{i}", Spec={"Role": "manager", "Availability": "active",
+                                                                    "Labels": {"k": f"v{i}"}}) for i in (1, 2)]
+    for o in old:
+        del o["ManagerStatus"]  # --force-new-cluster dropped them from raft
+    restored = api_node(3, True)
+    restored["ManagerStatus"]["Leader"] = True
+    pool = cluster({1: True, 2: True, 3: True})
+    for i in (1, 2):
+        pool.host_facts[f"10.0.0.{i}"][F.docker_info()] = info(i, False, state="inactive")
+    pool.facts[N.NODE_LIST] = node_list(*old, restored)
+    joined = []
+
+    def join(command, host):
+        i = int(host[-1])
+        pool.host_facts[host][F.docker_info()] = info(i, True)
+        joined.append(api_node(i, True))
+        pool.facts[N.NODE_LIST] = node_list(*old, restored, *joined)
+        return OK
+
+    pool.responses = {r"/swarm/join$": join,
+                      r"^docker node update --label-add k=v[12] n[12]$": OK, r"^docker node rm --force old[12]$": OK}
+    run, out = init_json(pool, f"MANAGERS={LEAD},10.0.0.2,10.0.0.3\n")
+    assert run.failed() == [], out
+    assert not [c for c in pool.changes() if "swarm init" in c]
+    bodies = [json.loads(stdin) for c, stdin in pool.sent if c == S.join_cmd()]
+    assert [b["RemoteAddrs"] for b in bodies] == [["10.0.0.3:2377"]] * 2 and [b["JoinToken"] for b in bodies] == \
+        ["SWMTKN-m"] * 2
+    assert sorted(c for c in pool.changes() if c != S.join_cmd()) == [  # no demotion: Docker refuses it outside raft
+        "docker node rm --force old1",
+        "docker node rm --force old2", "docker node update --label-add k=v1 n1", "docker node update --label-add k=v2 n2"]
+    assert "10.0.0.1 is not a manager of a swarm and 10.0.0.3 is" in out
+
+
 def test_quorum_guard_refuses_before_anything_changes():
     """h3, a manager, is down (its engine does not answer): demoting h2 would leave 1 of 2."""
     down = api_node(3, True, state="down", reach="unreachable")
