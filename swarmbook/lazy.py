@@ -2,11 +2,16 @@
 module) do not also load the command builders, the engine and the SSH stack that only a
 running task needs.
 
-``F = lazy("swarmbook.facts")`` binds a stand-in; the first ``F.name`` imports the module
+``facts = lazy("swarmbook.facts")`` binds a stand-in; the first ``facts.name`` imports the module
 through :func:`importlib.import_module` (whose module locks make this safe from the worker
 threads of a run) and every later access goes straight to it. Python 3.11's
 ``importlib.util.LazyLoader`` is not safe when several threads touch the module first
 (fixed in 3.12, gh-114763), hence this small stand-in.
+
+Task modules bind each stand-in under the module's own name, with the real import beside it
+for editors and type checkers (``if TYPE_CHECKING: from swarmbook import facts`` / ``else:
+facts = lazy("swarmbook.facts")``), so "go to definition" and static call graphs reach the
+builders (tests/unit/test_task_modules.py keeps it so).
 """
 
 from __future__ import annotations

@@ -13,6 +13,8 @@ containers on that host (MySQL, Kong, GitLab where they share it) stop and start
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import time
 from pathlib import Path
 
@@ -25,16 +27,19 @@ from swarmbook.taskdef import COMMON_HELP, LOCK_HELP, SwarmbookTask, cluster_loc
 from . import gitlab, kong, mysql, portainer, swarmstate
 from .bootstrap import _need
 
-backupfile = lazy("swarmbook.backupfile")
-containercmd = lazy("swarmbook.containercmd")
-croncmd = lazy("swarmbook.croncmd")
-facts = lazy("swarmbook.facts")
-gitlabcmd = lazy("swarmbook.gitlabcmd")
-kongcmd = lazy("swarmbook.kongcmd")
-mysqlcmd = lazy("swarmbook.mysqlcmd")
-portainercmd = lazy("swarmbook.portainercmd")
-swarmcmd = lazy("swarmbook.swarmcmd")
-validate = lazy("swarmbook.validate")
+if TYPE_CHECKING:  # editors and type checkers see the real modules; at run time each loads on first use
+    from swarmbook import backupfile, containercmd, croncmd, facts, gitlabcmd, kongcmd, mysqlcmd, portainercmd, swarmcmd, validate
+else:
+    backupfile = lazy("swarmbook.backupfile")
+    containercmd = lazy("swarmbook.containercmd")
+    croncmd = lazy("swarmbook.croncmd")
+    facts = lazy("swarmbook.facts")
+    gitlabcmd = lazy("swarmbook.gitlabcmd")
+    kongcmd = lazy("swarmbook.kongcmd")
+    mysqlcmd = lazy("swarmbook.mysqlcmd")
+    portainercmd = lazy("swarmbook.portainercmd")
+    swarmcmd = lazy("swarmbook.swarmcmd")
+    validate = lazy("swarmbook.validate")
 
 
 def plan(settings, offline: bool = False) -> list[tuple[str, object, dict, str]]:

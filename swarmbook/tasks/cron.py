@@ -20,11 +20,14 @@ if TYPE_CHECKING:
     from swarmbook.config import HostSpec
     from swarmbook.engine import Host, Run
 
-K = lazy("swarmbook.croncmd")
-F = lazy("swarmbook.facts")
-ops = lazy("swarmbook.ops")
-config = lazy("swarmbook.config")
-V = lazy("swarmbook.validate")
+if TYPE_CHECKING:  # editors and type checkers see the real modules; at run time each loads on first use
+    from swarmbook import croncmd, facts, ops, config, validate
+else:
+    croncmd = lazy("swarmbook.croncmd")
+    facts = lazy("swarmbook.facts")
+    ops = lazy("swarmbook.ops")
+    config = lazy("swarmbook.config")
+    validate = lazy("swarmbook.validate")
 
 
 def _image(settings, image=None) -> str:
@@ -39,7 +42,7 @@ def _env_file(settings, app_env=None) -> Path:
 
 
 def _validate(settings, name=None, schedule=None, command=None, app_env=None, image=None, entrypoint=None):
-    for bad in (K.bad_name(name), K.bad_schedule(schedule)):
+    for bad in (croncmd.bad_name(name), croncmd.bad_schedule(schedule)):
         if bad:
             refuse(bad)
     if not command or not command.strip():
@@ -49,7 +52,7 @@ def _validate(settings, name=None, schedule=None, command=None, app_env=None, im
     except ValueError as exc:
         refuse(f"--command {command!r}: {exc}")
     if image:
-        V.image(image, "--image")
+        validate.image(image, "--image")
     env = _env_file(settings, app_env)
     if not env.is_file():
         refuse(f"app .env file {env} not found (--app-env FILE)")
@@ -67,14 +70,14 @@ def install(run: Run, specs: list[HostSpec], name=None, schedule=None, command=N
             entrypoint=None):
     """Install a cron job that pulls the app image and runs a command in it with the .env; logs to a file."""
     s = run.settings
-    p = K.paths(s["CRON_DIR"], name)
-    script = K.script(name, _image(s, image), command, env_target=s["CRON_ENV_TARGET"], entrypoint=entrypoint or "")
-    entry = K.cron_entry(name, schedule, p["script"], p["log"])
+    p = croncmd.paths(s["CRON_DIR"], name)
+    script = croncmd.script(name, _image(s, image), command, env_target=s["CRON_ENV_TARGET"], entrypoint=entrypoint or "")
+    entry = croncmd.cron_entry(name, schedule, p["script"], p["log"])
     env = _env_file(s, app_env).read_text()
 
     def body(h: Host) -> None:
-        f = h.probe(F.command_exists("docker"), F.command_exists("flock"),
-                    *(F.file_state(p[k], k) for k in ("script", "env", "entry")), K.SERVICE_FACT)
+        f = h.probe(facts.command_exists("docker"), facts.command_exists("flock"),
+                    *(facts.file_state(p[k], k) for k in ("script", "env", "entry")), croncmd.SERVICE_FACT)
         if not f["has:docker"]:
             h.needs("cron", "docker is not installed (run docker.install first)")
         if not f["has:flock"]:
@@ -88,19 +91,19 @@ def install(run: Run, specs: list[HostSpec], name=None, schedule=None, command=N
     run.one(specs[0], body)
 
 
-@cluster_task(group="managers", positional=["name"], validate=lambda settings, name=None: refuse(K.bad_name(name))
-              if K.bad_name(name) else None, help={"name": "job name given to cron.install"})
+@cluster_task(group="managers", positional=["name"], validate=lambda settings, name=None: refuse(croncmd.bad_name(name))
+              if croncmd.bad_name(name) else None, help={"name": "job name given to cron.install"})
 def remove(run: Run, specs: list[HostSpec], name=None):
     """Remove a cron job's entry and script (its log and .env stay)."""
-    p = K.paths(run.settings["CRON_DIR"], name)
+    p = croncmd.paths(run.settings["CRON_DIR"], name)
 
     def body(h: Host) -> None:
-        f = h.probe(F.file_state(p["entry"], "entry"), F.file_state(p["script"], "script"))
+        f = h.probe(facts.file_state(p["entry"], "entry"), facts.file_state(p["script"], "script"))
         for k in ("entry", "script"):
             if f[k] is None:
                 h.ok(f"{k} {p[k]}", "absent")
             else:
-                h.change(f"remove {p[k]}", K.remove_cmd(p[k]))
+                h.change(f"remove {p[k]}", croncmd.remove_cmd(p[k]))
 
     run.one(specs[0], body)
 

@@ -20,25 +20,28 @@ if TYPE_CHECKING:
     from swarmbook.config import HostSpec
     from swarmbook.engine import Host, Run
 
-D = lazy("swarmbook.dockercmd")
-F = lazy("swarmbook.facts")
-files = lazy("swarmbook.files")
-ops = lazy("swarmbook.ops")
-oscmd = lazy("swarmbook.oscmd")
-tls = lazy("swarmbook.tls")
-config = lazy("swarmbook.config")
-nodeops = lazy("swarmbook.nodeops")
-upgrade_plan = lazy("swarmbook.upgrade")
-upgradeops = lazy("swarmbook.upgradeops")
+if TYPE_CHECKING:  # editors and type checkers see the real modules; at run time each loads on first use
+    from swarmbook import dockercmd, facts, files, ops, oscmd, tls, config, nodeops, upgrade as upgrade_plan, upgradeops
+else:
+    dockercmd = lazy("swarmbook.dockercmd")
+    facts = lazy("swarmbook.facts")
+    files = lazy("swarmbook.files")
+    ops = lazy("swarmbook.ops")
+    oscmd = lazy("swarmbook.oscmd")
+    tls = lazy("swarmbook.tls")
+    config = lazy("swarmbook.config")
+    nodeops = lazy("swarmbook.nodeops")
+    upgrade_plan = lazy("swarmbook.upgrade")
+    upgradeops = lazy("swarmbook.upgradeops")
 
 
 def _check_install(settings, method=None, version=None):
     method = settings.get("DOCKER_INSTALL_METHOD", method)
-    if method not in D.METHODS:
-        refuse(f"--method {method!r} is not one of {', '.join(D.METHODS)}")
+    if method not in dockercmd.METHODS:
+        refuse(f"--method {method!r} is not one of {', '.join(dockercmd.METHODS)}")
     version = settings.get("DOCKER_VERSION", version)
-    if version and D.bad_version(version):
-        refuse(D.bad_version(version))
+    if version and dockercmd.bad_version(version):
+        refuse(dockercmd.bad_version(version))
 
 
 @host_task(group="all", validate=_check_install, help={
@@ -52,9 +55,9 @@ def install(h: Host, method=None, version=None):
     method = h.settings.get("DOCKER_INSTALL_METHOD", method)
     version = h.settings.get("DOCKER_VERSION", version)
     user = h.spec.user
-    f = h.probe(F.OS_RELEASE, F.command_exists("dockerd"), F.command_exists("docker"), F.command_exists("curl"),
-                F.unit_state("docker"), F.user_groups(user), *([F.ENGINE_VERSION] if version else []))
-    family = F.os_family(f["os"])
+    f = h.probe(facts.OS_RELEASE, facts.command_exists("dockerd"), facts.command_exists("docker"), facts.command_exists("curl"),
+                facts.unit_state("docker"), facts.user_groups(user), *([facts.ENGINE_VERSION] if version else []))
+    family = facts.os_family(f["os"])
     installed_now = False
     if f["has:curl"]:  # get.docker.com is fetched with it; later tasks read the engine API with it
         h.ok("curl installed")
@@ -64,12 +67,12 @@ def install(h: Host, method=None, version=None):
         ops.ensure_packages(h, family, ["curl"], installed=set())
     if f["has:dockerd"] and f["has:docker"]:
         engine = f.get("engine_version")
-        if version and engine and not D.version_matches(engine, version):
+        if version and engine and not dockercmd.version_matches(engine, version):
             h.note(f"engine {engine} is installed, not DOCKER_VERSION {version}: docker.install does not "
                    "replace an engine", level="warning")
         h.ok("docker installed", f"engine {engine}" if engine else "")
     elif method == "script":
-        h.change("install docker (get.docker.com)", D.get_docker_cmd(version), timeout=1800)
+        h.change("install docker (get.docker.com)", dockercmd.get_docker_cmd(version), timeout=1800)
         installed_now = True
     else:
         installed_now = _install_distro(h, family, f["os"], version, cli_only=f["has:dockerd"])
@@ -79,31 +82,31 @@ def install(h: Host, method=None, version=None):
     if user != "root":
         docker_changed |= ops.ensure_in_group(h, user, "docker", groups=f[f"groups:{user}"])
     if docker_changed and not h.check:  # (curl alone does not need it)
-        engine = h.run(D.SERVER_VERSION_CMD, step="verify docker").stdout.strip()
-        if version and not D.version_matches(engine, version):
+        engine = h.run(dockercmd.SERVER_VERSION_CMD, step="verify docker").stdout.strip()
+        if version and not dockercmd.version_matches(engine, version):
             h.fail("verify docker", f"engine {engine} answers, not DOCKER_VERSION {version}")
         h.ok("docker answers", f"engine {engine}")
 
 
 def _install_distro(h: Host, family: str, os_release: dict, version: str, *, cli_only: bool) -> bool:
     """The OS's engine packages (the docker CLI alone where dockerd is there already)."""
-    if family not in D.DISTRO_PACKAGES:
+    if family not in dockercmd.DISTRO_PACKAGES:
         h.fail("install docker", f"no distro packages known for {os_release.get('ID', '?')}; use --method script")
     if family != "debian":
         if version:
             h.fail("install docker", "DOCKER_VERSION with --method distro needs apt (Debian/Ubuntu); "
                                      "use --method script (get.docker.com --version)")
-        return ops.ensure_packages(h, family, D.DISTRO_PACKAGES[family], installed=set())
-    wanted = ["docker.io", D.DEBIAN_CLI]
-    offered = h.probe(F.apt_versions(wanted))["apt_versions"]
+        return ops.ensure_packages(h, family, dockercmd.DISTRO_PACKAGES[family], installed=set())
+    wanted = ["docker.io", dockercmd.DEBIAN_CLI]
+    offered = h.probe(facts.apt_versions(wanted))["apt_versions"]
     if not offered.get("docker.io"):  # lists missing or stale: apt learns what its sources offer
         h.change("package lists", oscmd.refresh_cmd(family), reason="apt knows no docker.io yet")
         if h.check:
             h.ok("install docker", "would install docker.io (and docker-cli where offered)")
             return True
-        offered = h.probe(F.apt_versions(wanted))["apt_versions"]
+        offered = h.probe(facts.apt_versions(wanted))["apt_versions"]
     try:
-        packages = D.engine_packages(offered, version, cli_only=cli_only)
+        packages = dockercmd.engine_packages(offered, version, cli_only=cli_only)
     except ValueError as exc:
         h.fail("install docker", str(exc))
     return ops.ensure_packages(h, family, packages, installed=set())
@@ -111,8 +114,8 @@ def _install_distro(h: Host, family: str, os_release: dict, version: str, *, cli
 
 def _check_upgrade(settings, version=None, downgrade=False, timeout=300):
     version = settings.get("DOCKER_VERSION", version)
-    if version and D.bad_version(version):
-        refuse(D.bad_version(version))
+    if version and dockercmd.bad_version(version):
+        refuse(dockercmd.bad_version(version))
     if int(timeout) <= 0:
         refuse("--timeout must be a positive number of seconds")
 
@@ -140,8 +143,8 @@ def upgrade(run: Run, specs: list[HostSpec], version=None, downgrade=False, time
 def _wanted_mirrors(settings, mirrors=None) -> list[str]:
     wanted = list(settings["DOCKER_MIRRORS"]) if mirrors is None else [m.strip() for m in mirrors.split(",") if m.strip()]
     for m in wanted:
-        if D.bad_mirror(m):
-            refuse(D.bad_mirror(m))
+        if dockercmd.bad_mirror(m):
+            refuse(dockercmd.bad_mirror(m))
     return wanted
 
 
@@ -151,7 +154,7 @@ def _wanted_mirrors(settings, mirrors=None) -> list[str]:
 def mirrors(h: Host, mirrors=None):
     """Merge registry mirrors into /etc/docker/daemon.json; validate, restart only on change."""
     wanted = _wanted_mirrors(h.settings, mirrors)
-    f = h.probe(F.command_exists("dockerd"), F.file_state(D.DAEMON_JSON, "daemon"), F.docker_info())
+    f = h.probe(facts.command_exists("dockerd"), facts.file_state(dockercmd.DAEMON_JSON, "daemon"), facts.docker_info())
     if not f["has:dockerd"]:
         h.needs("mirrors", "docker is not installed (run docker.install first)")
     current = f["daemon"]["content"] if f["daemon"] else ""
@@ -161,20 +164,20 @@ def mirrors(h: Host, mirrors=None):
             return
         new = files.merged_json(current, {"registry-mirrors": wanted})
     except files.BadJSON as exc:
-        raise StepFailed(f"{D.DAEMON_JSON} is {exc}; fix it by hand, nothing was changed") from None
+        raise StepFailed(f"{dockercmd.DAEMON_JSON} is {exc}; fix it by hand, nothing was changed") from None
     if new == current:
         info = f["docker_info"]
         running = {m.rstrip("/") for m in ((info or {}).get("RegistryConfig") or {}).get("Mirrors") or []}
         if info is not None and any(m.rstrip("/") not in running for m in wanted):
             # the file is right but the engine never restarted with it (e.g. an earlier run was killed)
-            h.change("registry mirrors", D.restart_engine_cmd(), reason="daemon.json not applied yet; docker restarted")
+            h.change("registry mirrors", dockercmd.restart_engine_cmd(), reason="daemon.json not applied yet; docker restarted")
         else:
             h.ok("registry mirrors", ", ".join(wanted))
         return
-    h.change("registry mirrors", D.replace_engine_files({D.DAEMON_JSON: new}),
+    h.change("registry mirrors", dockercmd.replace_engine_files({dockercmd.DAEMON_JSON: new}),
              reason=f"{', '.join(wanted) or 'removed'}; docker restarted")
     if not h.check:
-        got = h.run(D.MIRRORS_CMD, step="verify mirrors").stdout
+        got = h.run(dockercmd.MIRRORS_CMD, step="verify mirrors").stdout
         missing = [m for m in wanted if m.rstrip("/") not in got]
         if missing:
             h.fail("verify mirrors", f"docker info does not list {', '.join(missing)}")
@@ -207,10 +210,10 @@ def tcp(h: Host, insecure=False, bind=None, port=None):
     port = int(port or (2375 if insecure else 2376))
     listen = f"tcp://{bind or '0.0.0.0'}:{port}"
     tls_dir = Path(h.settings["DOCKER_TLS_DIR"])
-    f = h.probe(F.unit_file("docker.service", "unit"),
-                F.file_state(D.DAEMON_JSON, "daemon"), F.file_state(D.TCP_DROPIN, "dropin"),
-                *[F.file_state(f"{D.TLS_DIR}/{n}", n) for n in ("ca.pem", "server-cert.pem", "server-key.pem")],
-                F.unit_stale("docker", [D.DAEMON_JSON, D.TCP_DROPIN]))
+    f = h.probe(facts.unit_file("docker.service", "unit"),
+                facts.file_state(dockercmd.DAEMON_JSON, "daemon"), facts.file_state(dockercmd.TCP_DROPIN, "dropin"),
+                *[facts.file_state(f"{dockercmd.TLS_DIR}/{n}", n) for n in ("ca.pem", "server-cert.pem", "server-key.pem")],
+                facts.unit_stale("docker", [dockercmd.DAEMON_JSON, dockercmd.TCP_DROPIN]))
     if not f["unit"]:
         h.needs("docker tcp", "docker is not installed (run docker.install first)")
     restart = False
@@ -223,22 +226,22 @@ def tcp(h: Host, insecure=False, bind=None, port=None):
         ca = (tls_dir / "ca.pem").read_text()
         for name, content, mode in (("ca.pem", ca, "0644"), ("server-cert.pem", cert, "0644"),
                                     ("server-key.pem", key, "0600")):
-            restart |= ops.put_file(h, f"{D.TLS_DIR}/{name}", content, mode=mode, state=f[name],
+            restart |= ops.put_file(h, f"{dockercmd.TLS_DIR}/{name}", content, mode=mode, state=f[name],
                                     secret=name.endswith("key.pem"), step=f"TLS {name}")
-        updates = {"tls": True, "tlsverify": True, "tlscacert": f"{D.TLS_DIR}/ca.pem",
-                   "tlscert": f"{D.TLS_DIR}/server-cert.pem", "tlskey": f"{D.TLS_DIR}/server-key.pem"}
+        updates = {"tls": True, "tlsverify": True, "tlscacert": f"{dockercmd.TLS_DIR}/ca.pem",
+                   "tlscert": f"{dockercmd.TLS_DIR}/server-cert.pem", "tlskey": f"{dockercmd.TLS_DIR}/server-key.pem"}
         drop = ()
     current = f["daemon"]["content"] if f["daemon"] else ""
     try:
         daemon = files.merged_json(current, updates, drop=drop) if (updates or current.strip()) else current
     except files.BadJSON as exc:
-        raise StepFailed(f"{D.DAEMON_JSON} is {exc}; fix it by hand, nothing was changed") from None
-    dropin = D.tcp_dropin(D.exec_start(f["unit"]), listen, plain=insecure)
+        raise StepFailed(f"{dockercmd.DAEMON_JSON} is {exc}; fix it by hand, nothing was changed") from None
+    dropin = dockercmd.tcp_dropin(dockercmd.exec_start(f["unit"]), listen, plain=insecure)
     if daemon != current or dropin != (f["dropin"] or {}).get("content") or restart:
-        h.change(f"docker API on {listen}", D.replace_engine_files({D.DAEMON_JSON: daemon, D.TCP_DROPIN: dropin}),
+        h.change(f"docker API on {listen}", dockercmd.replace_engine_files({dockercmd.DAEMON_JSON: daemon, dockercmd.TCP_DROPIN: dropin}),
                  reason="TLS, client certificate required" if not insecure else "NO TLS (--insecure)")
     elif f["stale:docker"]:  # files right, engine never restarted with them (e.g. a killed run)
-        h.change(f"docker API on {listen}", D.restart_engine_cmd(),
+        h.change(f"docker API on {listen}", dockercmd.restart_engine_cmd(),
                  reason="config written earlier but not applied; docker restarted")
     else:
         h.ok(f"docker API on {listen}")

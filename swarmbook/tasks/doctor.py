@@ -16,10 +16,13 @@ if TYPE_CHECKING:
     from swarmbook.config import HostSpec
     from swarmbook.engine import Host, Run
 
-doctorcmd = lazy("swarmbook.doctorcmd")
-facts = lazy("swarmbook.facts")
-report = lazy("swarmbook.report")
-swarmhealth = lazy("swarmbook.swarmhealth")
+if TYPE_CHECKING:  # editors and type checkers see the real modules; at run time each loads on first use
+    from swarmbook import doctorcmd, facts, report, swarmhealth
+else:
+    doctorcmd = lazy("swarmbook.doctorcmd")
+    facts = lazy("swarmbook.facts")
+    report = lazy("swarmbook.report")
+    swarmhealth = lazy("swarmbook.swarmhealth")
 
 
 @cluster_task(group="all", name="doctor", locks=False, help={})

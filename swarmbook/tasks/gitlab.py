@@ -22,27 +22,30 @@ from swarmbook.taskdef import host_task, refuse, require
 if TYPE_CHECKING:
     from swarmbook.engine import Host
 
-C = lazy("swarmbook.containercmd")
-containers = lazy("swarmbook.containers")
-ops = lazy("swarmbook.ops")
-F = lazy("swarmbook.facts")
-G = lazy("swarmbook.gitlabcmd")
-V = lazy("swarmbook.validate")
-backupfile = lazy("swarmbook.backupfile")
+if TYPE_CHECKING:  # editors and type checkers see the real modules; at run time each loads on first use
+    from swarmbook import containercmd, containers, ops, facts, gitlabcmd, validate, backupfile
+else:
+    containercmd = lazy("swarmbook.containercmd")
+    containers = lazy("swarmbook.containers")
+    ops = lazy("swarmbook.ops")
+    facts = lazy("swarmbook.facts")
+    gitlabcmd = lazy("swarmbook.gitlabcmd")
+    validate = lazy("swarmbook.validate")
+    backupfile = lazy("swarmbook.backupfile")
 
 
 def _ports(settings, ports=None) -> tuple[str, ...]:
     wanted = tuple(settings["GITLAB_PORTS"]) if ports is None else tuple(
         p.strip() for p in ports.split(",") if p.strip())
     for p in wanted:
-        if G.bad_port(p):
-            refuse(G.bad_port(p))
+        if gitlabcmd.bad_port(p):
+            refuse(gitlabcmd.bad_port(p))
     return wanted
 
 
 def _validate_up(settings, hostname=None, ports=None, timeout=None, **_):
     if hostname:
-        V.hostname(hostname, "--hostname")
+        validate.hostname(hostname, "--hostname")
     _ports(settings, ports)
     if timeout is not None and int(timeout) <= 0:
         refuse("--timeout must be a positive number of seconds")
@@ -58,12 +61,12 @@ def up(h: Host, hostname=None, ports=None, timeout=None):
     s = h.settings
     wanted = _ports(s, ports)
     home = s["GITLAB_HOME"]
-    c = G.container(image=s["GITLAB_IMAGE"], hostname=s.get("GITLAB_HOSTNAME", hostname) or h.name,
+    c = gitlabcmd.container(image=s["GITLAB_IMAGE"], hostname=s.get("GITLAB_HOSTNAME", hostname) or h.name,
                     home=home, ports=wanted)
-    ssh_port = G.host_port(wanted, 22)
-    f = h.probe(F.command_exists("docker"), C.state_fact(G.CONTAINER),
-                *([G.listeners_fact(ssh_port)] if ssh_port else []),
-                G.dirs_fact(home))
+    ssh_port = gitlabcmd.host_port(wanted, 22)
+    f = h.probe(facts.command_exists("docker"), containercmd.state_fact(gitlabcmd.CONTAINER),
+                *([gitlabcmd.listeners_fact(ssh_port)] if ssh_port else []),
+                gitlabcmd.dirs_fact(home))
     if not f["has:docker"]:
         h.needs("gitlab", "docker is not installed (run docker.install first)")
     if ssh_port and "sshd" in f[f"listen:{ssh_port}"]:
@@ -72,12 +75,12 @@ def up(h: Host, hostname=None, ports=None, timeout=None):
     if f["dirs"]:
         h.ok(f"folders under {home}")
     else:
-        h.change(f"folders under {home}", G.make_dirs_cmd(home))
-    changed = containers.ensure(h, c, f[f"container:{G.CONTAINER}"])
+        h.change(f"folders under {home}", gitlabcmd.make_dirs_cmd(home))
+    changed = containers.ensure(h, c, f[f"container:{gitlabcmd.CONTAINER}"])
     if h.check:
         return
-    _wait_healthy(h, s.get("GITLAB_TIMEOUT", timeout), G.host_port(wanted, 80),
-                  probed=None if changed else f[f"container:{G.CONTAINER}"])
+    _wait_healthy(h, s.get("GITLAB_TIMEOUT", timeout), gitlabcmd.host_port(wanted, 80),
+                  probed=None if changed else f[f"container:{gitlabcmd.CONTAINER}"])
 
 
 def _wait_healthy(h: Host, timeout, http_port, probed: dict | None = None) -> None:
@@ -86,7 +89,7 @@ def _wait_healthy(h: Host, timeout, http_port, probed: dict | None = None) -> No
     if probed and probed.get("health") == "healthy":
         h.ok("GitLab healthy", "already")
         return
-    fact = C.state_fact(G.CONTAINER)
+    fact = containercmd.state_fact(gitlabcmd.CONTAINER)
     state: dict = {}
 
     def ready() -> bool:
@@ -94,7 +97,7 @@ def _wait_healthy(h: Host, timeout, http_port, probed: dict | None = None) -> No
         state.update(st)
         if st.get("health"):  # the image has a HEALTHCHECK (GitLab's runs gitlab-healthcheck)
             return st["health"] == "healthy"
-        return bool(http_port) and h.try_run(C.http_ok_cmd(f"http://127.0.0.1:{http_port}/-/health")).rc == 0
+        return bool(http_port) and h.try_run(containercmd.http_ok_cmd(f"http://127.0.0.1:{http_port}/-/health")).rc == 0
 
     t0 = time.monotonic()
     try:
@@ -120,16 +123,16 @@ def _validate_password(settings, to=None, again=False):
 def root_password(h: Host, to=None, again=False):
     """Show GitLab's initial root password once, or write it to a 0600 file with --to."""
     shown = f"{h.settings['GITLAB_HOME']}/{SHOWN}"
-    f = h.probe(C.state_fact(G.CONTAINER), F.file_state(shown, "shown"))
-    if not (f[f"container:{G.CONTAINER}"] or {}).get("running"):
+    f = h.probe(containercmd.state_fact(gitlabcmd.CONTAINER), facts.file_state(shown, "shown"))
+    if not (f[f"container:{gitlabcmd.CONTAINER}"] or {}).get("running"):
         h.needs("root password", "the gitlab container is not running (run gitlab.up first)")
     if not to and f["shown"] and not again:
         h.ok("root password", f"already shown ({f['shown']['content'].strip()}); use --to FILE or --again")
         return
-    res = h.try_run(G.read_password_cmd())
-    password = G.parse_root_password(res.stdout) if res.rc == 0 else ""
+    res = h.try_run(gitlabcmd.read_password_cmd())
+    password = gitlabcmd.parse_root_password(res.stdout) if res.rc == 0 else ""
     if not password:
-        h.fail("root password", f"{G.PASSWORD_FILE} is gone (GitLab deletes it 24 h after the first "
+        h.fail("root password", f"{gitlabcmd.PASSWORD_FILE} is gone (GitLab deletes it 24 h after the first "
                                 "reconfigure): reset it with `gitlab-rake \"gitlab:password:reset[root]\"`")
     h.run_.reporter.mask.add(password)
     if to:
@@ -183,19 +186,19 @@ def smtp(h: Host):
     """Set the runbook's SMTP block in gitlab.rb from hosts.env; reconfigure only on change."""
     s = h.settings
     path = f"{s['GITLAB_HOME']}/config/gitlab.rb"
-    marker = G.applied_marker(path)
-    f = h.probe(F.file_state(path, "rb"), C.state_fact(G.CONTAINER), F.file_state(marker, "applied"))
+    marker = gitlabcmd.applied_marker(path)
+    f = h.probe(facts.file_state(path, "rb"), containercmd.state_fact(gitlabcmd.CONTAINER), facts.file_state(marker, "applied"))
     if f["rb"] is None:
         h.needs("gitlab.rb", f"{path} does not exist (run gitlab.up first)")
-    wanted = G.with_settings(f["rb"]["content"], G.smtp_settings(s, s["GITLAB_SMTP_PASSWORD"].reveal()))
+    wanted = gitlabcmd.with_settings(f["rb"]["content"], gitlabcmd.smtp_settings(s, s["GITLAB_SMTP_PASSWORD"].reveal()))
     changed = ops.put_file(h, path, wanted, mode="0600", state=f["rb"], secret=True,
                            step=f"SMTP settings in {path}")
-    applied = (f["applied"] or {}).get("content", "").strip() == G.applied_hash(wanted)
+    applied = (f["applied"] or {}).get("content", "").strip() == gitlabcmd.applied_hash(wanted)
     if not changed and applied:
         return
-    if not (f[f"container:{G.CONTAINER}"] or {}).get("running"):
+    if not (f[f"container:{gitlabcmd.CONTAINER}"] or {}).get("running"):
         h.fail("gitlab-ctl reconfigure", "the gitlab container is not running; start it with gitlab.up")
-    h.change("gitlab-ctl reconfigure", G.reconfigure_cmd(marker, wanted), timeout=1800,
+    h.change("gitlab-ctl reconfigure", gitlabcmd.reconfigure_cmd(marker, wanted), timeout=1800,
              reason="gitlab.rb changed" if changed else "gitlab.rb written earlier but not applied")
 
 
@@ -211,37 +214,37 @@ def _validate_backup(settings, to=None):
 })
 def backup(h: Host, to=None):
     """Run GitLab's own gitlab-backup create and bring its tar here, with gitlab-secrets.json and gitlab.rb (not in it)."""
-    f = h.probe(C.state_fact(G.CONTAINER), G.files_fact())
-    if not (f[f"container:{G.CONTAINER}"] or {}).get("running"):
-        h.fail("gitlab", f"no running container {G.CONTAINER} on {h.name} (gitlab.up); nothing written")
+    f = h.probe(containercmd.state_fact(gitlabcmd.CONTAINER), gitlabcmd.files_fact())
+    if not (f[f"container:{gitlabcmd.CONTAINER}"] or {}).get("running"):
+        h.fail("gitlab", f"no running container {gitlabcmd.CONTAINER} on {h.name} (gitlab.up); nothing written")
     have = f["gitlab_files"]
-    if not have[G.SECRETS_JSON]:
-        h.fail("backup", f"{G.SECRETS_JSON} is missing in the container: a GitLab backup cannot be restored "
+    if not have[gitlabcmd.SECRETS_JSON]:
+        h.fail("backup", f"{gitlabcmd.SECRETS_JSON} is missing in the container: a GitLab backup cannot be restored "
                          "without it (has GitLab been reconfigured?); nothing written")
     stamp = backupfile.stamp()
-    wanted = [("tar", None), ("gitlab-secrets.json", G.SECRETS_JSON)] + (
-        [("gitlab.rb", G.GITLAB_RB)] if have[G.GITLAB_RB] else [])
-    if not have[G.GITLAB_RB]:  # GitLab's docs: configured only through GITLAB_OMNIBUS_CONFIG, there is none
-        h.note(f"{G.GITLAB_RB} does not exist (all configuration in GITLAB_OMNIBUS_CONFIG?): not copied")
+    wanted = [("tar", None), ("gitlab-secrets.json", gitlabcmd.SECRETS_JSON)] + (
+        [("gitlab.rb", gitlabcmd.GITLAB_RB)] if have[gitlabcmd.GITLAB_RB] else [])
+    if not have[gitlabcmd.GITLAB_RB]:  # GitLab's docs: configured only through GITLAB_OMNIBUS_CONFIG, there is none
+        h.note(f"{gitlabcmd.GITLAB_RB} does not exist (all configuration in GITLAB_OMNIBUS_CONFIG?): not copied")
     if h.check:
         names = ", ".join(backupfile.name("gitlab", h.name, "TIME", ext) for ext, _ in wanted)
         h.ok("backup", f"would run gitlab-backup create and write {names}")
         return
-    out = h.run(G.backup_create_cmd(), step="gitlab-backup create", timeout=6 * 3600).stdout
-    backup_id = G.parse_backup_id(out)
+    out = h.run(gitlabcmd.backup_create_cmd(), step="gitlab-backup create", timeout=6 * 3600).stdout
+    backup_id = gitlabcmd.parse_backup_id(out)
     if not backup_id:
         last = (out.strip().splitlines() or ["?"])[-1][:200]
         h.fail("gitlab-backup create", f"did not say 'Backup ... is done.': {last}")
     got: dict[str, bytes] = {}
     for ext, path in wanted:
-        path = path or G.backup_tar(backup_id)
-        data, problem = backupfile.received(h.run(G.fetch_file_cmd(path), step=f"copy {path}", timeout=6 * 3600).stdout)
+        path = path or gitlabcmd.backup_tar(backup_id)
+        data, problem = backupfile.received(h.run(gitlabcmd.fetch_file_cmd(path), step=f"copy {path}", timeout=6 * 3600).stdout)
         if problem:
             h.fail(f"copy {path}", f"{problem}; nothing written")
         got[ext] = data
-    problem = G.tar_problem(got["tar"])
+    problem = gitlabcmd.tar_problem(got["tar"])
     if problem:
-        h.fail("backup", f"{G.backup_tar(backup_id)}: {problem}; nothing written")
+        h.fail("backup", f"{gitlabcmd.backup_tar(backup_id)}: {problem}; nothing written")
     written = []
     for ext, data in got.items():
         name = backupfile.name("gitlab", h.name, stamp, ext)
@@ -252,7 +255,7 @@ def backup(h: Host, to=None):
         written.append(f"{name} ({len(data)} bytes)")
     # a read of GitLab's data: ok; GitLab's own copy stays on the host (its backup_keep_time prunes it)
     h.ok("backup", f"GitLab backup {backup_id} in {to}: {', '.join(written)}; 0600, sha256 beside each; "
-                   f"GitLab's copy stays in {G.BACKUP_DIR} in the container")
+                   f"GitLab's copy stays in {gitlabcmd.BACKUP_DIR} in the container")
 
 
 def _restore_files(file: str | None) -> dict[str, bytes]:
@@ -261,7 +264,7 @@ def _restore_files(file: str | None) -> dict[str, bytes]:
     if not file or not file.endswith(".tar"):
         refuse("gitlab.restore needs the .tar of a gitlab.backup (its .gitlab-secrets.json beside it)")
     tar = backupfile.read_checked(file, "gitlab.restore")
-    problem = G.tar_problem(tar)
+    problem = gitlabcmd.tar_problem(tar)
     if problem:
         refuse(f"{file} is not a GitLab backup: {problem}; nothing was touched")
     base = file[: -len(".tar")]
@@ -292,26 +295,26 @@ def restore(h: Host, file=None, yes=False, timeout=None):
     """Restore a gitlab.backup as GitLab's docs say: secrets and gitlab.rb back, puma/sidekiq stopped, gitlab-backup restore, restart."""
     files = _restore_files(file)
     backup_id = Path(file).stem  # GitLab restores BACKUP_DIR/<ID>_gitlab_backup.tar; any ID names it
-    if not (h.probe(C.state_fact(G.CONTAINER))[f"container:{G.CONTAINER}"] or {}).get("running"):
-        h.fail("gitlab", f"no running container {G.CONTAINER} on {h.name} (gitlab.up; same GitLab version as the backup)")
-    for name, path in (("gitlab-secrets.json", G.SECRETS_JSON), ("gitlab.rb", G.GITLAB_RB)):
+    if not (h.probe(containercmd.state_fact(gitlabcmd.CONTAINER))[f"container:{gitlabcmd.CONTAINER}"] or {}).get("running"):
+        h.fail("gitlab", f"no running container {gitlabcmd.CONTAINER} on {h.name} (gitlab.up; same GitLab version as the backup)")
+    for name, path in (("gitlab-secrets.json", gitlabcmd.SECRETS_JSON), ("gitlab.rb", gitlabcmd.GITLAB_RB)):
         if name in files:
-            h.change(f"put {path}", G.put_cmd(path), stdin=files[name], reason=f"from {Path(file).name}")
-    h.change("copy the backup into GitLab", G.put_cmd(G.backup_tar(backup_id), owner="git"), stdin=files["tar"],
-             reason=G.backup_tar(backup_id), timeout=6 * 3600)
+            h.change(f"put {path}", gitlabcmd.put_cmd(path), stdin=files[name], reason=f"from {Path(file).name}")
+    h.change("copy the backup into GitLab", gitlabcmd.put_cmd(gitlabcmd.backup_tar(backup_id), owner="git"), stdin=files["tar"],
+             reason=gitlabcmd.backup_tar(backup_id), timeout=6 * 3600)
     for service in ("puma", "sidekiq"):  # the processes that use the database
-        h.change(f"stop {service}", G.ctl_cmd("stop", service))
+        h.change(f"stop {service}", gitlabcmd.ctl_cmd("stop", service))
     try:
-        h.change("gitlab-backup restore", G.backup_restore_cmd(backup_id), timeout=6 * 3600)
+        h.change("gitlab-backup restore", gitlabcmd.backup_restore_cmd(backup_id), timeout=6 * 3600)
     finally:  # whatever happened, GitLab starts again (and reconfigures with the restored gitlab.rb)
-        h.change("restart gitlab", G.restart_cmd(), timeout=600)
+        h.change("restart gitlab", gitlabcmd.restart_cmd(), timeout=600)
     if h.check:
         return
-    _wait_healthy(h, h.settings.get("GITLAB_TIMEOUT", timeout), G.host_port(tuple(h.settings["GITLAB_PORTS"]), 80))
-    fact = G.file_sum_fact(G.SECRETS_JSON)
+    _wait_healthy(h, h.settings.get("GITLAB_TIMEOUT", timeout), gitlabcmd.host_port(tuple(h.settings["GITLAB_PORTS"]), 80))
+    fact = gitlabcmd.file_sum_fact(gitlabcmd.SECRETS_JSON)
     if h.probe(fact)[fact.name] != backupfile.sha256(files["gitlab-secrets.json"]):
-        raise StepFailed(f"verify: {G.SECRETS_JSON} differs from the backup's after the restart")
-    h.ok("verified", f"GitLab healthy, {G.SECRETS_JSON} is the backup's")
+        raise StepFailed(f"verify: {gitlabcmd.SECRETS_JSON} differs from the backup's after the restart")
+    h.ok("verified", f"GitLab healthy, {gitlabcmd.SECRETS_JSON} is the backup's")
 
 
 ns = Collection("gitlab", up, root_password, smtp, backup, restore)

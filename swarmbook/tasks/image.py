@@ -18,9 +18,12 @@ if TYPE_CHECKING:
     from swarmbook.config import HostSpec
     from swarmbook.engine import Host, Run
 
-C = lazy("swarmbook.containercmd")
-config = lazy("swarmbook.config")
-V = lazy("swarmbook.validate")
+if TYPE_CHECKING:  # editors and type checkers see the real modules; at run time each loads on first use
+    from swarmbook import containercmd, config, validate
+else:
+    containercmd = lazy("swarmbook.containercmd")
+    config = lazy("swarmbook.config")
+    validate = lazy("swarmbook.validate")
 
 
 def context_tar(folder: Path) -> bytes:
@@ -43,7 +46,7 @@ def _folder(settings, context):
 
 def _validate(settings, context=None, tag=None, **_):
     if tag is not None:
-        V.tag(tag, "--tag")
+        validate.tag(tag, "--tag")
     folder = _folder(settings, context)
     if not (folder / "Dockerfile").is_file():
         refuse(f"build context {folder} has no Dockerfile")
@@ -66,18 +69,18 @@ def build_push(run: Run, specs: list[HostSpec], context=None, tag=None, rebuild=
     digest = hashlib.sha256(data).hexdigest()[:32]
 
     def body(h: Host) -> None:
-        label = h.probe(C.image_label_fact(image, "swarmbook.context"))["label"]
+        label = h.probe(containercmd.image_label_fact(image, "swarmbook.context"))["label"]
         if label == digest and not rebuild:
             h.ok(f"build {image}", "context unchanged")
         elif h.check:
             h.change(f"build {image}", None, reason="context changed" if label else "no such image here")
             return
         else:
-            h.run(C.build_cmd(image, {"swarmbook.context": digest}), stdin=data, timeout=1800, step="docker build")
+            h.run(containercmd.build_cmd(image, {"swarmbook.context": digest}), stdin=data, timeout=1800, step="docker build")
             h.change(f"build {image}", None, reason=f"context {digest[:12]}")
         if h.check:
             return
-        out = h.run(C.push_cmd(image), timeout=1800, step="docker push").stdout
+        out = h.run(containercmd.push_cmd(image), timeout=1800, step="docker push").stdout
         if "Pushed" in out:
             h.change(f"push {image}", None, reason="new layers pushed")
         else:

@@ -19,13 +19,16 @@ from swarmbook.taskdef import host_task, refuse
 if TYPE_CHECKING:
     from swarmbook.engine import Host
 
-F = lazy("swarmbook.facts")
-K = lazy("swarmbook.kernelcmd")
-ops = lazy("swarmbook.ops")
+if TYPE_CHECKING:  # editors and type checkers see the real modules; at run time each loads on first use
+    from swarmbook import facts, kernelcmd, ops
+else:
+    facts = lazy("swarmbook.facts")
+    kernelcmd = lazy("swarmbook.kernelcmd")
+    ops = lazy("swarmbook.ops")
 
 
 def _validate(settings, reboot=False, timeout=600):
-    if not K.kernel_version(list(settings["TLINUX_PACKAGES"])):
+    if not kernelcmd.kernel_version(list(settings["TLINUX_PACKAGES"])):
         refuse("TLINUX_PACKAGES names no kernel-<version> package")
     if int(timeout) <= 0:
         refuse("--timeout must be a positive number of seconds")
@@ -39,23 +42,23 @@ def tlinux(h: Host, reboot=False, timeout=600):
     """Install the pinned TLinux kernel (RHEL/CentOS 7 only) and make it grub's default."""
     s = h.settings
     packages = list(s["TLINUX_PACKAGES"])
-    version = K.kernel_version(packages)
-    f = h.probe(F.OS_RELEASE)
-    why = K.supported(f["os"])
+    version = kernelcmd.kernel_version(packages)
+    f = h.probe(facts.OS_RELEASE)
+    why = kernelcmd.supported(f["os"])
     if why:
         h.fail("refused", why)
-    f = h.probe(F.file_state(K.REPO, "repo"), K.installed_fact(packages), K.DEFAULT_KERNEL, K.RUNNING_KERNEL,
-                K.BOOT_ID)
-    ops.put_file(h, K.REPO, K.repo_text(s["TLINUX_BASEURL"]), state=f["repo"], step=f"repository {K.REPO}")
+    f = h.probe(facts.file_state(kernelcmd.REPO, "repo"), kernelcmd.installed_fact(packages), kernelcmd.DEFAULT_KERNEL, kernelcmd.RUNNING_KERNEL,
+                kernelcmd.BOOT_ID)
+    ops.put_file(h, kernelcmd.REPO, kernelcmd.repo_text(s["TLINUX_BASEURL"]), state=f["repo"], step=f"repository {kernelcmd.REPO}")
     missing = [p for p in packages if p not in f["pinned"]]
     if missing:
-        h.change(f"install {' '.join(missing)}", K.install_cmd(missing), timeout=1800)
+        h.change(f"install {' '.join(missing)}", kernelcmd.install_cmd(missing), timeout=1800)
     else:
         h.ok("pinned kernel packages", " ".join(packages))
     if f["default_kernel"] == f"/boot/vmlinuz-{version}":
         h.ok("grub default", version)
     else:
-        h.change("grub default", K.set_default_cmd(version), reason=f"{f['default_kernel'] or '?'} -> {version}")
+        h.change("grub default", kernelcmd.set_default_cmd(version), reason=f"{f['default_kernel'] or '?'} -> {version}")
     if f["running_kernel"] == version:
         h.ok("running kernel", version)
         return
@@ -63,8 +66,8 @@ def tlinux(h: Host, reboot=False, timeout=600):
         h.note(f"running {f['running_kernel']}; {version} starts at the next reboot (or rerun with --reboot)")
         return
     if not f["boot_id"]:
-        h.fail("reboot", f"cannot read {K.BOOT_ID_PATH}, so a new boot could not be told from the old one")
-    h.change("reboot", K.REBOOT_CMD, reason=f"into {version}")
+        h.fail("reboot", f"cannot read {kernelcmd.BOOT_ID_PATH}, so a new boot could not be told from the old one")
+    h.change("reboot", kernelcmd.REBOOT_CMD, reason=f"into {version}")
     if h.check:
         return
     _wait_back(h, version, f["boot_id"], int(timeout))
@@ -77,7 +80,7 @@ def _wait_back(h: Host, version: str, old_boot: str, timeout: int) -> None:
     def back() -> bool:
         try:
             h.reconnect()
-            seen["boot"], seen["kernel"] = K.parse_boot(h.run(K.BOOT_CMD, timeout=10).stdout)
+            seen["boot"], seen["kernel"] = kernelcmd.parse_boot(h.run(kernelcmd.BOOT_CMD, timeout=10).stdout)
         except Exception:  # noqa: BLE001 - going down, or not up yet
             seen["boot"] = None
             return False
@@ -100,15 +103,15 @@ def ipvs_tune(h: Host):
     # net.ipv4.vs.* are per network namespace: this file sets the host's own (and what a kernel
     # copies into new namespaces, depending on its version); the service containers, where the
     # runbook sets them, get them from stack.deploy (STACK_IPVS_SYSCTLS).
-    f = h.probe(K.IPVS_FACT, F.file_state(K.SYSCTL_FILE, "file"), K.SYSCTL_VALUES)
+    f = h.probe(kernelcmd.IPVS_FACT, facts.file_state(kernelcmd.SYSCTL_FILE, "file"), kernelcmd.SYSCTL_VALUES)
     if not f["ipvs"]:
-        h.skip("ipvs sysctls", f"no {K.IPVS_DIR}: IPVS is not loaded in this kernel (swarm's routing mesh "
+        h.skip("ipvs sysctls", f"no {kernelcmd.IPVS_DIR}: IPVS is not loaded in this kernel (swarm's routing mesh "
                                "loads ip_vs when it is available); nothing to tune")
         return
-    changed = ops.put_file(h, K.SYSCTL_FILE, K.sysctl_text(), state=f["file"], step=f"sysctls {K.SYSCTL_FILE}")
-    if changed or f["ipvs_values"] != K.IPVS_SYSCTLS:
-        h.change("apply ipvs sysctls", K.apply_cmd(),
-                 reason=", ".join(f"{k}={v}" for k, v in K.IPVS_SYSCTLS.items()))
+    changed = ops.put_file(h, kernelcmd.SYSCTL_FILE, kernelcmd.sysctl_text(), state=f["file"], step=f"sysctls {kernelcmd.SYSCTL_FILE}")
+    if changed or f["ipvs_values"] != kernelcmd.IPVS_SYSCTLS:
+        h.change("apply ipvs sysctls", kernelcmd.apply_cmd(),
+                 reason=", ".join(f"{k}={v}" for k, v in kernelcmd.IPVS_SYSCTLS.items()))
     else:
         h.ok("ipvs sysctls", "applied")
 

@@ -22,11 +22,14 @@ if TYPE_CHECKING:
     from swarmbook.config import HostSpec
     from swarmbook.engine import Host, Run
 
-C = lazy("swarmbook.containercmd")
-containers = lazy("swarmbook.containers")
-F = lazy("swarmbook.facts")
-kongcmd = lazy("swarmbook.kongcmd")
-backupfile = lazy("swarmbook.backupfile")
+if TYPE_CHECKING:  # editors and type checkers see the real modules; at run time each loads on first use
+    from swarmbook import containercmd, containers, facts, kongcmd, backupfile
+else:
+    containercmd = lazy("swarmbook.containercmd")
+    containers = lazy("swarmbook.containers")
+    facts = lazy("swarmbook.facts")
+    kongcmd = lazy("swarmbook.kongcmd")
+    backupfile = lazy("swarmbook.backupfile")
 
 
 def _bind(settings, admin_bind=None) -> str:
@@ -65,9 +68,9 @@ def bootstrap(h: Host, admin_bind=None, timeout=180):
     admin = kongcmd.admin_url(bind)
     dash_url = f"http://127.0.0.1:{s['KONG_DASHBOARD_PORT']}/"
     # everything a converged host needs, in one round trip with few docker runs (~45 ms each)
-    f = h.probe(F.command_exists("docker"), C.network_fact(net), C.states_fact([db.name, gw.name, dash.name]),
-                *(F.file_state(p, p) for p in (kongcmd.DB_ENV, kongcmd.KONG_ENV, kongcmd.DASH_ENV, kongcmd.MIGRATED)),
-                C.image_id_fact(gw.image),
+    f = h.probe(facts.command_exists("docker"), containercmd.network_fact(net), containercmd.states_fact([db.name, gw.name, dash.name]),
+                *(facts.file_state(p, p) for p in (kongcmd.DB_ENV, kongcmd.KONG_ENV, kongcmd.DASH_ENV, kongcmd.MIGRATED)),
+                containercmd.image_id_fact(gw.image),
                 kongcmd.admin_ok_fact(admin), kongcmd.dashboard_code_fact(dash_url))
     if not f["has:docker"]:
         h.needs("kong", "docker is not installed (run docker.install first)")
@@ -103,7 +106,7 @@ def bootstrap(h: Host, admin_bind=None, timeout=180):
     if listed_rc is not None:
         h.run(kongcmd.record_mark_cmd(gw.image), step="record kong migrations")
     if gw_changed or not f["admin_ok"]:
-        h.wait("Kong admin API", lambda: h.try_run(C.http_ok_cmd(admin)).rc == 0, timeout=timeout, interval=2)
+        h.wait("Kong admin API", lambda: h.try_run(containercmd.http_ok_cmd(admin)).rc == 0, timeout=timeout, interval=2)
     h.ok("Kong admin API", f"{bind}:8001 ({'local only' if bind.startswith('127.') else 'published'})")
     dash_changed = containers.ensure(h, dash, state[kongcmd.DASHBOARD],
                                      secrets=kongcmd.dashboard_secrets(s["KONG_DASHBOARD_USERS"].reveal()),
@@ -197,7 +200,7 @@ def _validate_backup(settings, to=None):
 
 def _database_running(h: Host) -> dict:
     """The states of kong-database (which must run) and kong."""
-    state = h.probe(C.states_fact([kongcmd.DB, kongcmd.KONG]))["containers"]
+    state = h.probe(containercmd.states_fact([kongcmd.DB, kongcmd.KONG]))["containers"]
     if not (state.get(kongcmd.DB) or {}).get("running"):
         h.fail("kong", f"no running container {kongcmd.DB} on {h.name} (kong.bootstrap)")
     return state
@@ -291,7 +294,7 @@ def restore(run: Run, specs: list[HostSpec], file=None, yes=False, timeout=180):
                 h.change("start kong", kongcmd.container_cmd("start"), timeout=120)
         if h.check or not running:
             return
-        h.wait("Kong admin API", lambda: h.try_run(C.http_ok_cmd(admin)).rc == 0, timeout=int(timeout), interval=1)
+        h.wait("Kong admin API", lambda: h.try_run(containercmd.http_ok_cmd(admin)).rc == 0, timeout=int(timeout), interval=1)
         _verify(h, admin, services, routes)
 
     run.one(specs[0], body)

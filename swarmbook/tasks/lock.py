@@ -16,7 +16,10 @@ if TYPE_CHECKING:
     from swarmbook.config import HostSpec
     from swarmbook.engine import Host, Run
 
-lock = lazy("swarmbook.lock")
+if TYPE_CHECKING:  # editors and type checkers see the real modules; at run time each loads on first use
+    from swarmbook import lock
+else:
+    lock = lazy("swarmbook.lock")
 
 
 def _first(run: Run, specs: list[HostSpec], body) -> None:

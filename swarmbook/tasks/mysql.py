@@ -19,11 +19,14 @@ if TYPE_CHECKING:
     from swarmbook.config import HostSpec
     from swarmbook.engine import Host, Run
 
-C = lazy("swarmbook.containercmd")
-containers = lazy("swarmbook.containers")
-F = lazy("swarmbook.facts")
-mysqlcmd = lazy("swarmbook.mysqlcmd")
-backupfile = lazy("swarmbook.backupfile")
+if TYPE_CHECKING:  # editors and type checkers see the real modules; at run time each loads on first use
+    from swarmbook import containercmd, containers, facts, mysqlcmd, backupfile
+else:
+    containercmd = lazy("swarmbook.containercmd")
+    containers = lazy("swarmbook.containers")
+    facts = lazy("swarmbook.facts")
+    mysqlcmd = lazy("swarmbook.mysqlcmd")
+    backupfile = lazy("swarmbook.backupfile")
 
 
 def _validate(settings, timeout=180):
@@ -43,8 +46,8 @@ def up(run: Run, specs: list[HostSpec], timeout=180):
     pw = s["MYSQL_ROOT_PASSWORD"]
 
     def body(h: Host) -> None:
-        f = h.probe(F.command_exists("docker"), C.network_fact(c.network), C.state_fact(mysqlcmd.NAME),
-                    F.file_state(mysqlcmd.ENV_FILE, "env"))
+        f = h.probe(facts.command_exists("docker"), containercmd.network_fact(c.network), containercmd.state_fact(mysqlcmd.NAME),
+                    facts.file_state(mysqlcmd.ENV_FILE, "env"))
         if not f["has:docker"]:
             h.needs("mysql", "docker is not installed (run docker.install first)")
         if not f[f"network:{c.network}"]:
@@ -80,7 +83,7 @@ def _validate_backup(settings, to=None):
 
 
 def _running(h: Host) -> None:
-    state = h.probe(C.state_fact(mysqlcmd.NAME))[f"container:{mysqlcmd.NAME}"]
+    state = h.probe(containercmd.state_fact(mysqlcmd.NAME))[f"container:{mysqlcmd.NAME}"]
     if not state or not state["running"]:
         h.fail("mysql", f"no running container {mysqlcmd.NAME} on {h.name} (mysql.up)")
 

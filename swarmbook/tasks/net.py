@@ -19,9 +19,12 @@ if TYPE_CHECKING:
     from swarmbook.config import HostSpec
     from swarmbook.engine import Host, Run
 
-N = lazy("swarmbook.netcheck")
-netcmd = lazy("swarmbook.netcmd")
-V = lazy("swarmbook.validate")
+if TYPE_CHECKING:  # editors and type checkers see the real modules; at run time each loads on first use
+    from swarmbook import netcheck, netcmd, validate
+else:
+    netcheck = lazy("swarmbook.netcheck")
+    netcmd = lazy("swarmbook.netcmd")
+    validate = lazy("swarmbook.validate")
 
 
 def _survey(run: Run, specs: list[HostSpec]) -> tuple[Host | None, list[dict], dict[str, list[str]]]:
@@ -30,7 +33,7 @@ def _survey(run: Run, specs: list[HostSpec]) -> tuple[Host | None, list[dict], d
     lock = threading.Lock()
 
     def probe(h: Host) -> None:
-        r = h.probe(N.ROUTES)["routes"]
+        r = h.probe(netcheck.ROUTES)["routes"]
         with lock:
             routes[h.name] = r
 
@@ -38,7 +41,7 @@ def _survey(run: Run, specs: list[HostSpec]) -> tuple[Host | None, list[dict], d
     leader = hosts.get(specs[0].host)
     if leader is None:
         return None, [], routes
-    nets = leader.probe(N.NETWORKS)["networks"]
+    nets = leader.probe(netcheck.NETWORKS)["networks"]
     if nets is None:
         run.one(leader.spec, lambda h: h.needs("networks", "docker does not answer (run docker.install first)"))
         return None, [], routes
@@ -46,10 +49,10 @@ def _survey(run: Run, specs: list[HostSpec]) -> tuple[Host | None, list[dict], d
 
 
 def _checked(run: Run, subnet: str, nets, routes, *, skip: str, what: str):
-    net, warnings = N.normalize(subnet, what)
+    net, warnings = netcheck.normalize(subnet, what)
     for w in warnings:
         run.reporter.note(w, level="warning")
-    clash = N.overlaps(net, N.taken_by(nets, routes, skip=skip))
+    clash = netcheck.overlaps(net, netcheck.taken_by(nets, routes, skip=skip))
     if clash:
         refuse(f"{what} {net} overlaps {', '.join(clash)}; choose another subnet")
     return net
@@ -57,8 +60,8 @@ def _checked(run: Run, subnet: str, nets, routes, *, skip: str, what: str):
 
 def _validate_subnet(settings, name=None, subnet=None, **_):
     if name is not None:
-        V.swarm_name(name, "--name")
-    N.normalize(settings.get("NETWORK_SUBNET", subnet))
+        validate.swarm_name(name, "--name")
+    netcheck.normalize(settings.get("NETWORK_SUBNET", subnet))
 
 
 @cluster_task(group="nodes", validate=_validate_subnet, help={
@@ -90,7 +93,7 @@ def create(run: Run, specs: list[HostSpec], name=None, subnet=None, encrypted=Tr
 def _validate_ingress(settings, subnet=None, yes=False, force=False):
     if not subnet:
         refuse("net.recreate-ingress needs --subnet (e.g. 192.168.0.0/16)")
-    N.normalize(subnet, "ingress subnet")
+    netcheck.normalize(subnet, "ingress subnet")
     if not yes:
         refuse("net.recreate-ingress removes and recreates the ingress network (the routing mesh); "
                "published ports stop answering meanwhile: rerun with --yes")
@@ -113,7 +116,7 @@ def recreate_ingress(run: Run, specs: list[HostSpec], subnet=None, yes=False, fo
         return
 
     def body(h: Host) -> None:
-        users = h.probe(N.INGRESS_USERS)["ingress users"]
+        users = h.probe(netcheck.INGRESS_USERS)["ingress users"]
         if users and not force:
             h.fail("ingress network", f"services publish through ingress: {', '.join(sorted(users))}; "
                                       "remove them, or rerun with --force to unpublish and republish their ports")
@@ -141,9 +144,9 @@ def _validate_migrate(settings, service=None, to=None, from_=None):
     for what, value in (("SERVICE", service), ("--to", to), ("--from", from_)):
         if not value:
             refuse(f"net.migrate needs {what}")
-    V.swarm_name(service, "SERVICE")
-    V.swarm_name(to, "--to")
-    V.swarm_name(from_, "--from")
+    validate.swarm_name(service, "SERVICE")
+    validate.swarm_name(to, "--to")
+    validate.swarm_name(from_, "--from")
     if to == from_:
         refuse("net.migrate: --to and --from name the same network")
 

@@ -21,9 +21,12 @@ if TYPE_CHECKING:
     from swarmbook.config import HostSpec
     from swarmbook.engine import Host, Run
 
-membership = lazy("swarmbook.membership")
-nodecmd = lazy("swarmbook.nodecmd")
-nodeops = lazy("swarmbook.nodeops")
+if TYPE_CHECKING:  # editors and type checkers see the real modules; at run time each loads on first use
+    from swarmbook import membership, nodecmd, nodeops
+else:
+    membership = lazy("swarmbook.membership")
+    nodecmd = lazy("swarmbook.nodecmd")
+    nodeops = lazy("swarmbook.nodeops")
 
 HELP = {
     "host": "the node: its hosts.env entry, address, hostname or node ID",

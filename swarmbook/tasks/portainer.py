@@ -23,8 +23,11 @@ if TYPE_CHECKING:
     from swarmbook.config import HostSpec
     from swarmbook.engine import Host, Run
 
-P = lazy("swarmbook.portainercmd")
-backupfile = lazy("swarmbook.backupfile")
+if TYPE_CHECKING:  # editors and type checkers see the real modules; at run time each loads on first use
+    from swarmbook import portainercmd, backupfile
+else:
+    portainercmd = lazy("swarmbook.portainercmd")
+    backupfile = lazy("swarmbook.backupfile")
 
 
 def _node_spec(run: Run, specs: list[HostSpec]) -> HostSpec:
@@ -38,11 +41,11 @@ def _node_spec(run: Run, specs: list[HostSpec]) -> HostSpec:
 
 
 def _wait_running(h: Host, timeout: int = 120) -> None:
-    h.wait("portainer task running", lambda: P.running(h.try_run(P.running_cmd()).stdout), timeout=timeout)
+    h.wait("portainer task running", lambda: portainercmd.running(h.try_run(portainercmd.running_cmd()).stdout), timeout=timeout)
 
 
 def _answers(h: Host, port: int, timeout: int = 60) -> None:
-    h.wait(f"Portainer on http://127.0.0.1:{port}/", lambda: h.try_run(P.http_ok_cmd(port)).rc == 0,
+    h.wait(f"Portainer on http://127.0.0.1:{port}/", lambda: h.try_run(portainercmd.http_ok_cmd(port)).rc == 0,
            timeout=timeout, interval=2)
 
 
@@ -50,33 +53,33 @@ def _answers(h: Host, port: int, timeout: int = 60) -> None:
 def up(run: Run, specs: list[HostSpec]):
     """Run Portainer as a service pinned (node.labels.portainer) to one manager, volume portainer_data."""
     s = run.settings
-    argv = P.create_argv(image=s["PORTAINER_IMAGE"], port=s["PORTAINER_PORT"], publish_mode=s["STACK_PUBLISH_MODE"])
-    spec = P.spec_hash(argv)
+    argv = portainercmd.create_argv(image=s["PORTAINER_IMAGE"], port=s["PORTAINER_PORT"], publish_mode=s["STACK_PUBLISH_MODE"])
+    spec = portainercmd.spec_hash(argv)
     target = _node_spec(run, specs)
     leader_spec = specs[0]
     same = target.host == leader_spec.host
     ready: list[bool] = []
 
     def body(h: Host) -> None:
-        f = h.probe(P.NODES_FACT, P.SERVICE_FACT, *(P.ready_facts(s["PORTAINER_PORT"]) if same else []))
+        f = h.probe(portainercmd.NODES_FACT, portainercmd.SERVICE_FACT, *(portainercmd.ready_facts(s["PORTAINER_PORT"]) if same else []))
         if f["nodes"] is None:
             h.needs("portainer", "not a swarm manager (run swarm.init)")
-        node = P.pick_node(f["nodes"], target.host) or P.pick_node(f["nodes"], h.name if target is leader_spec else "")
+        node = portainercmd.pick_node(f["nodes"], target.host) or portainercmd.pick_node(f["nodes"], h.name if target is leader_spec else "")
         if node is None or node["role"] != "manager":
             h.fail("portainer node", f"{target.host} is not a manager of this swarm (PORTAINER_NODE)")
         for other in f["nodes"]:  # exactly one node carries the label
-            if other is not node and P.has_label(other):
-                h.change(f"label {P.LABEL} off {other['hostname']}", P.label_rm_cmd(other["id"]))
-        if P.has_label(node):
-            h.ok(f"label {P.LABEL}=true on {node['hostname']}")
+            if other is not node and portainercmd.has_label(other):
+                h.change(f"label {portainercmd.LABEL} off {other['hostname']}", portainercmd.label_rm_cmd(other["id"]))
+        if portainercmd.has_label(node):
+            h.ok(f"label {portainercmd.LABEL}=true on {node['hostname']}")
         else:
-            h.change(f"label {P.LABEL}=true on {node['hostname']}", P.label_add_cmd(node["id"]))
+            h.change(f"label {portainercmd.LABEL}=true on {node['hostname']}", portainercmd.label_add_cmd(node["id"]))
         svc = f["service"]
         if svc and svc.get("spec") == spec and svc.get("replicas") == 1:
             h.ok("service portainer", s["PORTAINER_IMAGE"])
             ready.append(same and f["portainer_running"] and f["portainer_http"] and not h.changed_any)
             return
-        h.change("service portainer", P.deploy_cmd(argv, spec, replace=bool(svc)), timeout=600,
+        h.change("service portainer", portainercmd.deploy_cmd(argv, spec, replace=bool(svc)), timeout=600,
                  reason=("spec changed; recreated" if svc else "created") + f", pinned to {node['hostname']}")
 
     run.one(leader_spec, body)
@@ -96,8 +99,8 @@ def _validate_backup(settings, to=None, stop=False):
 def _scaler(run: Run, manager: HostSpec, h: Host):
     """Scale the portainer service from the manager the run has (h when that is it)."""
     if manager.host == h.name:
-        return lambda n, step: h.change(step, P.scale_cmd(n), timeout=600)
-    return lambda n, step: run.one(manager, lambda m: m.change(step, P.scale_cmd(n), timeout=600))
+        return lambda n, step: h.change(step, portainercmd.scale_cmd(n), timeout=600)
+    return lambda n, step: run.one(manager, lambda m: m.change(step, portainercmd.scale_cmd(n), timeout=600))
 
 
 @cluster_task(group="managers", validate=_validate_backup, help={
@@ -113,29 +116,29 @@ def backup(run: Run, specs: list[HostSpec], to=None, stop=False):
     helper = run.settings["PORTAINER_HELPER_IMAGE"]
 
     def body(h: Host) -> None:
-        volume = h.probe(P.VOLUME_FACT)["volume"]
+        volume = h.probe(portainercmd.VOLUME_FACT)["volume"]
         if volume is None:
             h.fail("backup", f"Docker on {h.name} did not answer (is it running?); nothing written")
         if not volume:
-            h.fail("backup", f"no volume {P.VOLUME} on {h.name}: Portainer keeps its data elsewhere "
+            h.fail("backup", f"no volume {portainercmd.VOLUME} on {h.name}: Portainer keeps its data elsewhere "
                              f"(PORTAINER_NODE names that manager) or never ran (portainer.up); nothing written")
         scale = _scaler(run, specs[0], h)
         if stop:
             scale(0, "stop portainer for the copy (scale 0)")
         try:
             if stop and not h.check:
-                h.wait("portainer task gone", lambda: not P.running(h.try_run(P.running_cmd()).stdout), timeout=120)
-            out = h.run(P.backup_cmd(helper), step="tar portainer_data", timeout=900).stdout.split("\n")
+                h.wait("portainer task gone", lambda: not portainercmd.running(h.try_run(portainercmd.running_cmd()).stdout), timeout=120)
+            out = h.run(portainercmd.backup_cmd(helper), step="tar portainer_data", timeout=900).stdout.split("\n")
         finally:  # whatever happened, Portainer runs again
             if stop:
                 scale(1, "start portainer (scale 1)")
         if stop and not h.check:
             _wait_running(h)
         remote_sum, data = out[0].strip(), base64.b64decode(out[1].strip() if len(out) > 1 else "")
-        digest = P.sha256(data)
+        digest = portainercmd.sha256(data)
         if digest != remote_sum:
             h.fail("backup", f"transfer corrupted: sha256 {digest[:12]} here, {remote_sum[:12]} on {h.name}")
-        name = P.backup_name(h.name, backupfile.stamp())
+        name = portainercmd.backup_name(h.name, backupfile.stamp())
         tar = Path(to) / name
         if h.check:
             h.ok("backup", f"would write {tar}")
@@ -152,7 +155,7 @@ def backup(run: Run, specs: list[HostSpec], to=None, stop=False):
 
 def _read_backup(file: str) -> bytes:
     data = backupfile.read_checked(file, "portainer.restore")
-    bad = P.check_tar(data)
+    bad = portainercmd.check_tar(data)
     if bad:
         refuse(f"{file} is not a Portainer backup: {bad}")
     return data
@@ -174,13 +177,13 @@ def _validate_restore(settings, file=None, yes=False):
 def restore(run: Run, specs: list[HostSpec], file=None, yes=False):
     """Restore portainer_data from a checked backup: scale to 0, replace the volume, start, verify."""
     data = _read_backup(file)
-    want = sorted(P.manifest(data).splitlines())
+    want = sorted(portainercmd.manifest(data).splitlines())
     target = _node_spec(run, specs)
     port = run.settings["PORTAINER_PORT"]
     helper = run.settings["PORTAINER_HELPER_IMAGE"]
 
     def current(h: Host) -> list[str]:
-        res = h.try_run(P.manifest_cmd(helper))
+        res = h.try_run(portainercmd.manifest_cmd(helper))
         return sorted(res.stdout.splitlines()) if res.rc == 0 else []
 
     def body(h: Host) -> None:
@@ -191,8 +194,8 @@ def restore(run: Run, specs: list[HostSpec], file=None, yes=False):
         scale(0, "stop portainer (scale 0)")
         try:
             if not h.check:
-                h.wait("portainer task gone", lambda: not P.running(h.try_run(P.running_cmd()).stdout), timeout=120)
-            h.change("restore portainer_data", P.restore_cmd(helper), stdin=data, reason=Path(file).name, timeout=900)
+                h.wait("portainer task gone", lambda: not portainercmd.running(h.try_run(portainercmd.running_cmd()).stdout), timeout=120)
+            h.change("restore portainer_data", portainercmd.restore_cmd(helper), stdin=data, reason=Path(file).name, timeout=900)
         finally:  # whatever happened, Portainer runs again
             scale(1, "start portainer (scale 1)")
         if h.check:

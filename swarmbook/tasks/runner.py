@@ -21,34 +21,37 @@ from swarmbook.taskdef import host_task, refuse, require
 if TYPE_CHECKING:
     from swarmbook.engine import Host
 
-F = lazy("swarmbook.facts")
-files = lazy("swarmbook.files")
-ops = lazy("swarmbook.ops")
-R = lazy("swarmbook.registrycmd")
-N = lazy("swarmbook.runnercmd")
+if TYPE_CHECKING:  # editors and type checkers see the real modules; at run time each loads on first use
+    from swarmbook import facts, files, ops, registrycmd, runnercmd
+else:
+    facts = lazy("swarmbook.facts")
+    files = lazy("swarmbook.files")
+    ops = lazy("swarmbook.ops")
+    registrycmd = lazy("swarmbook.registrycmd")
+    runnercmd = lazy("swarmbook.runnercmd")
 
 ROLE_HELP = ("builder (RUNNERS hosts) or deploy (DEPLOY_RUNNERS hosts) only (default: both groups; "
              "a fab -H host in neither is a builder)")
 
 
 def _check_role(role) -> None:
-    if role is not None and role not in N.ROLES:
-        refuse(f"--role {role!r} is not one of {', '.join(N.ROLES)}")
+    if role is not None and role not in runnercmd.ROLES:
+        refuse(f"--role {role!r} is not one of {', '.join(runnercmd.ROLES)}")
 
 
 def _roles(h: Host, role=None) -> tuple[str, ...]:
     """This host's runner roles (see runnercmd.host_roles); reports a skip when it has none."""
     s = h.settings
-    groups = {g: {x.host for x in s.group(g)} for g in N.ROLE_GROUP.values()}
-    roles = N.host_roles(h.name, groups, role)
+    groups = {g: {x.host for x in s.group(g)} for g in runnercmd.ROLE_GROUP.values()}
+    roles = runnercmd.host_roles(h.name, groups, role)
     if not roles:
-        other = next(r for r in N.ROLES if r != role)
-        h.skip(f"{role} runner", f"{s.source} lists this host as a {other} runner only ({N.ROLE_GROUP[other]})")
+        other = next(r for r in runnercmd.ROLES if r != role)
+        h.skip(f"{role} runner", f"{s.source} lists this host as a {other} runner only ({runnercmd.ROLE_GROUP[other]})")
     return roles
 
 
 def _os(h: Host, f: dict) -> str:
-    family = F.os_family(f["os"])
+    family = facts.os_family(f["os"])
     if family not in ("debian", "rhel"):
         h.fail("os", f"{f['os'].get('PRETTY_NAME', 'this OS')} is neither Debian/Ubuntu nor RHEL/CentOS")
     return family
@@ -64,28 +67,28 @@ def install(h: Host, role=None):
     if not _roles(h, role):
         return
     s = h.settings
-    f = h.probe(F.OS_RELEASE, N.GIT_VERSION, F.command_exists("gitlab-runner"), N.KEY_TOOLS_FACT,
-                F.file_state(N.APT_SOURCE, "apt"), F.file_state(N.YUM_REPO, "yum"),
-                N.KEYRING_FACT)
+    f = h.probe(facts.OS_RELEASE, runnercmd.GIT_VERSION, facts.command_exists("gitlab-runner"), runnercmd.KEY_TOOLS_FACT,
+                facts.file_state(runnercmd.APT_SOURCE, "apt"), facts.file_state(runnercmd.YUM_REPO, "yum"),
+                runnercmd.KEYRING_FACT)
     family = _os(h, f)
     git = f["git"]
-    if N.git_ok(git):
+    if runnercmd.git_ok(git):
         h.ok("git", ".".join(map(str, git)))
     else:
         why = "missing" if git is None else f"{'.'.join(map(str, git))} is too old (shallow fetches fail)"
-        h.change("git >= 2", N.git_fix_cmd(family, f["os"]), reason=why, timeout=1800)
+        h.change("git >= 2", runnercmd.git_fix_cmd(family, f["os"]), reason=why, timeout=1800)
         if not h.check:
-            now = N.parse_git_version(h.run(N.GIT_VERSION_CMD, step="git version").stdout)
-            if not N.git_ok(now):
+            now = runnercmd.parse_git_version(h.run(runnercmd.GIT_VERSION_CMD, step="git version").stdout)
+            if not runnercmd.git_ok(now):
                 h.fail("git >= 2", f"still {'.'.join(map(str, now)) if now else 'missing'} after the upgrade")
             h.ok("git", ".".join(map(str, now)))
-    path, content = N.repo_file(family, s["RUNNER_REPO_URL"], f["os"])
+    path, content = runnercmd.repo_file(family, s["RUNNER_REPO_URL"], f["os"])
     if family == "debian":
         if f["keyring"]:
-            h.ok(f"signing key {N.KEYRING}")
+            h.ok(f"signing key {runnercmd.KEYRING}")
         else:
-            ops.ensure_packages(h, family, list(N.KEY_TOOLS), installed=f["key_tools"])  # to fetch the key
-            h.change(f"signing key {N.KEYRING}", N.keyring_cmd(s["RUNNER_REPO_URL"]), reason="absent")
+            ops.ensure_packages(h, family, list(runnercmd.KEY_TOOLS), installed=f["key_tools"])  # to fetch the key
+            h.change(f"signing key {runnercmd.KEYRING}", runnercmd.keyring_cmd(s["RUNNER_REPO_URL"]), reason="absent")
     repo_changed = ops.put_file(h, path, content, state=f["apt" if family == "debian" else "yum"],
                                 step=f"repository {path}")
     if f["has:gitlab-runner"] and not repo_changed:
@@ -93,9 +96,9 @@ def install(h: Host, role=None):
     elif f["has:gitlab-runner"]:
         h.ok("gitlab-runner installed", "repository changed: upgrade with apt/yum when you choose to")
     else:
-        h.change("install gitlab-runner", N.install_cmd(family), timeout=1800)
+        h.change("install gitlab-runner", runnercmd.install_cmd(family), timeout=1800)
     if not h.check and h.changed_any:
-        version = h.run(N.VERSION_CMD, step="gitlab-runner --version").stdout.strip()
+        version = h.run(runnercmd.VERSION_CMD, step="gitlab-runner --version").stdout.strip()
         h.ok("gitlab-runner answers", version)
 
 
@@ -108,22 +111,22 @@ def _register_args(settings, name=None, url=None, clone_url=None, executor=None,
     """What every runner of this run shares; refuses bad input and missing tokens before any host."""
     _check_role(role)
     executor = settings.get("RUNNER_EXECUTOR", executor)
-    if executor not in N.EXECUTORS:
-        refuse(f"--executor {executor!r} is not one of {', '.join(N.EXECUTORS)}")
-    roles = [role] if role else [r for r in N.ROLES if settings.group(N.ROLE_GROUP[r])] or ["builder"]
+    if executor not in runnercmd.EXECUTORS:
+        refuse(f"--executor {executor!r} is not one of {', '.join(runnercmd.EXECUTORS)}")
+    roles = [role] if role else [r for r in runnercmd.ROLES if settings.group(runnercmd.ROLE_GROUP[r])] or ["builder"]
     for r in roles:
-        if not settings[N.ROLE_TOKEN[r]]:
-            refuse(f"{N.ROLE_TOKEN[r]} is empty (set it in the environment or {settings.source})")
-    builder, deploy = (settings[N.ROLE_TOKEN[r]].reveal() for r in N.ROLES)
-    if builder and builder == deploy and N.token_kind(builder) == "auth":
+        if not settings[runnercmd.ROLE_TOKEN[r]]:
+            refuse(f"{runnercmd.ROLE_TOKEN[r]} is empty (set it in the environment or {settings.source})")
+    builder, deploy = (settings[runnercmd.ROLE_TOKEN[r]].reveal() for r in runnercmd.ROLES)
+    if builder and builder == deploy and runnercmd.token_kind(builder) == "auth":
         refuse("RUNNER_TOKEN and DEPLOY_RUNNER_TOKEN are the same glrt- token, which belongs to one runner: "
                "create the deploy runner in GitLab (tags test, or tags) and set DEPLOY_RUNNER_TOKEN to its token")
     gitlab = settings.group("gitlab")
     url = settings.get("RUNNER_URL", url) or (f"http://{gitlab[0].host}/" if gitlab else "")
     if not url.startswith(("http://", "https://")):
         refuse("no GitLab URL: set RUNNER_URL or --url (e.g. http://gitlab.example.com/)")
-    if name and N.bad_name(name):
-        refuse(N.bad_name(name))
+    if name and runnercmd.bad_name(name):
+        refuse(runnercmd.bad_name(name))
     return dict(url=url, executor=executor, clone_url=settings.get("RUNNER_CLONE_URL", clone_url),
                 docker_image=settings.get("RUNNER_DOCKER_IMAGE", docker_image))
 
@@ -147,35 +150,35 @@ def register(h: Host, name=None, url=None, clone_url=None, executor=None, tags=N
     if len(roles) > 1 and (name or tags is not None):
         h.fail("register", "this host is in RUNNERS and DEPLOY_RUNNERS, and --name/--tags describe one runner: "
                            "add --role builder or --role deploy")
-    f = h.probe(F.command_exists("gitlab-runner"), F.file_state(N.CONFIG, "config"))
+    f = h.probe(facts.command_exists("gitlab-runner"), facts.file_state(runnercmd.CONFIG, "config"))
     if not f["has:gitlab-runner"]:
         h.needs("register", "gitlab-runner is not installed (run runner.install first)")
-    names = N.runner_names((f["config"] or {}).get("content", ""))
+    names = runnercmd.runner_names((f["config"] or {}).get("content", ""))
     for r in roles:
-        _register_one(h, r, name or N.default_name(h.name, r), None if tags is None else _tags(tags), names, shared)
+        _register_one(h, r, name or runnercmd.default_name(h.name, r), None if tags is None else _tags(tags), names, shared)
 
 
 def _register_one(h: Host, role: str, name: str, tags, names: list[str], shared: dict) -> None:
     s = h.settings
-    token = s[N.ROLE_TOKEN[role]]
+    token = s[runnercmd.ROLE_TOKEN[role]]
     if not token:
-        h.fail(f"register {role} runner", f"{N.ROLE_TOKEN[role]} is empty (set it in the environment or {s.source})")
+        h.fail(f"register {role} runner", f"{runnercmd.ROLE_TOKEN[role]} is empty (set it in the environment or {s.source})")
     if name in names:
-        h.ok(f"{role} runner {name} registered", f"in {N.CONFIG}")
+        h.ok(f"{role} runner {name} registered", f"in {runnercmd.CONFIG}")
         return
-    kind = N.token_kind(token.reveal())
-    tag_list = tuple(s[N.ROLE_TAGS[role]]) if tags is None else tags
+    kind = runnercmd.token_kind(token.reveal())
+    tag_list = tuple(s[runnercmd.ROLE_TAGS[role]]) if tags is None else tags
     if kind == "auth" and tags:
         h.note("tags are kept in GitLab for authentication tokens (set them where the runner was created)",
                level="warning")
-    h.change(f"register {role} runner {name}", N.register_cmd(name=name, kind=kind, tags=tag_list, **shared),
+    h.change(f"register {role} runner {name}", runnercmd.register_cmd(name=name, kind=kind, tags=tag_list, **shared),
              stdin=token.reveal() + "\n",
              reason=f"{shared['executor']} executor, {'authentication token' if kind == 'auth' else 'registration token'}"
                     + (f", tags {','.join(tag_list)}" if kind == "registration" and tag_list else ""))
     if not h.check:
-        cfg = h.probe(F.file_state(N.CONFIG, "config"))["config"]
-        if name not in N.runner_names((cfg or {}).get("content", "")):
-            h.fail("verify registration", f"{name} is not in {N.CONFIG} after register")
+        cfg = h.probe(facts.file_state(runnercmd.CONFIG, "config"))["config"]
+        if name not in runnercmd.runner_names((cfg or {}).get("content", "")):
+            h.fail("verify registration", f"{name} is not in {runnercmd.CONFIG} after register")
 
 
 def _concurrency(settings, concurrent=None, role=None):
@@ -194,11 +197,11 @@ def concurrency(h: Host, concurrent=None, role=None):
     if not _roles(h, role):
         return
     n = int(h.settings.get("RUNNER_CONCURRENT", concurrent))
-    cfg = h.probe(F.file_state(N.CONFIG, "config"))["config"]
+    cfg = h.probe(facts.file_state(runnercmd.CONFIG, "config"))["config"]
     if cfg is None:
-        h.needs("concurrent", f"{N.CONFIG} does not exist (run runner.install first)")
+        h.needs("concurrent", f"{runnercmd.CONFIG} does not exist (run runner.install first)")
     new = files.with_key_value(cfg["content"], "concurrent", str(n), sep=" = ")
-    ops.put_file(h, N.CONFIG, new, mode=cfg["mode"].rjust(4, "0"), owner=cfg["owner"], group=cfg["group"],
+    ops.put_file(h, runnercmd.CONFIG, new, mode=cfg["mode"].rjust(4, "0"), owner=cfg["owner"], group=cfg["group"],
                  state=cfg, step=f"concurrent = {n}", secret=True)  # config.toml holds runner tokens
 
 
@@ -214,16 +217,16 @@ def grant(h: Host, role=None):
         return
     s = h.settings
     registry, user, password = s["REGISTRY"], s["REGISTRY_USER"], s["REGISTRY_PASSWORD"]
-    f = h.probe(F.user_groups(N.USER), R.docker_config_fact(N.USER), F.command_exists("docker"))
-    if f[f"groups:{N.USER}"] is None:
-        h.needs("grant", f"no user {N.USER} (run runner.install first)")
+    f = h.probe(facts.user_groups(runnercmd.USER), registrycmd.docker_config_fact(runnercmd.USER), facts.command_exists("docker"))
+    if f[f"groups:{runnercmd.USER}"] is None:
+        h.needs("grant", f"no user {runnercmd.USER} (run runner.install first)")
     if not f["has:docker"]:
         h.needs("grant", "docker is not installed (run docker.install first)")
-    ops.ensure_in_group(h, N.USER, "docker", groups=f[f"groups:{N.USER}"])
-    if R.login_current(f[f"dockercfg:{N.USER}"], registry, user, password.reveal()):
-        h.ok(f"login {registry} as {N.USER}")
+    ops.ensure_in_group(h, runnercmd.USER, "docker", groups=f[f"groups:{runnercmd.USER}"])
+    if registrycmd.login_current(f[f"dockercfg:{runnercmd.USER}"], registry, user, password.reveal()):
+        h.ok(f"login {registry} as {runnercmd.USER}")
     else:
-        h.change(f"login {registry} as {N.USER}", R.login_cmd(registry, user, as_user=N.USER), stdin=password,
+        h.change(f"login {registry} as {runnercmd.USER}", registrycmd.login_cmd(registry, user, as_user=runnercmd.USER), stdin=password,
                  reason=f"user {user}")
 
 

@@ -18,11 +18,14 @@ from swarmbook.taskdef import host_task, refuse
 if TYPE_CHECKING:
     from swarmbook.engine import Host
 
-config = lazy("swarmbook.config")
-envfile = lazy("swarmbook.envfile")
-F = lazy("swarmbook.facts")
-sshdcmd = lazy("swarmbook.sshdcmd")
-session = lazy("swarmbook.session")
+if TYPE_CHECKING:  # editors and type checkers see the real modules; at run time each loads on first use
+    from swarmbook import config, envfile, facts, sshdcmd, session
+else:
+    config = lazy("swarmbook.config")
+    envfile = lazy("swarmbook.envfile")
+    facts = lazy("swarmbook.facts")
+    sshdcmd = lazy("swarmbook.sshdcmd")
+    session = lazy("swarmbook.session")
 
 
 def _validate(settings, port=None):
@@ -64,7 +67,7 @@ def _rollback(h: Host, content: str, old: int, env: dict, why: str) -> None:
 def move_port(h: Host, port=None):
     """Move sshd to another port (default 2222) without lockout; record it in the hosts file."""
     new, old = int(h.settings.get("SSHD_PORT", port)), h.spec.port
-    f = h.probe(F.file_state(sshdcmd.CONFIG, "cfg"), sshdcmd.ENV)
+    f = h.probe(facts.file_state(sshdcmd.CONFIG, "cfg"), sshdcmd.ENV)
     if f["cfg"] is None:
         h.fail("sshd port", f"{sshdcmd.CONFIG} not found")
     content, env = f["cfg"]["content"], f["sshd_env"]

@@ -21,19 +21,22 @@ if TYPE_CHECKING:
     from swarmbook.config import HostSpec
     from swarmbook.engine import Host, Run
 
-F = lazy("swarmbook.facts")
-ops = lazy("swarmbook.ops")
-R = lazy("swarmbook.registrycmd")
-K = lazy("swarmbook.stackcmd")
-KC = lazy("swarmbook.kernelcmd")
-config = lazy("swarmbook.config")
-V = lazy("swarmbook.validate")
+if TYPE_CHECKING:  # editors and type checkers see the real modules; at run time each loads on first use
+    from swarmbook import facts, ops, registrycmd, stackcmd, kernelcmd, config, validate
+else:
+    facts = lazy("swarmbook.facts")
+    ops = lazy("swarmbook.ops")
+    registrycmd = lazy("swarmbook.registrycmd")
+    stackcmd = lazy("swarmbook.stackcmd")
+    kernelcmd = lazy("swarmbook.kernelcmd")
+    config = lazy("swarmbook.config")
+    validate = lazy("swarmbook.validate")
 
 
 def _sources(stacks: Path, name: str, app_env: str | None) -> tuple[Path, Path]:
     if not name:
         refuse("stack name missing (e.g. inv stack.deploy demo)")
-    V.stack_name(name, "stack name")  # a swarm name: no / or .., so it stays inside STACKS_PATH
+    validate.stack_name(name, "stack name")  # a swarm name: no / or .., so it stays inside STACKS_PATH
     template = stacks / name / "deploy.yml"
     if not template.is_file():
         known = ", ".join(sorted(p.parent.name for p in stacks.glob("*/deploy.yml")))
@@ -48,19 +51,19 @@ def render(settings, name, app_env=None, tag=None) -> tuple[str, str, str]:
     """(rendered stack file, .env content, config name); raises ConfigError on bad input."""
     template, env = _sources(config.stacks_path(settings), name, app_env)
     content = env.read_text()
-    values = K.template_vars(settings, name, content, IMAGE_TAG=tag)
-    rendered = K.render(template.read_text(), values, source=str(template))
+    values = stackcmd.template_vars(settings, name, content, IMAGE_TAG=tag)
+    rendered = stackcmd.render(template.read_text(), values, source=str(template))
     registry, user, password = settings["REGISTRY"], settings["REGISTRY_USER"], settings["REGISTRY_PASSWORD"]
     if registry and user and password:  # deployed --with-registry-auth: say so, as refresh-auth does
-        rendered = K.with_service_labels(rendered, lambda key, svc: (
-            {R.AUTH_LABEL: R.auth_mark(registry, user, password.reveal(), f"{name}_{key}")}
-            if R.uses_registry(str(svc.get("image", "")), registry) else {}))
+        rendered = stackcmd.with_service_labels(rendered, lambda key, svc: (
+            {registrycmd.AUTH_LABEL: registrycmd.auth_mark(registry, user, password.reveal(), f"{name}_{key}")}
+            if registrycmd.uses_registry(str(svc.get("image", "")), registry) else {}))
     return rendered, content, values["ENV_CONFIG"]
 
 
 def _validate(settings, name=None, app_env=None, tag=None, timeout=180, **_):
     if tag is not None:
-        V.tag(tag, "--tag")
+        validate.tag(tag, "--tag")
     render(settings, name, app_env, tag)
     if int(timeout) <= 0:
         refuse("--timeout must be a positive number of seconds")
@@ -85,7 +88,7 @@ def converged(services: dict | None, tasks: list | None = None) -> bool:
     With a healthcheck a task counts as running only once healthy."""
     return bool(services) and all(s["replicas"] and s["replicas"][0] == s["replicas"][1] > 0 and not s["updating"]
                                   for s in services.values()) \
-        and (tasks is None or not any(K.stale_tasks(services, tasks).values()))
+        and (tasks is None or not any(stackcmd.stale_tasks(services, tasks).values()))
 
 
 def _converge(h: Host, name: str, timeout: int) -> dict:
@@ -93,16 +96,16 @@ def _converge(h: Host, name: str, timeout: int) -> dict:
     state: dict = {}
 
     def ready() -> bool:
-        state.update(h.probe(K.services_fact(name), K.running_tasks_fact()))
+        state.update(h.probe(stackcmd.services_fact(name), stackcmd.running_tasks_fact()))
         return converged(state["services"], state["tasks"])
 
     try:
         h.wait(f"stack {name} to converge", ready, timeout=timeout, interval=2)
     except StepFailed:
-        why = h.try_run(K.tasks_state_cmd(name)).stdout
+        why = h.try_run(stackcmd.tasks_state_cmd(name)).stdout
         raise StepFailed(f"stack {name} not converged after {timeout}s: {_replicas(state.get('services'))}; "
                          f"{' | '.join(why.splitlines()) or 'no task info'}") from None
-    back = K.rolled_back(state["services"])
+    back = stackcmd.rolled_back(state["services"])
     if back:
         h.fail(f"stack {name}", "; ".join(
             f"{svc} was rolled back ({why}): {state['services'][svc]['image']} serves, not the deployed file"
@@ -117,14 +120,14 @@ def _report_running(h: Host, name: str, services: dict) -> None:
 
 def _prune_configs(h: Host, old: set[str]) -> None:
     for cfg in sorted(old):
-        if h.check or h.try_run(K.config_rm_cmd(cfg)).rc == 0:
+        if h.check or h.try_run(stackcmd.config_rm_cmd(cfg)).rc == 0:
             h.change(f"remove old config {cfg}", None, reason="no longer used")
 
 
 def _verify_http(run: Run, specs: list[HostSpec], ports: list[int], timeout: int) -> None:
     def body(h: Host) -> None:
         for port in ports:
-            h.wait(f"HTTP http://127.0.0.1:{port}/", lambda: h.try_run(K.http_answers_cmd(port)).rc == 0,
+            h.wait(f"HTTP http://127.0.0.1:{port}/", lambda: h.try_run(stackcmd.http_answers_cmd(port)).rc == 0,
                    timeout=timeout, interval=2)
             h.ok(f"HTTP {port} answers")
     if not run.check and ports:
@@ -142,7 +145,7 @@ def _why(changed: bool, back: dict, drift: list[str]) -> str:
 def _record(h: Host, path: str, state: dict | None, services: dict) -> None:
     """Keep the specs as they run after this deploy: the next run compares against them (drift).
     Bookkeeping, not a change to the cluster: not reported as one."""
-    text = K.snapshot_text(services)
+    text = stackcmd.snapshot_text(services)
     if (state or {}).get("content") != text:
         h.run(ops.write_file_cmd(path, mode="0600"), stdin=text, step=f"record {path}")
 
@@ -150,34 +153,34 @@ def _record(h: Host, path: str, state: dict | None, services: dict) -> None:
 def _deploy(run: Run, specs, name, app_env, tag, timeout, *, always: bool) -> None:
     rendered, env_content, cfg = render(run.settings, name, app_env, tag)
     path = f"{run.settings['STACK_DIR']}/{name}/deploy.yml"
-    snapshot = f"{run.settings['STACK_DIR']}/{name}/{K.SNAPSHOT}"
+    snapshot = f"{run.settings['STACK_DIR']}/{name}/{stackcmd.SNAPSHOT}"
     done = threading.Event()
 
     def body(h: Host) -> None:
-        f = h.probe(F.file_state(path, "file"), F.file_state(snapshot, "snapshot"), K.configs_fact(f"{name}_env_"),
-                    K.services_fact(name), KC.IPVS_FACT)
+        f = h.probe(facts.file_state(path, "file"), facts.file_state(snapshot, "snapshot"), stackcmd.configs_fact(f"{name}_env_"),
+                    stackcmd.services_fact(name), kernelcmd.IPVS_FACT)
         services = f["services"] or {}
         if any(s["replicas"] is None for s in services.values()):
             h.fail(f"stack {name}", "the engine reports no task counts (API < 1.41): stack.deploy needs Docker 20.10+")
         stack_file = rendered
         if run.settings["STACK_IPVS_SYSCTLS"] == "auto":
             if f["ipvs"]:  # Docker 20.10+ applies them
-                stack_file = K.with_sysctls(rendered, KC.IPVS_SYSCTLS)
-                h.ok("ipvs sysctls", ", ".join(f"{k}={v}" for k, v in KC.IPVS_SYSCTLS.items()))
+                stack_file = stackcmd.with_sysctls(rendered, kernelcmd.IPVS_SYSCTLS)
+                h.ok("ipvs sysctls", ", ".join(f"{k}={v}" for k, v in kernelcmd.IPVS_SYSCTLS.items()))
             else:
-                h.ok("ipvs sysctls", f"left out: this kernel has no IPVS ({KC.IPVS_DIR}), a service would not start")
+                h.ok("ipvs sysctls", f"left out: this kernel has no IPVS ({kernelcmd.IPVS_DIR}), a service would not start")
         changed = False
         if cfg in f["configs"]:
             h.ok(f"config {cfg}")
         else:
-            h.change(f"config {cfg}", K.config_create_cmd(cfg), stdin=env_content,
+            h.change(f"config {cfg}", stackcmd.config_create_cmd(cfg), stdin=env_content,
                      reason="new .env content")
             changed = True
         changed |= ops.put_file(h, path, stack_file, state=f["file"], step=f"stack file {path}")
-        back = K.rolled_back(services)
-        drift = [] if back else K.drift((f["snapshot"] or {}).get("content"), services)
+        back = stackcmd.rolled_back(services)
+        drift = [] if back else stackcmd.drift((f["snapshot"] or {}).get("content"), services)
         if changed or always or not services or back or drift:
-            h.change(f"deploy stack {name}", K.deploy_cmd(path, name), timeout=600, reason=_why(changed, back, drift))
+            h.change(f"deploy stack {name}", stackcmd.deploy_cmd(path, name), timeout=600, reason=_why(changed, back, drift))
             changed = True
         else:
             h.ok(f"stack {name} deployed", "running specs as deployed")
@@ -188,7 +191,7 @@ def _deploy(run: Run, specs, name, app_env, tag, timeout, *, always: bool) -> No
                 _report_running(h, name, services)
             _record(h, snapshot, f["snapshot"], services)
             if always:
-                after = {n: s["image"] for n, s in (h.probe(K.services_fact(name))["services"] or {}).items()}
+                after = {n: s["image"] for n, s in (h.probe(stackcmd.services_fact(name))["services"] or {}).items()}
                 before = {n: s["image"] for n, s in services.items()}
                 h.note(f"images {'changed' if after != before else 'unchanged'}: "
                        f"{', '.join(f'{n} {i}' for n, i in sorted(after.items()))}")
@@ -197,7 +200,7 @@ def _deploy(run: Run, specs, name, app_env, tag, timeout, *, always: bool) -> No
 
     run.one(specs[0], body)
     if done.is_set():
-        _verify_http(run, specs, K.published_ports(rendered), timeout)
+        _verify_http(run, specs, stackcmd.published_ports(rendered), timeout)
 
 
 @cluster_task(group="nodes", validate=_validate, positional=["name"], help=HELP)
@@ -215,7 +218,7 @@ def update(run: Run, specs: list[HostSpec], name=None, app_env=None, tag=None, t
 def _validate_rollback(settings, name=None, timeout=180):
     if not name:
         refuse("stack name missing (e.g. inv stack.rollback demo)")
-    V.stack_name(name, "stack name")
+    validate.stack_name(name, "stack name")
     if int(timeout) <= 0:
         refuse("--timeout must be a positive number of seconds")
 
@@ -228,17 +231,17 @@ def rollback(run: Run, specs: list[HostSpec], name=None, timeout=180):
     """Return every service of a stack to its previous spec (swarm keeps one); wait until it runs."""
 
     def body(h: Host) -> None:
-        services = h.probe(K.services_fact(name))["services"] or {}
+        services = h.probe(stackcmd.services_fact(name))["services"] or {}
         if not services:
             h.fail(f"stack {name}", f"no service of stack {name} on this manager")
         changed = False
         for svc, s in sorted(services.items()):
-            if s["update"] in K.ROLLED_BACK:
+            if s["update"] in stackcmd.ROLLED_BACK:
                 h.ok(f"rollback {svc}", f"already rolled back: {s['image']}")
             elif not s["previous"]:
                 h.ok(f"rollback {svc}", "no previous spec to return to")
             else:
-                h.change(f"rollback {svc}", K.rollback_cmd(svc), reason=f"from {s['image']}")
+                h.change(f"rollback {svc}", stackcmd.rollback_cmd(svc), reason=f"from {s['image']}")
                 changed = True
         if changed and not h.check:
             _converge_rolled(h, name, timeout)
@@ -251,7 +254,7 @@ def _converge_rolled(h: Host, name: str, timeout: int) -> None:
     state: dict = {}
 
     def ready() -> bool:
-        state.update(h.probe(K.services_fact(name), K.running_tasks_fact()))
+        state.update(h.probe(stackcmd.services_fact(name), stackcmd.running_tasks_fact()))
         return converged(state["services"], state["tasks"])
 
     h.wait(f"stack {name} to run its previous spec", ready, timeout=timeout, interval=2)

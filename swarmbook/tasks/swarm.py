@@ -23,13 +23,16 @@ if TYPE_CHECKING:
     from swarmbook.config import HostSpec
     from swarmbook.engine import Host, Run
 
-facts = lazy("swarmbook.facts")
-swarmcmd = lazy("swarmbook.swarmcmd")
-nodecmd = lazy("swarmbook.nodecmd")
-membership = lazy("swarmbook.membership")
-nodeops = lazy("swarmbook.nodeops")
-report = lazy("swarmbook.report")
-V = lazy("swarmbook.validate")
+if TYPE_CHECKING:  # editors and type checkers see the real modules; at run time each loads on first use
+    from swarmbook import facts, swarmcmd, nodecmd, membership, nodeops, report, validate
+else:
+    facts = lazy("swarmbook.facts")
+    swarmcmd = lazy("swarmbook.swarmcmd")
+    nodecmd = lazy("swarmbook.nodecmd")
+    membership = lazy("swarmbook.membership")
+    nodeops = lazy("swarmbook.nodeops")
+    report = lazy("swarmbook.report")
+    validate = lazy("swarmbook.validate")
 
 
 def _labels(settings) -> dict[str, dict[str, str]]:
@@ -94,7 +97,7 @@ def init(run: Run, specs: list[HostSpec], workers=None, prune=False, yes=False, 
                    lambda: swarmcmd.parse_swarm(h.probe(facts.docker_info())["docker_info"]).state != "pending",
                    timeout=90, interval=2)
             st = swarmcmd.parse_swarm(h.facts_cache["docker_info"])
-        addr = adv_mode if adv_mode != "auto" else (h.name if V.is_ip(h.name) else f["src_addr"])
+        addr = adv_mode if adv_mode != "auto" else (h.name if validate.is_ip(h.name) else f["src_addr"])
         with lock:
             states[h.name] = (st, addr)
 

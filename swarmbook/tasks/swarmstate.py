@@ -18,12 +18,15 @@ if TYPE_CHECKING:
 
 AREA = "swarm"  # task titles read swarm.backup, not swarmstate.backup
 
-facts = lazy("swarmbook.facts")
-swarmcmd = lazy("swarmbook.swarmcmd")
-raftcmd = lazy("swarmbook.raftcmd")
-raftkey = lazy("swarmbook.raftkey")
-backupfile = lazy("swarmbook.backupfile")
-V = lazy("swarmbook.validate")
+if TYPE_CHECKING:  # editors and type checkers see the real modules; at run time each loads on first use
+    from swarmbook import facts, swarmcmd, raftcmd, raftkey, backupfile, validate
+else:
+    facts = lazy("swarmbook.facts")
+    swarmcmd = lazy("swarmbook.swarmcmd")
+    raftcmd = lazy("swarmbook.raftcmd")
+    raftkey = lazy("swarmbook.raftkey")
+    backupfile = lazy("swarmbook.backupfile")
+    validate = lazy("swarmbook.validate")
 
 
 # --- the swarm's own state: backup and restore (Docker's admin guide) -----------------------
@@ -123,7 +126,7 @@ def _restorable(file: str | None) -> tuple[bytes, str]:
 
 def _validate_restore(settings, file=None, yes=False, force=False, advertise_addr=None):
     _restorable(file)
-    if advertise_addr and not V.is_ip(advertise_addr):
+    if advertise_addr and not validate.is_ip(advertise_addr):
         refuse(f"--advertise-addr {advertise_addr!r} is not an IP address")
     if not yes:
         refuse("swarm.restore replaces this manager's swarm state and makes it a new one-manager cluster "
@@ -153,7 +156,7 @@ def restore(run: Run, specs: list[HostSpec], file=None, yes=False, force=False, 
              f"{target.host}, the first manager (the backup came from {origin or 'an unknown address'})")
 
     def body(h: Host) -> None:
-        addr = advertise_addr or (h.spec.host if V.is_ip(h.spec.host) else "")
+        addr = advertise_addr or (h.spec.host if validate.is_ip(h.spec.host) else "")
         if not addr:
             h.fail("restore", f"{h.name} is a name, not an address: give --advertise-addr")
         f = h.probe(facts.docker_info(), raftcmd.NODES_ANSWER)
