@@ -56,13 +56,19 @@ def sb(lab, *args: str, tool: str = "inv", json_lines: bool = True, env: dict | 
 
 
 def roles_file(lab, folder: Path, managers, workers) -> str:
-    """A copy of the lab's hosts.env in ``folder`` with other MANAGERS/WORKERS (hosts by index)."""
+    """A copy of the lab's hosts.env in ``folder`` with other MANAGERS/WORKERS (hosts by index),
+    each host with the SSH port the lab's file records for it (bootstrap-all moves h1's to 2222)."""
+    def entry(i: int) -> str:
+        addr = lab.hosts[i].addr
+        port = recorded_port(lab, addr)
+        return addr if port == 22 else f"{addr}:{port}"
+
     lines = []
     for line in lab.hosts_env.read_text().splitlines():
         if line.startswith("MANAGERS="):
-            line = "MANAGERS=" + ",".join(lab.hosts[i].addr for i in managers)
+            line = "MANAGERS=" + ",".join(entry(i) for i in managers)
         elif line.startswith("WORKERS="):
-            line = "WORKERS=" + ",".join(lab.hosts[i].addr for i in workers)
+            line = "WORKERS=" + ",".join(entry(i) for i in workers)
         lines.append(line)
     path = Path(folder) / "hosts.env"
     path.write_text("\n".join(lines) + "\n")
