@@ -3,6 +3,7 @@ see) and straight to each node (each node's own gap), counted while an operation
 
 from __future__ import annotations
 
+import http.client
 import threading
 import time
 import urllib.request
@@ -13,7 +14,7 @@ def get(url: str, timeout: float = 5) -> bool:
     try:
         with urllib.request.urlopen(url, timeout=timeout) as r:
             return r.status == 200 and b"demo ok" in r.read()
-    except OSError:
+    except (OSError, http.client.HTTPException):  # refused, reset, timed out, cut mid-body (IncompleteRead)
         return False
 
 
@@ -36,7 +37,14 @@ class Probe:
         self.counts = {n: Counts() for n in targets}
         self.rounds = 0
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, daemon=True)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._guarded, daemon=True)
+
+    def _guarded(self) -> None:
+        try:
+            self._loop()
+        except BaseException as e:  # re-raised by __exit__: a dead probe must not read as 0 failed
+            self._error = e
 
     def _loop(self) -> None:
         down_since: dict[str, float | None] = {n: None for n in self.targets}
@@ -65,6 +73,8 @@ class Probe:
     def __exit__(self, *exc) -> None:
         self._stop.set()
         self._thread.join()
+        if self._error is not None:
+            raise RuntimeError(f"the probe loop stopped after {self.rounds} rounds") from self._error
 
     def summary(self) -> str:
         return "; ".join(f"{n}: {c.ok} ok, {c.failed} failed, longest gap {max(c.gaps, default=0):.1f}s"
