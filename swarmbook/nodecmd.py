@@ -104,7 +104,7 @@ def parse_services(api: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
         counts = (st.get("RunningTasks", 0), st.get("DesiredTasks", 0)) if st else None
         state = (s.get("UpdateStatus") or {}).get("State", "")
         out[(s.get("Spec") or {}).get("Name", s.get("ID", ""))] = {
-            "tasks": counts, "updating": state in ("updating", "rollback_started")}
+            "tasks": counts, "updating": state in ("updating", "rollback_started"), "id": s.get("ID", "")}
     return out
 
 
@@ -124,6 +124,33 @@ def unconverged(services: dict[str, dict[str, Any]] | None) -> list[str]:
         elif s["tasks"][0] != s["tasks"][1] or s["updating"]:
             out.append(f"{name} {s['tasks'][0]}/{s['tasks'][1]}{' updating' if s['updating'] else ''}")
     return out
+
+
+NO_NODE = "no suitable node"  # the scheduler's Status.Err for a task that no node can take
+
+
+def parse_unplaced(api: list[dict[str, Any]]) -> dict[str, str]:
+    """Service ID -> the scheduler's reason, for tasks meant to run that no node can take
+    ("no suitable node (scheduling constraints not satisfied on 3 nodes)": a placement
+    constraint, a resource reservation, a host-mode port taken everywhere)."""
+    out: dict[str, str] = {}
+    for t in api:
+        st = t.get("Status") or {}
+        if st.get("State") == "pending" and (st.get("Err") or "").startswith(NO_NODE):
+            out.setdefault(t.get("ServiceID", ""), st["Err"])
+    return out
+
+
+# The tasks swarm wants running but cannot place anywhere (a manager's ``/tasks``).
+UNPLACED = engine_fact("unplaced", f"/tasks?filters={engine_filters(**{'desired-state': ['running']})}", parse_unplaced)
+
+
+def pinned(services: dict[str, dict[str, Any]] | None, unplaced: dict[str, str] | None) -> dict[str, str]:
+    """Services short of tasks only because no node can take them (e.g. Portainer, constrained to
+    the labelled manager that is drained): name -> the scheduler's reason. They come back when
+    the node does; a drain does not wait for them."""
+    return {name: (unplaced or {})[s["id"]] for name, s in sorted((services or {}).items())
+            if s.get("id") in (unplaced or {}) and s["tasks"] and s["tasks"][0] < s["tasks"][1]}
 
 
 def parse_tasks(api: list[dict[str, Any]]) -> list[dict[str, str]]:

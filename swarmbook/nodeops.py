@@ -69,21 +69,24 @@ def wait_reachable(control: Host, ids: list[str], timeout: float = 90) -> None:
                      lambda: all(n.reachable for n in nodes(control) if n.id in ids), timeout=timeout, interval=1)
 
 
-def wait_moved(control: Host, target: N.Node, timeout: float) -> tuple[int, float]:
+def wait_moved(control: Host, target: N.Node, timeout: float) -> tuple[int, float, dict[str, str]]:
     """Until no task of ``target`` runs any more and every service runs all its tasks again
-    (elsewhere). Returns (tasks that were on the node, seconds waited). A task stops within its
-    service's stop grace period (10 s by default), so that is about the least this takes."""
+    (elsewhere), except services no other node can take (:func:`nodecmd.pinned`). Returns
+    (tasks that were on the node, seconds waited, those pinned services and why). A task stops
+    within its service's stop grace period (10 s by default), so that is about the least this takes."""
     clock = control.run_.clock
     start = clock()
     first: list[int] = []
     seen: dict = {}
 
     def moved() -> bool:
-        f = control.probe(N.node_tasks(target.id), N.SERVICE_STATUS)
+        f = control.probe(N.node_tasks(target.id), N.SERVICE_STATUS, N.UNPLACED)
         # a node that is down never reports its tasks stopped: there, only the services count
         tasks = (f[N.node_tasks(target.id).name] or []) if target.up else []
         first.append(len(tasks))
-        seen["tasks"], seen["services"] = tasks, N.unconverged(f["service_status"])
+        seen["pinned"] = stuck = N.pinned(f["service_status"], f["unplaced"])
+        seen["tasks"] = tasks
+        seen["services"] = [s for s in N.unconverged(f["service_status"]) if s.split(" ")[0] not in stuck]
         return not tasks and not seen["services"]
 
     try:
@@ -91,7 +94,16 @@ def wait_moved(control: Host, target: N.Node, timeout: float) -> tuple[int, floa
     except StepFailed:
         raise StepFailed(f"after {timeout:.0f}s {len(seen.get('tasks') or [])} task(s) still on {target.label}; "
                          f"services not converged: {', '.join(seen.get('services') or []) or 'none'}") from None
-    return first[0], clock() - start
+    return first[0], clock() - start, seen["pinned"]
+
+
+def moved_line(run: Run, name: str, target: N.Node, count: int, took: float, stuck: dict[str, str]) -> None:
+    """Report the drain's wait under ``name``: tasks moved, and (a warning) what could not move."""
+    run.emit(name, "tasks moved", OK, f"{count} task(s) were on {target.label}; every service "
+                                      f"{'that another node can run ' if stuck else ''}converged after {took:.1f}s")
+    if stuck:
+        run.reporter.note(f"no other node can run {', '.join(f'{s} ({why})' for s, why in stuck.items())}: "
+                          f"down until {target.label} is active again", host=name, level="warning")
 
 
 def wait_converged(control: Host, target: N.Node, timeout: float) -> float:
@@ -165,9 +177,7 @@ def drain(run: Run, control: Host, name: str, target: N.Node, timeout: float, re
     elif not act(run, control, name, "drain", N.availability_cmd(target.id, "drain"), reason):
         return False
     if not run.check:
-        count, took = wait_moved(control, target, timeout)
-        run.emit(name, "tasks moved", OK, f"{count} task(s) were on {target.label}; every service converged "
-                                          f"after {took:.1f}s")
+        moved_line(run, name, target, *wait_moved(control, target, timeout))
     return True
 
 

@@ -98,9 +98,7 @@ def one(run: Run, managers: list[HostSpec], step: U.Step, spec: HostSpec, timeou
                              N.availability_cmd(target.id, "drain", label_add=f"{U.MARK}=drained"),
                              f"for the engine upgrade (label {U.MARK})"):
             return False
-        count, waited = nodeops.wait_moved(h, target, timeout)
-        run.emit(step.name, "tasks moved", OK, f"{count} task(s) were on {target.label}; every service converged "
-                                               f"after {waited:.1f}s")
+        nodeops.moved_line(run, step.name, target, *nodeops.wait_moved(h, target, timeout))
         return True
 
     def packages(h: Host) -> bool:

@@ -99,3 +99,21 @@ def test_standalone_containers_are_the_ones_without_a_swarm_task_label():
            {"Names": ["/kong"], "Labels": None}]
     assert N.STANDALONE.parse(json.dumps(api), 0) == ["gitlab", "kong"]
     assert N.STANDALONE.parse("", 7) is None
+
+
+def test_unplaced_are_pending_tasks_the_scheduler_found_no_node_for():
+    api = [{"ServiceID": "a", "Status": {"State": "pending", "Err": "no suitable node (scheduling constraints "
+                                                                      "not satisfied on 3 nodes)"}},
+           {"ServiceID": "b", "Status": {"State": "pending", "Err": ""}},
+           {"ServiceID": "c", "Status": {"State": "running"}},
+           {"ServiceID": "d", "Status": {"State": "rejected", "Err": "no suitable node"}}]
+    assert N.parse_unplaced(api) == {"a": "no suitable node (scheduling constraints not satisfied on 3 nodes)"}
+
+
+def test_pinned_are_services_short_of_tasks_only_for_want_of_a_node():
+    services = N.parse_services([
+        {"ID": "a", "Spec": {"Name": "portainer"}, "ServiceStatus": {"RunningTasks": 0, "DesiredTasks": 1}},
+        {"ID": "b", "Spec": {"Name": "web"}, "ServiceStatus": {"RunningTasks": 3, "DesiredTasks": 3}},
+        {"ID": "c", "Spec": {"Name": "api"}, "ServiceStatus": {"RunningTasks": 1, "DesiredTasks": 2}}])
+    assert N.pinned(services, {"a": "no suitable node", "b": "no suitable node"}) == {"portainer": "no suitable node"}
+    assert N.pinned(services, None) == {} and N.pinned(None, {"a": "x"}) == {}

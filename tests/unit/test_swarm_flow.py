@@ -237,6 +237,7 @@ def test_a_node_the_file_does_not_list_is_reported_and_left_alone():
 def test_prune_drains_waits_leaves_and_removes_the_unlisted_node():
     pool = cluster({1: True, 2: False, 3: False, 4: False})
     pool.facts[N.node_tasks("n4")] = ("[]", 0)
+    pool.facts[N.UNPLACED] = ("[]", 0)
     pool.facts[N.SERVICE_STATUS] = (json.dumps([{"Spec": {"Name": "web"},
                                                  "ServiceStatus": {"RunningTasks": 3, "DesiredTasks": 3}}]), 0)
 
@@ -262,6 +263,7 @@ def test_prune_of_a_node_that_is_down_removes_it_without_asking_it_to_leave():
     dead = api_node(4, False, state="down")
     pool = cluster({1: True, 2: False, 3: False}, extra=[dead])
     pool.facts[N.node_tasks("n4")] = (json.dumps([{"ID": "t", "Status": {"State": "running"}}]), 0)  # never updated
+    pool.facts[N.UNPLACED] = ("[]", 0)
     pool.facts[N.SERVICE_STATUS] = (json.dumps([{"Spec": {"Name": "web"},
                                                  "ServiceStatus": {"RunningTasks": 3, "DesiredTasks": 3}}]), 0)
     pool.responses = {r"^docker node update --availability drain n4$": OK, r"^docker node rm n4$": OK}
@@ -290,7 +292,7 @@ def test_prune_without_yes_is_refused_by_the_validator():
 
 # --- node.drain / node.activate ----------------------------------------------------------------
 
-def maintenance(nodes, *, tasks_on=(), services=None, standalone=None):
+def maintenance(nodes, *, tasks_on=(), services=None, standalone=None, unplaced=None):
     services = services or [{"Spec": {"Name": "web"}, "ServiceStatus": {"RunningTasks": 3, "DesiredTasks": 3}}]
     facts = {N.NODE_LIST: node_list(*nodes), N.SERVICE_STATUS: (json.dumps(services), 0)}
     for i in range(1, len(nodes) + 1):
@@ -298,6 +300,7 @@ def maintenance(nodes, *, tasks_on=(), services=None, standalone=None):
     containers = standalone if standalone is not None else [
         {"Names": ["/gitlab"], "Labels": {}}, {"Names": ["/web.1.x"], "Labels": {N.TASK_LABEL: "t"}}]
     facts[N.STANDALONE] = (json.dumps(containers), 0)
+    facts[N.UNPLACED] = (json.dumps(unplaced or []), 0)
     return FakePool(facts)
 
 
@@ -329,6 +332,32 @@ def test_drain_by_hostname_of_an_already_drained_node_changes_nothing():
 def test_drain_waits_until_every_service_runs_all_its_tasks_again():
     pool = maintenance([api_node(1, True), api_node(2, False), api_node(3, False)],
                        services=[{"Spec": {"Name": "web"}, "ServiceStatus": {"RunningTasks": 2, "DesiredTasks": 3}}])
+    pool.responses = {r"^docker node update": OK}
+    run, out = drain(pool, "10.0.0.2")
+    assert run.failed() == ["10.0.0.1"] and "services not converged: web 2/3" in out
+
+
+def test_drain_does_not_wait_for_a_service_no_other_node_can_run_and_says_so():
+    """Portainer is constrained to the labelled node: drained, its task stays pending with the
+    scheduler's "no suitable node" (the lab's upgrade drill in the full suite: the wait timed
+    out on h1, Portainer's manager)."""
+    services = [{"ID": "s-web", "Spec": {"Name": "web"}, "ServiceStatus": {"RunningTasks": 3, "DesiredTasks": 3}},
+                {"ID": "s-pt", "Spec": {"Name": "portainer"}, "ServiceStatus": {"RunningTasks": 0, "DesiredTasks": 1}}]
+    why = "no suitable node (scheduling constraints not satisfied on 3 nodes)"
+    unplaced = [{"ServiceID": "s-pt", "Status": {"State": "pending", "Err": why}},
+                {"ServiceID": "s-web", "Status": {"State": "running"}}]
+    pool = maintenance([api_node(1, True), api_node(2, False), api_node(3, False)], services=services, unplaced=unplaced)
+    pool.responses = {r"^docker node update --availability drain n2$": OK}
+    run, out = drain(pool, "10.0.0.2")
+    assert run.failed() == [] and pool.changes() == ["docker node update --availability drain n2"], out
+    assert f"no other node can run portainer ({why}): down until h2 is active again" in out
+    assert "every service that another node can run converged" in out
+
+
+def test_drain_still_waits_for_a_service_whose_tasks_are_only_on_their_way():
+    services = [{"ID": "s-web", "Spec": {"Name": "web"}, "ServiceStatus": {"RunningTasks": 2, "DesiredTasks": 3}}]
+    unplaced = [{"ServiceID": "s-web", "Status": {"State": "pending", "Err": ""}}]  # not yet scheduled
+    pool = maintenance([api_node(1, True), api_node(2, False), api_node(3, False)], services=services, unplaced=unplaced)
     pool.responses = {r"^docker node update": OK}
     run, out = drain(pool, "10.0.0.2")
     assert run.failed() == ["10.0.0.1"] and "services not converged: web 2/3" in out

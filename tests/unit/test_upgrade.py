@@ -186,7 +186,7 @@ class Cluster:
         self.fail_install_on = fail_install_on
         facts = {N.SERVICE_STATUS: (json.dumps([{"Spec": {"Name": "web"},
                                                  "ServiceStatus": {"RunningTasks": 3, "DesiredTasks": 3}}]), 0),
-                 N.STANDALONE: ("[]", 0)}
+                 N.STANDALONE: ("[]", 0), N.UNPLACED: ("[]", 0)}
         facts.update({N.node_tasks(i): ("[]", 0) for i in self.nodes})
         self.pool = FakePool(facts, run={r"^docker node update ": self.update, r"apt-get install": self.install,
                                          r"systemctl restart docker": self.restart})
