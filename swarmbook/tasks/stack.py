@@ -22,8 +22,10 @@ if TYPE_CHECKING:
     from swarmbook.engine import Host, Run
 
 if TYPE_CHECKING:  # editors and type checkers see the real modules; at run time each loads on first use
-    from swarmbook import facts, ops, registrycmd, stackcmd, kernelcmd, config, validate
+    from swarmbook import facts, ops, registrycmd, stackcmd, kernelcmd, config, validate, givenup, nodecmd
 else:
+    givenup = lazy("swarmbook.givenup")
+    nodecmd = lazy("swarmbook.nodecmd")
     facts = lazy("swarmbook.facts")
     ops = lazy("swarmbook.ops")
     registrycmd = lazy("swarmbook.registrycmd")
@@ -91,20 +93,50 @@ def converged(services: dict | None, tasks: list | None = None) -> bool:
         and (tasks is None or not any(stackcmd.stale_tasks(services, tasks).values()))
 
 
-def _converge(h: Host, name: str, timeout: int) -> dict:
-    """Wait until the stack has converged; a service swarm rolled back fails the step."""
+def _settled(state: dict) -> bool:
+    """Converged, no task on its way, and no slot swarm stopped restarting."""
+    return (converged(state["services"], state.get("tasks")) and not state["gave"]
+            and not givenup.in_progress(state["services"] or {}, state["stack_tasks"]))
+
+
+def _look(h: Host, name: str, state: dict) -> None:
+    state.update(h.probe(stackcmd.services_fact(name), stackcmd.running_tasks_fact(), givenup.stack_tasks_fact(name),
+                         nodecmd.NODE_LIST))
+    state["gave"] = givenup.given_up(state["services"] or {}, state["stack_tasks"], state["node_list"])
+
+
+def _restart(h: Host, gave: dict[str, list[str]], forced: set[str]) -> None:
+    """A new task for every slot of each service swarm stopped restarting (once per run)."""
+    for svc, where in sorted(gave.items()):
+        if svc not in forced:
+            forced.add(svc)
+            h.change(f"restart {svc}", givenup.force_cmd(svc), timeout=900,
+                     reason=f"swarm stopped restarting it ({'; '.join(where)}; restart_policy max_attempts "
+                            "used up): a new task for every slot")
+
+
+def _converge(h: Host, name: str, timeout: int, forced: set[str] | None = None) -> dict:
+    """Wait until the stack has converged; restart (once) a service swarm gave up restarting;
+    a service swarm rolled back fails the step."""
     state: dict = {}
+    forced = set() if forced is None else forced
 
     def ready() -> bool:
-        state.update(h.probe(stackcmd.services_fact(name), stackcmd.running_tasks_fact()))
-        return converged(state["services"], state["tasks"])
+        _look(h, name, state)
+        return bool(set(state["gave"]) - forced) or _settled(state)
 
-    try:
-        h.wait(f"stack {name} to converge", ready, timeout=timeout, interval=2)
-    except StepFailed:
-        why = h.try_run(stackcmd.tasks_state_cmd(name)).stdout
-        raise StepFailed(f"stack {name} not converged after {timeout}s: {_replicas(state.get('services'))}; "
-                         f"{' | '.join(why.splitlines()) or 'no task info'}") from None
+    while True:
+        try:
+            h.wait(f"stack {name} to converge", ready, timeout=timeout, interval=2)
+        except StepFailed:
+            why = h.try_run(stackcmd.tasks_state_cmd(name)).stdout
+            gave = "; ".join(f"{s}: swarm stopped restarting it ({', '.join(w)})"
+                             for s, w in sorted(state.get("gave", {}).items()))
+            raise StepFailed(f"stack {name} not converged after {timeout}s: {_replicas(state.get('services'))}; "
+                             f"{gave + '; ' if gave else ''}{' | '.join(why.splitlines()) or 'no task info'}") from None
+        if not set(state["gave"]) - forced:
+            break
+        _restart(h, state["gave"], forced)
     back = stackcmd.rolled_back(state["services"])
     if back:
         h.fail(f"stack {name}", "; ".join(
@@ -158,7 +190,7 @@ def _deploy(run: Run, specs, name, app_env, tag, timeout, *, always: bool) -> No
 
     def body(h: Host) -> None:
         f = h.probe(facts.file_state(path, "file"), facts.file_state(snapshot, "snapshot"), stackcmd.configs_fact(f"{name}_env_"),
-                    stackcmd.services_fact(name), kernelcmd.IPVS_FACT)
+                    stackcmd.services_fact(name), kernelcmd.IPVS_FACT, givenup.stack_tasks_fact(name), nodecmd.NODE_LIST)
         services = f["services"] or {}
         if any(s["replicas"] is None for s in services.values()):
             h.fail(f"stack {name}", "the engine reports no task counts (API < 1.41): stack.deploy needs Docker 20.10+")
@@ -184,9 +216,14 @@ def _deploy(run: Run, specs, name, app_env, tag, timeout, *, always: bool) -> No
             changed = True
         else:
             h.ok(f"stack {name} deployed", "running specs as deployed")
+        gave = givenup.given_up(services, f["stack_tasks"], f["node_list"])
+        forced: set[str] = set()
+        if gave and not changed:  # a deploy that changed a spec makes new tasks by itself
+            _restart(h, gave, forced)
+            changed = True
         if not h.check:
-            if changed or not converged(services):
-                services = _converge(h, name, timeout)
+            if changed or not _settled({"services": services, "gave": gave, "stack_tasks": f["stack_tasks"]}):
+                services = _converge(h, name, timeout, forced)
             else:
                 _report_running(h, name, services)
             _record(h, snapshot, f["snapshot"], services)

@@ -3,20 +3,23 @@ mode on every node, with its healthcheck and update_config.failure_action: rollb
 
 A broken version (the demo image whose process never listens, so its healthcheck fails) is
 deployed: swarm rolls the service back, stack.deploy says so and fails, and the old version
-serves on every node. stack.rollback returns a stack to its previous spec, once.
+serves on every node. stack.rollback returns a stack to its previous spec, once. A task swarm
+stopped restarting (restart_policy max_attempts used up, as the disaster drill's rejoined node
+saw) is restarted by the next stack.deploy, once, and the run after changes nothing.
 NOT proved here: that no request is lost meanwhile (the demo publishes in host mode with
 stop-first updates, so each node's own port is down while its task is replaced; a load
 balancer in front is what carries requests across that gap).
 """
 
 import json
+import time
 import urllib.request
 
 import pytest
 
 from swarmbook.lab import layout
 
-from .sb import sb, ssh
+from .sb import sb, ssh, until
 
 pytestmark = pytest.mark.lab
 
@@ -121,3 +124,61 @@ def test_a_service_changed_behind_swarmbooks_back_is_seen_and_healed(lab):
     assert "EDITED" not in env
     assert serves_everywhere(lab) == ["demo ok"] * len(lab.hosts)
     assert sb(lab, "stack.deploy", "demo").changed == 0
+
+
+FLAG_STACK = """version: '3.7'
+services:
+  web:
+    image: ${REGISTRY}/library/nginx:latest
+    volumes:
+      - {type: bind, source: /srv/swarmbook-flag, target: /flag}
+    deploy:
+      mode: global
+      restart_policy: {condition: on-failure, delay: 1s, max_attempts: 2}
+"""
+
+
+def flag_tasks(lab) -> list[str]:
+    out = ssh(lab, lab.hosts[0], "docker service ps --format '{{.Node}} {{.DesiredState}} {{.CurrentState}}' flag_web")
+    return out.stdout.splitlines()
+
+
+def test_a_task_swarm_stopped_restarting_is_restarted_by_the_next_deploy(lab, tmp_path):
+    """A global service whose bind source is missing on h3 for a while: the killed task is
+    rejected until restart_policy.max_attempts is used up, then swarm leaves h3 without a task
+    for good (the counts still say converged). Once the fault is fixed, stack.deploy restarts
+    the service (once) and every node runs it; the next run changes nothing."""
+    (tmp_path / "stacks" / "flag").mkdir(parents=True)
+    (tmp_path / "stacks" / "flag" / "deploy.yml").write_text(FLAG_STACK)
+    (tmp_path / "stacks" / "flag" / "app.env").write_text("FLAG=1\n")
+    env = tmp_path / "flag.env"
+    env.write_text(lab.hosts_env.read_text() + f"STACKS_PATH={tmp_path / 'stacks'}\n")
+    env.chmod(0o600)
+    for h in lab.hosts:
+        ssh(lab, h, "mkdir -p /srv/swarmbook-flag")
+    try:
+        first = sb(lab, "stack.deploy", "flag", hosts_env=str(env))
+        assert first.rc == 0, first.stdout + first.stderr
+        h3 = lab.hosts[-1]
+        ssh(lab, h3, "rmdir /srv/swarmbook-flag && docker kill $(docker ps -q --filter "
+                     "label=com.docker.swarm.service.name=flag_web)")
+        until("swarm to stop restarting flag_web on h3", lambda: flag_tasks(lab),
+              lambda rows: len(mine := [r for r in rows if r.startswith(f"{h3.hostname} ")]) >= 3  # killed + 2 tries
+              and all(r.split()[1] == "Shutdown" for r in mine), timeout=60)  # no retry on its way
+        ssh(lab, h3, "mkdir -p /srv/swarmbook-flag")
+        time.sleep(5)  # swarm has given up for good: nothing comes back by itself
+        assert not [r for r in flag_tasks(lab) if r.startswith(f"{h3.hostname} Running")], flag_tasks(lab)
+
+        healed = sb(lab, "stack.deploy", "flag", hosts_env=str(env))
+        assert healed.rc == 0, healed.stdout + healed.stderr
+        (step,) = healed.steps("changed")
+        assert step["step"] == "restart flag_web" and f"{h3.hostname}: " in step["reason"], step
+        assert "restart_policy max_attempts used up" in step["reason"], step
+        running = [r.split()[0] for r in flag_tasks(lab) if r.split()[1:3] == ["Running", "Running"]]
+        assert sorted(running) == sorted(h.hostname for h in lab.hosts), flag_tasks(lab)
+        again = sb(lab, "stack.deploy", "flag", hosts_env=str(env))
+        assert again.rc == 0 and again.changed == 0, again.stdout
+    finally:
+        ssh(lab, lab.hosts[0], "docker stack rm flag", check=False)
+        for h in lab.hosts:
+            ssh(lab, h, "rm -rf /srv/swarmbook-flag", check=False)

@@ -3,10 +3,11 @@ the manager gets when its kernel has IPVS, and stay out (with the reason) when i
 
 import json
 
-from swarmbook import config, kernelcmd, stackcmd, taskdef
+from swarmbook import config, givenup, kernelcmd, stackcmd, taskdef
+from swarmbook import nodecmd as N
 from swarmbook import facts as F
 
-from .fakes import ABSENT, FakePool, make_run
+from .fakes import ABSENT, Clock, FakePool, make_run
 from swarmbook.session import Result
 
 OK = Result("", "", 0)
@@ -26,6 +27,7 @@ def _deploy(tmp_path, ipvs: bool, extra: str = ""):
                      stackcmd.configs_fact("demo_env_"): ("[]", 0),
                      stackcmd.services_fact("demo"): (json.dumps(SERVICE), 0),
                      stackcmd.running_tasks_fact(): ("[]", 0),
+                     givenup.stack_tasks_fact("demo"): ("[]", 0), N.NODE_LIST: ("[]", 0),
                      kernelcmd.IPVS_FACT: ("", 0 if ipvs else 1)},
                     {r"docker config create": OK, r"cat > \"\$tmp\"": OK, r"docker stack deploy": OK,
                      r"curl -fsS": OK})
@@ -64,7 +66,8 @@ def test_with_sysctls_takes_list_and_mapping_forms():
     assert config.KEYS["STACK_IPVS_SYSCTLS"].choices == ("auto", "off")
 
 
-def _snapshot_pool(tmp_path, recorded: str | None, running: list):
+def _snapshot_pool(tmp_path, recorded: str | None, running: list, history: list | None = None,
+                   nodes: list | None = None, responses: dict | None = None, box: dict | None = None):
     import swarmbook.tasks.stack as TS
 
     (tmp_path / "demo").mkdir(exist_ok=True)
@@ -79,17 +82,23 @@ def _snapshot_pool(tmp_path, recorded: str | None, running: list):
                      stackcmd.configs_fact("demo_env_"): (json.dumps([{"Spec": {"Name": cfg}}]), 0),
                      stackcmd.services_fact("demo"): (json.dumps(running), 0),
                      stackcmd.running_tasks_fact(): ("[]", 0),
+                     givenup.stack_tasks_fact("demo"): (json.dumps(history or []), 0),
+                     N.NODE_LIST: (json.dumps(nodes or []), 0),
                      kernelcmd.IPVS_FACT: ("", 1)},
-                    {r"docker stack deploy": OK, r'cat > "\$tmp"': OK, r"curl -fsS": OK})
-    run, out = make_run(pool, "".join(f"{k}={v}\n" for k, v in values.items()), task="stack.deploy")
+                    {r"docker stack deploy": OK, r'cat > "\$tmp"': OK, r"curl -fsS": OK, **(responses or {})})
+    if box is not None:
+        box["pool"] = pool
+    clock = Clock()
+    run, out = make_run(pool, "".join(f"{k}={v}\n" for k, v in values.items()), task="stack.deploy", clock=clock,
+                        sleep=clock.sleep)
     taskdef.execute(TS.deploy.body.swarmbook, run, list(run.settings.group("nodes")), (), {"name": "demo"})
     return pool, run, out.getvalue()
 
 
-def _svc(labels):
-    return [{"ID": "s1", "Spec": {"Name": "demo_demo", "Labels": labels,
+def _svc(labels, mode=None, counts=(1, 1)):
+    return [{"ID": "s1", "Spec": {"Name": "demo_demo", "Labels": labels, **({"Mode": mode} if mode else {}),
                                   "TaskTemplate": {"ContainerSpec": {"Image": "r/demo:latest"}}},
-             "ServiceStatus": {"RunningTasks": 1, "DesiredTasks": 1}}]
+             "ServiceStatus": {"RunningTasks": counts[0], "DesiredTasks": counts[1]}}]
 
 
 def test_a_spec_changed_behind_swarmbooks_back_is_reported_per_field_and_redeployed(tmp_path):
@@ -114,3 +123,78 @@ def test_the_first_run_records_the_specs_without_calling_it_a_change(tmp_path):
     ((cmd, recorded),) = [(c, stdin) for c, stdin in pool.sent if "services.json" in c and "cat >" in c]
     assert json.loads(recorded) == {"demo_demo": _svc({})[0]["Spec"]}
     assert "chmod 0600" in cmd
+
+
+# --- tasks swarm stopped restarting (restart_policy max_attempts used up) ----------------------
+
+def _node(i):
+    return {"ID": f"n{i}", "Description": {"Hostname": f"h{i}"}, "Spec": {"Role": "worker", "Availability": "active"},
+            "Status": {"State": "ready", "Addr": f"10.0.0.{i}"}}
+
+
+def _task(node, state, desired, at, err=""):
+    return {"ID": f"t-{node}-{at}", "ServiceID": "s1", "NodeID": node, "DesiredState": desired,
+            "Status": {"State": state, "Err": err}, "CreatedAt": f"2026-12-02T10:00:{at:02d}.5Z"}
+
+
+WHY = "cannot create a swarm scoped network when swarm is not active"
+HISTORY = [_task("n1", "running", "running", 1), _task("n2", "running", "running", 1),
+           *[_task("n3", "rejected", "shutdown", at, WHY) for at in (1, 7, 13, 19, 25)]]
+
+
+def test_a_global_task_swarm_gave_up_on_is_restarted_and_then_nothing_changes(tmp_path):
+    """The drill's rejoined node: five rejections, then no task on h3, while the counts say 2/2."""
+    running = _svc({}, mode={"Global": {}}, counts=(2, 2))
+    recorded = stackcmd.snapshot_text(stackcmd.services_by_name(running))
+    box: dict = {}
+
+    def force(cmd, host):  # swarm makes a task for every node: h3 runs again
+        pool = box["pool"]
+        pool.facts[givenup.stack_tasks_fact("demo")] = (json.dumps(HISTORY + [_task("n3", "running", "running", 40)]), 0)
+        pool.facts[stackcmd.services_fact("demo")] = (json.dumps(_svc({}, mode={"Global": {}}, counts=(3, 3))), 0)
+        return OK
+
+    pool, run, out = _snapshot_pool(tmp_path, recorded, running, HISTORY, [_node(i) for i in (1, 2, 3)],
+                                    {r"^docker service update --force --detach=false --quiet demo_demo$": force}, box)
+    assert run.failed() == [], out
+    assert pool.changes() == ["docker service update --force --detach=false --quiet demo_demo"]
+    assert (f"changed      stack.deploy | restart demo_demo: swarm stopped restarting it (h3: rejected ({WHY}); "
+            "restart_policy max_attempts used up): a new task for every slot") in out
+    assert not [c for c, _ in pool.sent if c.startswith("docker stack deploy")]  # the spec is as deployed
+    pool2, run2, out2 = _snapshot_pool(tmp_path, recorded, _svc({}, mode={"Global": {}}, counts=(3, 3)),
+                                       HISTORY + [_task("n3", "running", "running", 40)], [_node(i) for i in (1, 2, 3)])
+    assert run2.failed() == [] and pool2.changes() == [] and "changed" not in out2, out2
+
+
+def test_a_restart_that_gives_up_again_fails_naming_the_node_and_the_error(tmp_path):
+    running = _svc({}, mode={"Global": {}}, counts=(2, 2))
+    recorded = stackcmd.snapshot_text(stackcmd.services_by_name(running))
+    pool, run, out = _snapshot_pool(tmp_path, recorded, running, HISTORY, [_node(i) for i in (1, 2, 3)],
+                                    {r"^docker service update --force": OK, r"^docker stack ps": OK})
+    assert run.failed() == ["h1"], out
+    assert f"stack demo not converged after 180s: demo_demo 2/2; demo_demo: swarm stopped restarting it (h3: rejected ({WHY}))" in out
+    assert len([c for c in pool.changes() if "--force" in c]) == 1  # once per run
+
+
+def test_a_drained_node_or_a_task_still_retrying_is_not_given_up():
+    nodes = [N.parse_nodes([_node(1)])[0], N.parse_nodes([{**_node(3), "Spec": {"Role": "worker", "Availability": "drain"}}])[0]]
+    services = stackcmd.services_by_name(_svc({}, mode={"Global": {}}))
+    history = givenup.parse_tasks(HISTORY)
+    assert givenup.given_up(services, history, nodes) == {}  # h3 drained: swarm wants no task there
+    retrying = givenup.parse_tasks(HISTORY + [_task("n3", "pending", "ready", 31)])
+    assert givenup.given_up(services, retrying, N.parse_nodes([_node(3)])) == {}
+    assert givenup.in_progress(services, retrying) == {"demo_demo": 1}
+
+
+def test_a_replicated_slot_swarm_gave_up_on_counts_only_up_to_the_replicas():
+    services = stackcmd.services_by_name(_svc({}, mode={"Replicated": {"Replicas": 2}}, counts=(1, 2)))
+    tasks = [{**_task("n1", "running", "running", 1), "Slot": 1},
+             {**_task("n2", "failed", "shutdown", 2, "exit 1"), "Slot": 2},
+             {**_task("n2", "failed", "shutdown", 3, "exit 1"), "Slot": 3}]  # scaled down from 3: not wanted
+    assert givenup.given_up(services, givenup.parse_tasks(tasks), N.parse_nodes([_node(2)])) == {
+        "demo_demo": ["slot 2 on h2: failed (exit 1)"]}
+
+
+def test_task_times_sort_with_fewer_fraction_digits():
+    early, late = givenup._when("2026-12-02T10:00:16.303629169Z"), givenup._when("2026-12-02T10:00:16.30363Z")
+    assert early < late

@@ -8,7 +8,8 @@ import swarmbook.tasks.docker as TD
 import swarmbook.tasks.net as TN
 import swarmbook.tasks.sshd as TSSHD
 import swarmbook.tasks.stack as TSTACK
-from swarmbook import envfile, kernelcmd, netcheck, sshdcmd, stackcmd, taskdef
+from swarmbook import envfile, givenup, kernelcmd, netcheck, sshdcmd, stackcmd, taskdef
+from swarmbook import nodecmd as N
 from swarmbook import dockercmd as D
 from swarmbook import facts as F
 from swarmbook.session import ConnectFailed, Result
@@ -84,14 +85,15 @@ def test_recreate_ingress_fails_when_the_new_ingress_has_another_subnet():
 
 # --- stack.deploy ----------------------------------------------------------------------------------
 
-def _stack_pool(tmp_path, services, responses, tasks="[]"):
+def _stack_pool(tmp_path, services, responses, tasks="[]", history="[]", nodes="[]"):
     (tmp_path / "demo").mkdir()
     (tmp_path / "demo" / "deploy.yml").write_text("services:\n  demo:\n    image: r/demo:latest\n    ports: ['9501:9501']\n")
     (tmp_path / "demo" / "app.env").write_text("APP_NAME=demo\n")
     return FakePool({F.file_state("/opt/swarmbook/stacks/demo/deploy.yml", "file"): ABSENT,
                      F.file_state("/opt/swarmbook/stacks/demo/services.json", "snapshot"): ABSENT,
                      stackcmd.configs_fact("demo_env_"): ("[]", 0), stackcmd.services_fact("demo"): (services, 0),
-                     stackcmd.running_tasks_fact(): (tasks, 0), kernelcmd.IPVS_FACT: ("", 1)},
+                     stackcmd.running_tasks_fact(): (tasks, 0), kernelcmd.IPVS_FACT: ("", 1),
+                     givenup.stack_tasks_fact("demo"): (history, 0), N.NODE_LIST: (nodes, 0)},
                     {r"docker config create": OK, r"cat > \"\$tmp\"": OK, r"docker stack deploy": OK, **responses})
 
 
