@@ -4,7 +4,7 @@
 disaster drill's recovery time, as tests/lab/test_58_swarm_restore.py runs it: the lab's hosts
 all managers, every manager's engine stopped and its swarm state wiped, then from the
 swarm.restore command (onto the manager the backup came from) through swarm.init (the others
-join again) to every node serving the demo; plus the load balancer's counts during a rolling
+join again) and stack.deploy (restarts what swarm gave up restarting) to every node serving the demo; plus the load balancer's counts during a rolling
 update. Prints a table and writes bench/results/recovery.{json,md}. The lab goes back to its
 own roles (h1 manager, the rest workers) at the end.
 
@@ -76,6 +76,7 @@ def main() -> int:
     rows: dict[str, list[float]] = {k: [] for k in (
         "swarm.backup wall s", "manager out s", "swarm archive KiB", "mysql.backup wall s", "mysql dump KiB",
         "portainer.backup wall s", "portainer tar KiB", "recovery s", "swarm.restore wall s", "swarm.init rejoin wall s",
+        "stack.deploy wall s",
         "LB failed requests", "LB requests", "longest node gap s")}
     inv("portainer.up", env=env)
     keys = tempfile.TemporaryDirectory()
@@ -118,6 +119,8 @@ def run_all(runs: int, info, env: dict, drill: dict, addrs: list[str], rows: dic
             r = inv("swarm.restore", str(archive), "--yes", env=drill)
             rows["swarm.restore wall s"].append(r["wall"])
             rows["swarm.init rejoin wall s"].append(inv("swarm.init", env=drill)["wall"])
+            # restarts a service swarm stopped restarting on a rejoined node (max_attempts used up)
+            rows["stack.deploy wall s"].append(inv("stack.deploy", "demo", env=drill)["wall"])
             while not serving(addrs) and time.monotonic() - t0 < 600:
                 time.sleep(0.5)
             rows["recovery s"].append(time.monotonic() - t0)

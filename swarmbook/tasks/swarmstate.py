@@ -181,7 +181,8 @@ def restore(run: Run, specs: list[HostSpec], file=None, yes=False, force=False, 
         locked, _ = raftcmd.autolock_of(h.probe(facts.docker_info())["docker_info"])
         h.ok("restored", "services, configs, secrets, networks and node labels are back"
                          f"{'; autolock on, the same unlock key' if locked else ''}; NOT restored: standalone "
-                         "containers and images not in a registry. Next: swarm.init joins the other hosts")
+                         "containers and images not in a registry. Next: swarm.init joins the other hosts, then "
+                         "stack.deploy of each stack restarts a task swarm gave up on")
 
     run.one(target, body)
 
