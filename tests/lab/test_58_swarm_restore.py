@@ -12,7 +12,8 @@ with the key of backup time. The recovery time (restore command to every node se
 printed. At the end the lab is as the rest of the suite expects (h1 manager, h2/h3 workers,
 autolock off).
 NOT proved here: a restore onto another machine than the one backed up (swarm.restore picks
-the manager the backup came from when hosts.env lists it), workers that were not lost (the
+the manager the backup came from when hosts.env lists it; the other case is unit-tested,
+tests/unit/test_swarm_backup.py), workers that were not lost (the
 lab's three hosts are all managers in this drill), a restore on Docker 20.10/26.1 (CI runs the
 lab suite on 28.5).
 """

@@ -5,6 +5,7 @@ whatever happens, the unlock key kept 0600 and never printed)."""
 import base64
 import json
 import os
+import re
 
 import pytest
 
@@ -287,3 +288,25 @@ def test_a_locked_backup_is_restored_opened_onto_the_manager_it_came_from(tmp_pa
     assert not raftkey.archive_locked(sent) and raftcmd.check_archive(sent) == ""
     assert "the manager the backup was taken on" in text and "opened with the unlock key" in text
     assert human not in text
+
+
+def test_a_backup_of_a_lost_machine_is_restored_onto_the_first_manager_at_its_own_address(tmp_path):
+    """The machine the backup came from (10.0.0.9) is gone and hosts.env no longer lists it: the
+    first listed manager takes the state and advertises its own address (docker/docs#7931: the
+    restored manager must not advertise the lost machine's address); --advertise-addr wins."""
+    data = tar_bytes({"swarm/raft/wal-v3-encrypted/0.wal": b"x" * 10, "swarm/certificates/swarm-node.crt": b"x" * 10,
+                      "swarm/docker-state.json": json.dumps({"AdvertiseAddr": "10.0.0.9:2377"}).encode()}, gz=True)
+    path, _ = backupfile.write(tmp_path, "swarm-h9-x.tar.gz", data)
+    for extra, addr in (({}, "10.0.0.5"), ({"advertise_addr": "192.168.7.5"}, "192.168.7.5")):
+        pool = RestorePool({facts.docker_info(): (info("inactive", False), 0), raftcmd.NODES_ANSWER: ("", 1)},
+                           {r"^systemctl stop": OK, r"^rm -rf /var/lib/docker/swarm": OK, r"^systemctl reset-failed": OK,
+                            rf"^docker swarm init --force-new-cluster --advertise-addr {re.escape(addr)}$": OK})
+        clock = Clock()
+        run, out = make_run(pool, "MANAGERS=10.0.0.5,10.0.0.6\n", task="swarm.restore", clock=clock, sleep=clock.sleep)
+        taskdef.execute(TS.restore.body.swarmbook, run, list(run.settings.group("managers")), (),
+                        {"file": str(path), "yes": True, **extra})
+        text = out.getvalue()
+        assert run.failed() == [], text
+        assert {c.host for c, _ in pool.on} == {"10.0.0.5"}
+        assert "10.0.0.5, the first manager (the backup came from 10.0.0.9)" in text
+        assert f"force new cluster: advertise {addr}" in text
