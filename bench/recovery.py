@@ -22,7 +22,6 @@ import re
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -30,19 +29,12 @@ sys.path.insert(0, str(REPO))
 
 sys.path.insert(0, str(REPO / "tests" / "lab"))
 from bench.run import measure, spread_table, write_named  # noqa: E402
-from probe import Probe  # noqa: E402  (tests/lab/probe.py: the lab tests' bounded probe loop)
+from probe import Probe, get  # noqa: E402  (tests/lab/probe.py: the lab tests' bounded probe loop)
 from sb import all_managers_env, ssh  # noqa: E402
 
 
 def serving(addrs: list[str]) -> bool:
-    for a in addrs:
-        try:
-            with urllib.request.urlopen(f"http://{a}:9501/", timeout=3) as r:
-                if b"demo ok" not in r.read():
-                    return False
-        except OSError:
-            return False
-    return True
+    return all(get(f"http://{a}:9501/", timeout=3) for a in addrs)
 
 
 def inv(*args: str, env: dict) -> dict:

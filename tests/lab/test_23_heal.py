@@ -11,6 +11,7 @@ stop-first updates, so each node's own port is down while its task is replaced; 
 balancer in front is what carries requests across that gap).
 """
 
+import http.client
 import json
 import time
 import urllib.request
@@ -33,7 +34,7 @@ def serves_everywhere(lab) -> list[str]:
         try:
             with urllib.request.urlopen(f"http://{h.addr}:9501/", timeout=5) as r:
                 out.append(r.read().decode().splitlines()[0])
-        except OSError as exc:
+        except (OSError, http.client.HTTPException) as exc:  # refused, reset, cut mid-body
             out.append(f"{h.name}: {exc}")
     return out
 

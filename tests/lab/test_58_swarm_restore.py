@@ -20,10 +20,10 @@ lab suite on 28.5).
 
 import concurrent.futures
 import time
-import urllib.request
 
 import pytest
 
+from .probe import get
 from .sb import all_managers_env, sb, until
 from .test_50_gitlab_runner import prepared, run
 
@@ -31,14 +31,7 @@ pytestmark = pytest.mark.lab
 
 
 def serving(lab) -> list[bool]:
-    out = []
-    for h in lab.hosts:
-        try:
-            with urllib.request.urlopen(f"http://{h.addr}:9501/", timeout=3) as r:
-                out.append(b"demo ok" in r.read())
-        except OSError:
-            out.append(False)
-    return out
+    return [get(f"http://{h.addr}:9501/", timeout=3) for h in lab.hosts]
 
 
 def names(lab, h, kind: str) -> set[str]:
