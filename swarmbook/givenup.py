@@ -18,12 +18,11 @@ from __future__ import annotations
 from typing import Any
 
 from .facts import Fact, engine_fact, engine_filters
-from .nodecmd import Node
+from .nodecmd import DONE_STATES, Node
 from .shell import join
+from .stackcmd import NAMESPACE_LABEL
 
 GAVE_UP = frozenset({"failed", "rejected"})
-DONE = frozenset({"complete", "shutdown", "failed", "rejected", "orphaned", "remove"})
-NAMESPACE_LABEL = "com.docker.stack.namespace"
 
 
 def parse_tasks(api: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -88,7 +87,7 @@ def in_progress(services: dict[str, dict[str, Any]], tasks: list[dict[str, Any]]
     out: dict[str, int] = {}
     for t in tasks:
         name = ids.get(t["service"])
-        if name and t["desired"] in ("running", "ready") and t["state"] not in DONE | {"running"}:
+        if name and t["desired"] in ("running", "ready") and t["state"] not in DONE_STATES | {"running"}:
             out[name] = out.get(name, 0) + 1
     return out
 

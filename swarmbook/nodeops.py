@@ -84,9 +84,11 @@ def wait_moved(control: Host, target: N.Node, timeout: float) -> tuple[int, floa
         # a node that is down never reports its tasks stopped: there, only the services count
         tasks = (f[N.node_tasks(target.id).name] or []) if target.up else []
         first.append(len(tasks))
-        seen["pinned"] = stuck = N.pinned(f["service_status"], f["unplaced"])
+        status = f["service_status"]
+        seen["pinned"] = stuck = N.pinned(status, f["unplaced"])
         seen["tasks"] = tasks
-        seen["services"] = [s for s in N.unconverged(f["service_status"]) if s.split(" ")[0] not in stuck]
+        seen["services"] = N.unconverged(None if status is None else
+                                         {n: s for n, s in status.items() if n not in stuck})
         return not tasks and not seen["services"]
 
     try:
