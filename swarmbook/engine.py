@@ -22,6 +22,13 @@ from .session import POOL, ConnectFailed, Pool, Result
 from .shell import Secret
 
 
+# swarmkit's optimistic concurrency: a node or service update made against a version another
+# writer (the dispatcher, the role manager, a second client) has already replaced is refused
+# whole with this error; the same command again reads the new version (moby/moby#30794).
+CONFLICT = "update out of sequence"
+CONFLICT_TRIES = 4
+
+
 class Host:
     """One host within one run of one task."""
 
@@ -49,9 +56,18 @@ class Host:
 
     def run(self, command: str, *, stdin: str | bytes | Secret | None = None, timeout: float | None = 600,
             step: str = "") -> Result:
-        """Run a command; a non-zero exit raises StepFailed with the command's last error line."""
-        res = self.run_.pool.exec(self.conn, self._wrap(command), stdin=stdin, timeout=timeout,
-                                  label=self.run_.task)
+        """Run a command; a non-zero exit raises StepFailed with the command's last error line.
+        A write swarm refused as out of sequence (another writer changed the same node or
+        service first; nothing was written) is sent again, up to CONFLICT_TRIES times."""
+        for attempt in range(1, CONFLICT_TRIES + 1):
+            res = self.run_.pool.exec(self.conn, self._wrap(command), stdin=stdin, timeout=timeout,
+                                      label=self.run_.task)
+            if res.rc == 0 or CONFLICT not in res.stderr or attempt == CONFLICT_TRIES:
+                break
+            self.note(f"{step or 'command'}: swarm said {CONFLICT!r} (another write to the same object "
+                      f"came first; nothing written), sending it again ({attempt + 1} of {CONFLICT_TRIES})",
+                      level="warning")
+            self.run_.sleep(attempt)
         if res.rc != 0:
             lines = (res.stderr.strip() or res.stdout.strip() or f"exit {res.rc}").splitlines()
             raise StepFailed(f"{step + ': ' if step else ''}{lines[-1][:300]} (exit {res.rc})")

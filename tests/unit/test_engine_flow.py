@@ -305,3 +305,48 @@ def test_a_missing_prerequisite_is_skipped_in_check_mode_where_an_earlier_task_w
     text = out.getvalue()
     assert "skipped      t.needs | not yet: app: app is not installed (run app.install first)" in text, text
     assert recap_rows(text)["h1"] == {"ok": 0, "changed": 0, "failed": 0, "skipped": 1}
+
+
+OUT_OF_SEQUENCE = Result("", "Error response from daemon: rpc error: code = Unknown desc = update out of sequence\n", 1)
+
+
+def _answers(*results):
+    """A response that answers with ``results`` in turn (the last one for ever after)."""
+    left = list(results)
+    return lambda command, host: left.pop(0) if len(left) > 1 else left[0]
+
+
+def _promote(h):
+    h.change("promote to manager", "docker node promote n3")
+
+
+def test_a_write_swarm_refused_as_out_of_sequence_is_sent_again_and_reported_once():
+    """Measured in CI: `docker node promote h2 h3` right after a demotion read "update out of
+    sequence" (the node object changed under it); swarm wrote nothing, so sending it again is safe."""
+    from swarmbook.engine import CONFLICT_TRIES
+    pool = FakePool(run={r"^docker node promote n3$": _answers(OUT_OF_SEQUENCE, OK)})
+    slept = []
+    run, out = make_run(pool, json_lines=True, sleep=slept.append)
+    taskdef.execute(spec_of(_promote), run, list(run.settings.group("managers")))
+    assert run.failed() == [] and pool.changes() == ["docker node promote n3"] * 2 and slept == [1]
+    events = [json.loads(x) for x in out.getvalue().splitlines()]
+    assert [(e["step"], e["status"]) for e in events if e.get("event") == "step"] == [("promote to manager", "changed")]
+    said = [e["text"] for e in events if e.get("event") == "warning"]
+    assert len(said) == 1 and "'update out of sequence'" in said[0] and f"(2 of {CONFLICT_TRIES})" in said[0]
+
+
+def test_a_write_still_out_of_sequence_after_the_last_try_fails_the_host_with_swarms_words():
+    from swarmbook.engine import CONFLICT_TRIES
+    pool = FakePool(run={r"^docker node promote n3$": OUT_OF_SEQUENCE})
+    run, out = make_run(pool, sleep=lambda s: None)
+    taskdef.execute(spec_of(_promote), run, list(run.settings.group("managers")))
+    assert run.failed() == ["h1"] and len(pool.changes()) == CONFLICT_TRIES
+    assert "promote to manager: Error response from daemon: rpc error: code = Unknown desc = update out of sequence" in out.getvalue()
+
+
+def test_any_other_failure_is_not_sent_again():
+    refused = Result("", "Error response from daemon: node n3 not found\n", 1)
+    pool = FakePool(run={r"^docker node promote n3$": refused})
+    run, out = make_run(pool, sleep=lambda s: pytest.fail("slept before a retry it should not make"))
+    taskdef.execute(spec_of(_promote), run, list(run.settings.group("managers")))
+    assert run.failed() == ["h1"] and pool.changes() == ["docker node promote n3"]
