@@ -1,6 +1,6 @@
 """The swarm's health as its managers' engine API tells it (inv doctor): manager quorum, nodes
 that are not ready, services that have not converged (with their tasks' errors), and each
-node's TLS certificate (days left).
+node's TLS certificate (days left); and tasks swarm gave up restarting (``givenup``).
 
 Facts are GETs on the local engine API (one round trip with the rest of doctor's probe); every
 check is a pure function of their JSON, tested on answers recorded from real engines
@@ -218,9 +218,15 @@ def task_errors(tasks: list[dict[str, Any]], hostnames: dict[str, str]) -> str:
 def service_checks(services: list[dict[str, Any]], tasks: list[dict[str, Any]],
                    nodes: list[dict[str, Any]]) -> list[Check]:
     """One failing check per service with fewer tasks running than desired (a warning while it
-    is updating), with its tasks' errors; one ok check when every service has converged.
+    is updating), with its tasks' errors, or with a slot swarm stopped restarting (givenup);
+    one ok check when every service has converged.
     Jobs (which complete) are left out."""
+    from . import givenup
+    from .nodecmd import parse_nodes
+    from .stackcmd import services_by_name
+
     hostnames = {n.get("ID", ""): _hostname(n) for n in nodes}
+    gave = givenup.given_up(services_by_name(services), givenup.parse_tasks(tasks), parse_nodes(nodes))
     by_service: dict[str, list[dict[str, Any]]] = {}
     for t in tasks:
         by_service.setdefault(t.get("ServiceID", ""), []).append(t)
@@ -235,6 +241,12 @@ def service_checks(services: list[dict[str, Any]], tasks: list[dict[str, Any]],
         else:  # an engine before API 1.41 leaves ServiceStatus out: count the current tasks
             current = [t for t in own if _current(t)]
             running, desired = sum(1 for t in current if _state(t) == "running"), len(current)
+        if name in gave:  # the counts may still say converged: a global service stops counting that node
+            out.append(Check(CLUSTER, "service", "fail",
+                             f"{name}: {running}/{desired} running, and swarm stopped restarting it "
+                             f"({'; '.join(gave[name])}; restart_policy max_attempts used up): "
+                             f"stack.deploy restarts it (or docker service update --force {name})"))
+            continue
         if running >= desired:
             converged += 1
             continue

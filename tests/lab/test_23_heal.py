@@ -169,6 +169,10 @@ def test_a_task_swarm_stopped_restarting_is_restarted_by_the_next_deploy(lab, tm
         ssh(lab, h3, "mkdir -p /srv/swarmbook-flag")
         time.sleep(5)  # swarm has given up for good: nothing comes back by itself
         assert not [r for r in flag_tasks(lab) if r.startswith(f"{h3.hostname} Running")], flag_tasks(lab)
+        told = sb(lab, "doctor", hosts_env=str(env))  # the counts say converged; doctor reads each slot
+        said = [s["reason"] for s in told.failed if "flag_web" in s["reason"]]
+        assert told.rc == 1 and len(said) == 1, told.stdout
+        assert f"swarm stopped restarting it ({h3.hostname}: " in said[0] and "stack.deploy restarts it" in said[0], said
 
         healed = sb(lab, "stack.deploy", "flag", hosts_env=str(env))
         assert healed.rc == 0, healed.stdout + healed.stderr

@@ -301,3 +301,31 @@ def test_status_without_an_answering_manager_fails_like_an_unreachable_host():
         taskdef.finish(run)
     assert exc.value.code == 1 and exc.value.message == "swarmbook: swarm.status failed on h1, h2"
     assert "internal error" not in out.getvalue()
+
+
+# --- tasks swarm stopped restarting ---------------------------------------------------------
+
+def test_a_slot_swarm_stopped_restarting_fails_though_the_counts_say_converged():
+    """The disaster drill's rejoined node: five rejections on h3, no task since, and a global
+    service's counts dropping h3 (2/2). doctor names the node, the error and the way out."""
+    services = recorded("28.5.2+dfsg4", "services")
+    svc = copy.deepcopy(services[0])
+    svc["Spec"]["Mode"] = {"Global": {}}
+    svc["ServiceStatus"] = {"RunningTasks": 2, "DesiredTasks": 2}
+    name = svc["Spec"]["Name"]
+    nodes = cluster(1, 1, workers=2)
+    ids = [n["ID"] for n in nodes]
+    why = "cannot create a swarm scoped network when swarm is not active"
+
+    def task(node, state, desired, at, err=""):
+        return {"ID": f"t{at}{node[-1]}", "ServiceID": svc["ID"], "NodeID": node, "DesiredState": desired,
+                "Status": {"State": state, "Err": err}, "CreatedAt": f"2026-12-02T10:00:{at:02d}.5Z"}
+
+    history = [task(ids[0], "running", "running", 1), task(ids[1], "running", "running", 1),
+               *[task(ids[2], "rejected", "shutdown", at, why) for at in (1, 7, 13, 19, 25)]]
+    (check,) = swarmhealth.service_checks([svc], history, nodes)
+    assert check.level == "fail" and check.detail == (
+        f"{name}: 2/2 running, and swarm stopped restarting it (w2: rejected ({why}); restart_policy "
+        f"max_attempts used up): stack.deploy restarts it (or docker service update --force {name})")
+    retrying = history + [task(ids[2], "pending", "ready", 31)]  # attempts left: swarm is still at it
+    assert [c.level for c in swarmhealth.service_checks([svc], retrying, nodes)] == ["ok"]
