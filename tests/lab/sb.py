@@ -102,16 +102,9 @@ def ssh(lab, host, command: str, *, check: bool = True, port: int | None = None)
 def all_managers_env(lab, folder) -> str:
     """A copy of the lab's hosts file (in ``folder``, 0600) with every host in MANAGERS and no
     WORKERS, and SWARM_KEYS_DIR in ``folder``/keys: the disaster drill's three-manager cluster."""
-    text = lab.hosts_env.read_text()
-    managers = re.search(r"(?m)^MANAGERS=(.*)$", text).group(1)
-    workers = re.search(r"(?m)^WORKERS=(.*)$", text)
-    if workers and workers.group(1):
-        text = text.replace(f"MANAGERS={managers}\n", f"MANAGERS={managers},{workers.group(1)}\n")
-    text = re.sub(r"(?m)^WORKERS=.*\n", "", text)
-    env = Path(folder) / "managers.env"
-    env.write_text(text + f"SWARM_KEYS_DIR={Path(folder) / 'keys'}\n")
-    env.chmod(0o600)
-    return str(env)
+    path = Path(roles_file(lab, folder, managers=range(len(lab.hosts)), workers=[]))
+    path.write_text(path.read_text() + f"SWARM_KEYS_DIR={Path(folder) / 'keys'}\n")
+    return str(path)
 
 
 def until(what: str, probe, done, timeout: float = 120, interval: float = 2):
