@@ -48,15 +48,17 @@ def folder_problem(to: str | None, option: str = "--to") -> str:
     return ""
 
 
-def write(folder: str | Path, filename: str, data: bytes, *, private: bool = False) -> tuple[Path, str]:
-    """Write ``data`` and its .sha256 beside it; FileExistsError rather than overwrite.
-    ``private``: the file is 0600 from its first byte (GitLab's secrets, its whole backup)."""
+def write(folder: str | Path, filename: str, data: bytes) -> tuple[Path, str]:
+    """Write ``data`` and its .sha256 beside it; FileExistsError rather than overwrite. The file
+    is 0600 from its first byte, whatever the umask: every backup holds secrets (a dump's
+    password hashes, Kong's credentials, Portainer's users and keys, the swarm's CA and node keys
+    with the raft key that decrypts every swarm secret, GitLab's secrets file)."""
     path, side = Path(folder) / filename, Path(folder) / (filename + ".sha256")
     if side.exists():
         raise FileExistsError(str(side))
     digest = sha256(data)
     # O_EXCL: fail rather than overwrite, even in a race
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600 if private else 0o666)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "wb") as fh:
         fh.write(data)
     with open(side, "x") as fh:

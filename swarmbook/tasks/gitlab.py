@@ -249,7 +249,7 @@ def backup(h: Host, to=None):
     for ext, data in got.items():
         name = backupfile.name("gitlab", h.name, stamp, ext)
         try:
-            backupfile.write(to, name, data, private=True)
+            backupfile.write(to, name, data)
         except FileExistsError:
             h.fail("backup", f"{Path(to) / name} already exists; backups are never overwritten (retry in a second)")
         written.append(f"{name} ({len(data)} bytes)")

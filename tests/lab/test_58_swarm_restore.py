@@ -82,6 +82,7 @@ def test_all_managers_lost_then_restored_on_one_and_the_others_rejoined(lab, tmp
         (archive,) = backups.glob("swarm-*.tar.gz")
         saved = backups / (archive.name + ".unlock-key")
         assert saved.read_text().strip() == key and oct(saved.stat().st_mode & 0o777) == "0o600"
+        assert oct(archive.stat().st_mode & 0o777) == "0o600"  # node keys, the CA and the raft key are in it
         until("the swarm healthy after the backup", lambda: nodes(lab, h1),
               lambda ns: len(ns) == 3 and all(" Ready " in n for n in ns), timeout=60)
         run(lab, h1, "echo after | docker config create drill-after -")

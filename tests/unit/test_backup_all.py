@@ -70,6 +70,7 @@ def test_parts_run_into_one_dated_folder_with_a_manifest_and_the_rest_is_skipped
         (f,) = by[part]["files"]
         assert f["file"].startswith(name) and f["size"] == (folder / f["file"]).stat().st_size
         assert f["sha256"] == backupfile.sha256((folder / f["file"]).read_bytes())
+        assert oct((folder / f["file"]).stat().st_mode & 0o777) == "0o600"  # a dump holds password hashes
     assert "skip portainer.backup: no service portainer on h1" in out and PW not in out
 
 

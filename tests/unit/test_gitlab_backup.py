@@ -107,7 +107,7 @@ def test_a_missing_folder_is_refused_before_any_host(tmp_path):
 
 def _backup(tmp_path, rb=True):
     for ext, data in (("tar", TAR), ("gitlab-secrets.json", SECRETS)) + ((("gitlab.rb", RB),) if rb else ()):
-        backupfile.write(tmp_path, f"gitlab-h1-20261202T020000Z.{ext}", data, private=True)
+        backupfile.write(tmp_path, f"gitlab-h1-20261202T020000Z.{ext}", data)
     return str(tmp_path / "gitlab-h1-20261202T020000Z.tar")
 
 

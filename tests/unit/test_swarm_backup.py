@@ -84,6 +84,7 @@ def test_backup_stops_archives_starts_and_keeps_the_unlock_key_private(tmp_path)
     assert [stdin for c, stdin in pool.sent if c == "docker swarm unlock"] == [KEY]
     (archive_file,) = tmp_path.glob("swarm-h1-*.tar.gz")
     assert raftcmd.check_archive(backupfile.read_checked(str(archive_file), "t")) == ""
+    assert oct(os.stat(archive_file).st_mode & 0o777) == "0o600"  # the CA, node keys and raft key are in it
     key_file = archive_file.with_name(archive_file.name + ".unlock-key")
     assert key_file.read_text() == KEY + "\n" and oct(os.stat(key_file).st_mode & 0o777) == "0o600"
     assert KEY not in out and "unlock key saved beside it (0600)" in out and "out for" in out
