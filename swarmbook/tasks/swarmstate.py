@@ -124,24 +124,45 @@ def _restorable(file: str | None) -> tuple[bytes, str]:
         refuse(f"{key_file.name}: {exc}; nothing was touched")
 
 
-def _validate_restore(settings, file=None, yes=False, force=False, advertise_addr=None):
-    _restorable(file)
+def _validate_restore(settings, file=None, yes=False, force=False, advertise_addr=None, targets=()):
+    data, _ = _restorable(file)
     if advertise_addr and not validate.is_ip(advertise_addr):
         refuse(f"--advertise-addr {advertise_addr!r} is not an IP address")
+    moved = _address_problem(raftcmd.archive_origin(data), [t.host for t in targets], advertise_addr)
+    if moved:
+        refuse(moved)
     if not yes:
         refuse("swarm.restore replaces this manager's swarm state and makes it a new one-manager cluster "
                "(--force-new-cluster): rerun with --yes")
+
+
+def _address_problem(origin: str, managers: list[str], advertise_addr: str | None) -> str:
+    """Why the backup cannot be restored where it would go ('' when it can). The restored raft
+    state keeps the backed-up manager's address whatever --force-new-cluster --advertise-addr
+    says (docker/for-linux#523; measured on 28.5: ManagerStatus.Addr stayed the old one): nodes
+    joined to a manager restored elsewhere learn that address, and a worker whose engine
+    restarts then stays pending, Down, for good."""
+    if not origin:
+        return ""
+    advertised = advertise_addr or origin
+    if origin in managers and advertised == origin:
+        return ""
+    where = (f"--advertise-addr {advertise_addr}" if origin in managers else
+             f"the managers listed ({', '.join(managers) or 'none'}) do not include {origin}")
+    return (f"this backup's manager advertised {origin}, and the restored swarm keeps that address whatever "
+            f"--advertise-addr says (docker/for-linux#523): {where}; restore onto a machine at {origin} "
+            "(give the replacement that address and list it in MANAGERS); nothing was touched")
 
 
 @cluster_task(group="managers", validate=_validate_restore, positional=["file"], help={
     "file": "a swarm.backup archive (its .sha256 beside it; its .unlock-key too when autolock was on)",
     "yes": "confirm: this manager's swarm state is replaced",
     "force": "restore even onto a manager of a healthy swarm",
-    "advertise-addr": "the restored manager's address (default: its address in hosts.env); the other nodes "
-                      "reach it there",
+    "advertise-addr": "the restored manager's address (default: its address in hosts.env); it must be the "
+                      "address the backup's manager advertised (Docker keeps that one in the restored state)",
 })
 def restore(run: Run, specs: list[HostSpec], file=None, yes=False, force=False, advertise_addr=None):
-    """Restore a swarm.backup onto the manager it was taken on (else the first): replace its swarm state, --force-new-cluster."""
+    """Restore a swarm.backup onto the machine at its manager's address: replace its swarm state, --force-new-cluster."""
     from pathlib import Path
 
     from swarmbook.shell import Secret

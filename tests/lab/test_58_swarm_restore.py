@@ -11,9 +11,10 @@ Portainer runs on its host with its data, the demo serves on every node, autoloc
 with the key of backup time. The recovery time (restore command to every node serving) is
 printed. At the end the lab is as the rest of the suite expects (h1 manager, h2/h3 workers,
 autolock off).
-NOT proved here: a restore onto another machine than the one backed up (swarm.restore picks
-the manager the backup came from when hosts.env lists it; the other case is unit-tested,
-tests/unit/test_swarm_backup.py), workers that were not lost (the
+A restore onto another machine (one at another address) is refused before any host is touched:
+tried by hand on the lab (28.5), the restored manager kept the old address in raft whatever
+--advertise-addr said, and a worker joined to it stayed Down after its engine restarted.
+NOT proved here: workers that were not lost (the
 lab's three hosts are all managers in this drill), a restore on Docker 20.10/26.1 (CI runs the
 lab suite on 28.5).
 """
@@ -24,7 +25,7 @@ import time
 import pytest
 
 from .probe import get
-from .sb import all_managers_env, sb, until
+from .sb import all_managers_env, roles_file, sb, until
 from .test_50_gitlab_runner import prepared, run
 
 pytestmark = pytest.mark.lab
@@ -96,6 +97,17 @@ def test_all_managers_lost_then_restored_on_one_and_the_others_rejoined(lab, tmp
             assert run(lab, h, "docker info --format '{{.Swarm.LocalNodeState}}'").stdout.strip() == "inactive"
 
         assert sb(lab, "swarm.restore", str(archive), json_lines=False, hosts_env=env).rc == 2  # no --yes
+        # onto another machine: refused (measured: the restored raft state keeps the old address,
+        # whatever --advertise-addr says, and a worker joined to it is Down after its next restart)
+        origin = archive.name.split("-")[1]
+        (tmp_path / "elsewhere").mkdir()
+        elsewhere = roles_file(lab, tmp_path / "elsewhere", workers=[],
+                               managers=[i for i, h in enumerate(lab.hosts[:3]) if h.addr != origin])
+        moved = sb(lab, "swarm.restore", str(archive), "--yes", json_lines=False, hosts_env=elsewhere)
+        assert moved.rc == 2 and f"this backup's manager advertised {origin}, and the restored swarm keeps that " \
+            "address" in moved.stderr and len(moved.stderr.strip().splitlines()) == 1, moved.stdout + moved.stderr
+        for h in (h1, h2, h3):  # nothing touched
+            assert run(lab, h, "docker info --format '{{.Swarm.LocalNodeState}}'").stdout.strip() == "inactive"
         t0 = time.monotonic()
         back = sb(lab, "swarm.restore", str(archive), "--yes", hosts_env=env)
         assert back.rc == 0 and key not in back.stdout + back.stderr, back.stdout + back.stderr

@@ -291,23 +291,28 @@ def test_a_locked_backup_is_restored_opened_onto_the_manager_it_came_from(tmp_pa
     assert human not in text
 
 
-def test_a_backup_of_a_lost_machine_is_restored_onto_the_first_manager_at_its_own_address(tmp_path):
-    """The machine the backup came from (10.0.0.9) is gone and hosts.env no longer lists it: the
-    first listed manager takes the state and advertises its own address (docker/docs#7931: the
-    restored manager must not advertise the lost machine's address); --advertise-addr wins."""
+def test_a_backup_is_refused_where_its_managers_address_would_not_be_the_restored_ones(tmp_path):
+    """Measured on 28.5 (tests/lab/test_59): restored onto another machine, the manager kept the
+    backed-up address in raft (ManagerStatus.Addr) whatever --force-new-cluster --advertise-addr
+    said; a worker joined to it went Down for good at its next engine restart. So the machine
+    the backup came from (10.0.0.9) must be a listed manager, advertising that same address."""
     data = tar_bytes({"swarm/raft/wal-v3-encrypted/0.wal": b"x" * 10, "swarm/certificates/swarm-node.crt": b"x" * 10,
                       "swarm/docker-state.json": json.dumps({"AdvertiseAddr": "10.0.0.9:2377"}).encode()}, gz=True)
     path, _ = backupfile.write(tmp_path, "swarm-h9-x.tar.gz", data)
-    for extra, addr in (({}, "10.0.0.5"), ({"advertise_addr": "192.168.7.5"}, "192.168.7.5")):
-        pool = RestorePool({facts.docker_info(): (info("inactive", False), 0), raftcmd.NODES_ANSWER: ("", 1)},
-                           {r"^systemctl stop": OK, r"^rm -rf /var/lib/docker/swarm": OK, r"^systemctl reset-failed": OK,
-                            rf"^docker swarm init --force-new-cluster --advertise-addr {re.escape(addr)}$": OK})
-        clock = Clock()
-        run, out = make_run(pool, "MANAGERS=10.0.0.5,10.0.0.6\n", task="swarm.restore", clock=clock, sleep=clock.sleep)
-        taskdef.execute(TS.restore.body.swarmbook, run, list(run.settings.group("managers")), (),
-                        {"file": str(path), "yes": True, **extra})
-        text = out.getvalue()
-        assert run.failed() == [], text
-        assert {c.host for c, _ in pool.on} == {"10.0.0.5"}
-        assert "10.0.0.5, the first manager (the backup came from 10.0.0.9)" in text
-        assert f"force new cluster: advertise {addr}" in text
+
+    def refusal(managers: str, **extra) -> str:
+        run, _ = make_run(FakePool({}, {}), f"MANAGERS={managers}\n", task="swarm.restore")
+        targets = list(run.settings.group("managers"))
+        try:
+            TS._validate_restore(run.settings, file=str(path), yes=True, targets=targets, **extra)
+        except ConfigError as exc:
+            return str(exc)
+        return ""
+
+    lost = refusal("10.0.0.5,10.0.0.6")
+    assert lost == ("this backup's manager advertised 10.0.0.9, and the restored swarm keeps that address whatever "
+                    "--advertise-addr says (docker/for-linux#523): the managers listed (10.0.0.5, 10.0.0.6) do not "
+                    "include 10.0.0.9; restore onto a machine at 10.0.0.9 (give the replacement that address and "
+                    "list it in MANAGERS); nothing was touched")
+    assert "--advertise-addr 192.168.7.5;" in refusal("10.0.0.5,10.0.0.9", advertise_addr="192.168.7.5")
+    assert refusal("10.0.0.5,10.0.0.9") == "" and refusal("10.0.0.9", advertise_addr="10.0.0.9") == ""
