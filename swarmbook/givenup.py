@@ -93,5 +93,7 @@ def in_progress(services: dict[str, dict[str, Any]], tasks: list[dict[str, Any]]
 
 
 def force_cmd(service: str) -> str:
-    """A new task for every slot (rolling, as update_config says); waits until converged."""
-    return join(["docker", "service", "update", "--force", "--detach=false", "--quiet", service])
+    """A new task for every slot (rolling, as update_config says). --detach: the task waits
+    itself, with its timeout; measured on 28.5, `--detach=false` never returned once the update
+    was rolled back (still waiting 26 minutes later)."""
+    return join(["docker", "service", "update", "--force", "--detach", "--quiet", service])

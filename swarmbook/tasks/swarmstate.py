@@ -71,11 +71,7 @@ def backup(run: Run, specs: list[HostSpec], to=None, offline=False):
         try:
             out = h.run(raftcmd.archive_cmd(), step=f"archive {raftcmd.SWARM_DIR}", timeout=900).stdout.split("\n")
         finally:  # whatever happened, the engine runs again (and, with autolock, unlocked)
-            h.run(raftcmd.start_engine_cmd(), step="start engine", timeout=300)
-            if key:
-                h.wait("the engine to answer", lambda: swarmcmd.parse_swarm(
-                    h.probe(facts.docker_info())["docker_info"]).state != "unknown", timeout=120, interval=1)
-                h.run(raftcmd.unlock_cmd(), stdin=Secret(key), step="unlock")
+            _start_unlocked(h, key)
         h.wait(f"{h.name} to be a reachable manager again", lambda: h.probe(raftcmd.NODES_ANSWER)["manager"],
                timeout=180, interval=1)
         out_for = time.monotonic() - t0
@@ -95,6 +91,17 @@ def backup(run: Run, specs: list[HostSpec], to=None, offline=False):
 
     # a manager that is not the leader, so leadership does not move (the first one otherwise)
     run.one(specs[-1] if len(specs) > 1 else specs[0], body)
+
+
+def _start_unlocked(h: Host, key: str) -> None:
+    """Start the engine; with autolock on, unlock the manager with ``key`` once it answers."""
+    from swarmbook.shell import Secret
+
+    h.run(raftcmd.start_engine_cmd(), step="start engine", timeout=300)
+    if key:
+        h.wait("the engine to answer", lambda: swarmcmd.parse_swarm(
+            h.probe(facts.docker_info())["docker_info"]).state != "unknown", timeout=120, interval=1)
+        h.run(raftcmd.unlock_cmd(), stdin=Secret(key), step="unlock")
 
 
 def _read_swarm_backup(file: str | None) -> bytes:
@@ -199,6 +206,15 @@ def restore(run: Run, specs: list[HostSpec], file=None, yes=False, force=False, 
                  reason=f"advertise {addr}{', autolock kept on' if key else ''}", timeout=300)
         h.wait(f"{h.name} to manage the restored swarm", lambda: h.probe(raftcmd.NODES_ANSWER)["manager"],
                timeout=180, interval=1)
+        # measured on 28.5: after --force-new-cluster the node's overlay network agent stays off
+        # ("cannot create a swarm scoped network when swarm is not active" for every task and
+        # attachable container there, 10 minutes on) until the engine restarts (moby/moby#36860,
+        # docker/for-linux#495)
+        h.change("restart engine", raftcmd.stop_engine_cmd(), timeout=120,
+                 reason="so the overlay network agent starts under the restored cluster")
+        _start_unlocked(h, key)
+        h.wait(f"{h.name} to manage the restored swarm after the restart",
+               lambda: h.probe(raftcmd.NODES_ANSWER)["manager"], timeout=180, interval=1)
         locked, _ = raftcmd.autolock_of(h.probe(facts.docker_info())["docker_info"])
         h.ok("restored", "services, configs, secrets, networks and node labels are back"
                          f"{'; autolock on, the same unlock key' if locked else ''}; NOT restored: standalone "

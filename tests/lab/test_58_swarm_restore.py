@@ -167,3 +167,47 @@ def test_a_one_manager_swarm_refuses_an_online_backup(lab, tmp_path):
     out = sb(lab, "swarm.backup", "--to", str(tmp_path))  # the lab's one manager: stopping it loses quorum
     assert out.rc == 1 and "would lose quorum" in out.failed[0]["reason"], out.stdout
     assert list(tmp_path.iterdir()) == []
+
+
+def test_the_one_manager_lost_and_restored_its_workers_come_back_by_themselves(lab, tmp_path):
+    """The lab's usual shape (one manager, the others workers): the manager's swarm state is lost
+    (engine stopped, /var/lib/docker/swarm wiped) while the workers run on. The workers keep
+    serving the demo (host-mode ports) through the outage; swarm.restore onto the manager's
+    machine brings the swarm back and each worker reconnects to it by itself (it knows that
+    address): every node Ready again, swarm.init has nothing to do, and after stack.deploy (the
+    procedure's last step) every node serves."""
+    prepared(lab)
+    h1, workers = lab.hosts[0], lab.hosts[1:]
+    backups = tmp_path / "backups"
+    backups.mkdir()
+    assert sb(lab, "stack.deploy", "demo").rc == 0
+    run(lab, h1, "docker config rm survivor >/dev/null 2>&1; echo before | docker config create survivor -")
+    until("the demo serving on every node", lambda: serving(lab), all, timeout=180)
+    try:
+        out = sb(lab, "swarm.backup", "--to", str(backups), "--offline")
+        assert out.rc == 0, out.stdout + out.stderr
+        (archive,) = backups.glob(f"swarm-{h1.addr}-*.tar.gz")
+        run(lab, h1, "systemctl stop docker.socket docker.service && rm -rf /var/lib/docker/swarm && "
+                     "systemctl start docker.socket docker.service")
+        assert run(lab, h1, "docker info --format '{{.Swarm.LocalNodeState}}'").stdout.strip() == "inactive"
+        assert serving(lab)[1:] == [True] * len(workers)  # the workers' tasks run on without a manager
+
+        t0 = time.monotonic()
+        back = sb(lab, "swarm.restore", str(archive), "--yes")
+        assert back.rc == 0, back.stdout + back.stderr
+        until("every worker Ready again, by itself", lambda: nodes(lab, h1),
+              lambda ns: len(ns) == len(lab.hosts) and all(" Ready " in f"{n} " for n in ns), timeout=120, interval=1)
+        rejoined = time.monotonic() - t0
+        assert "survivor" in names(lab, h1, "config")
+        again = sb(lab, "swarm.init")
+        assert again.rc == 0 and again.changed == 0, again.stdout + again.stderr  # nobody to join again
+        # the procedure's last step: the restored manager's own task may have been rejected until
+        # swarm gave up ("cannot create a swarm scoped network when swarm is not active")
+        redeploy = sb(lab, "stack.deploy", "demo")
+        assert redeploy.rc == 0, redeploy.stdout + redeploy.stderr
+        until("the demo serving on every node", lambda: serving(lab), all, timeout=120, interval=1)
+        print(f"\nthe one manager restored: every worker Ready {rejoined:.1f} s after the restore command "
+              f"(no rejoin), every node serving {time.monotonic() - t0:.1f} s after it "
+              f"({', '.join(s['step'] for s in redeploy.steps('changed')) or 'nothing to restart'})")
+    finally:
+        run(lab, h1, "docker config rm survivor >/dev/null 2>&1", check=False)

@@ -155,9 +155,9 @@ def test_a_global_task_swarm_gave_up_on_is_restarted_and_then_nothing_changes(tm
         return OK
 
     pool, run, out = _snapshot_pool(tmp_path, recorded, running, HISTORY, [_node(i) for i in (1, 2, 3)],
-                                    {r"^docker service update --force --detach=false --quiet demo_demo$": force}, box)
+                                    {r"^docker service update --force --detach --quiet demo_demo$": force}, box)
     assert run.failed() == [], out
-    assert pool.changes() == ["docker service update --force --detach=false --quiet demo_demo"]
+    assert pool.changes() == ["docker service update --force --detach --quiet demo_demo"]
     assert (f"changed      stack.deploy | restart demo_demo: swarm stopped restarting it (h3: rejected ({WHY}); "
             "restart_policy max_attempts used up): a new task for every slot") in out
     assert not [c for c, _ in pool.sent if c.startswith("docker stack deploy")]  # the spec is as deployed

@@ -129,6 +129,10 @@ def test_restore_replaces_the_state_and_forces_a_new_cluster(tmp_path):
     text = out.getvalue()
     assert "replace /var/lib/docker/swarm" in text and "force new cluster: advertise 10.0.0.1" in text
     assert [stdin for c, stdin in pool.sent if c.startswith("rm -rf")] == [archive()]
+    # then the engine once more: measured, the overlay agent stays off after --force-new-cluster until then
+    assert [c.split()[0] + " " + c.split()[1] for c in pool.changes()] == [
+        "systemctl stop", "rm -rf", "systemctl reset-failed", "docker swarm", "systemctl stop", "systemctl reset-failed"]
+    assert "restart engine: so the overlay network agent starts under the restored cluster" in text
     assert "NOT restored: standalone containers" in text
 
 
@@ -276,7 +280,8 @@ def test_a_locked_backup_is_restored_opened_onto_the_manager_it_came_from(tmp_pa
     path, human = _locked_archive(tmp_path, "")
     pool = RestorePool({facts.docker_info(): (info("inactive", False), 0), raftcmd.NODES_ANSWER: ("", 1)},
                        {r"^systemctl stop": OK, r"^rm -rf /var/lib/docker/swarm": OK, r"^systemctl reset-failed": OK,
-                        r"^docker swarm init --force-new-cluster --autolock --advertise-addr 10\.0\.0\.2$": OK})
+                        r"^docker swarm init --force-new-cluster --autolock --advertise-addr 10\.0\.0\.2$": OK,
+                        r"^docker swarm unlock$": OK})
     clock = Clock()
     run, out = make_run(pool, "MANAGERS=10.0.0.1,10.0.0.2,10.0.0.3\n", task="swarm.restore", clock=clock,
                         sleep=clock.sleep)
@@ -289,6 +294,10 @@ def test_a_locked_backup_is_restored_opened_onto_the_manager_it_came_from(tmp_pa
     assert not raftkey.archive_locked(sent) and raftcmd.check_archive(sent) == ""
     assert "the manager the backup was taken on" in text and "opened with the unlock key" in text
     assert human not in text
+    # locked again by the restart that starts the overlay agent: unlocked with the key of backup time
+    assert [stdin for c, stdin in pool.sent if c == "docker swarm unlock"] == [human]
+    assert pool.changes()[-2:] == ["systemctl reset-failed docker.service 2>/dev/null; systemctl start docker.socket "
+                                   "docker.service", "docker swarm unlock"]
 
 
 def test_a_backup_is_refused_where_its_managers_address_would_not_be_the_restored_ones(tmp_path):
