@@ -14,9 +14,8 @@ autolock off).
 A restore onto another machine (one at another address) is refused before any host is touched:
 tried by hand on the lab (28.5), the restored manager kept the old address in raft whatever
 --advertise-addr said, and a worker joined to it stayed Down after its engine restarted.
-NOT proved here: workers that were not lost (the
-lab's three hosts are all managers in this drill), a restore on Docker 20.10/26.1 (CI runs the
-lab suite on 28.5).
+Workers that were not lost: the second drill below (the lab's one manager wiped, its workers
+running on). NOT proved here: a restore on Docker 20.10/26.1 (CI runs the lab suite on 28.5).
 """
 
 import concurrent.futures
