@@ -195,7 +195,7 @@ def test_the_one_manager_lost_and_restored_its_workers_come_back_by_themselves(l
         back = sb(lab, "swarm.restore", str(archive), "--yes")
         assert back.rc == 0, back.stdout + back.stderr
         until("every worker Ready again, by itself", lambda: nodes(lab, h1),
-              lambda ns: len(ns) == len(lab.hosts) and all(" Ready " in f"{n} " for n in ns), timeout=120, interval=1)
+              lambda ns: len(ns) == len(lab.hosts) and all(" Ready " in f"{n} " for n in ns), timeout=240, interval=1)
         rejoined = time.monotonic() - t0
         assert "survivor" in names(lab, h1, "config")
         again = sb(lab, "swarm.init")
