@@ -179,9 +179,9 @@ def restore(run: Run, specs: list[HostSpec], file=None, yes=False, force=False, 
         run.reporter.mask.add(Secret(key))
     origin = raftcmd.archive_origin(data)
     # the node's identity (and its labels) stays with the machine it belongs to
-    target = next((s for s in specs if s.host == origin), specs[0])
-    where = (f"{target.host}, the manager the backup was taken on" if target.host == origin else
-             f"{target.host}, the first manager (the backup came from {origin or 'an unknown address'})")
+    target = next((s for s in specs if s.host == origin), specs[0])  # listed: _validate_restore checked it
+    where = (f"{target.host}, the manager the backup was taken on" if origin else
+             f"{target.host}, the first manager (the archive does not say which address it came from)")
 
     def body(h: Host) -> None:
         addr = advertise_addr or (h.spec.host if validate.is_ip(h.spec.host) else "")
@@ -204,8 +204,10 @@ def restore(run: Run, specs: list[HostSpec], file=None, yes=False, force=False, 
             return
         h.change("force new cluster", raftcmd.force_new_cluster_cmd(addr, autolock=bool(key)),
                  reason=f"advertise {addr}{', autolock kept on' if key else ''}", timeout=300)
-        h.wait(f"{h.name} to manage the restored swarm", lambda: h.probe(raftcmd.NODES_ANSWER)["manager"],
-               timeout=180, interval=1)
+        def manages() -> bool:
+            return bool(h.probe(raftcmd.NODES_ANSWER)["manager"])
+
+        h.wait(f"{h.name} to manage the restored swarm", manages, timeout=180, interval=1)
         # measured on 28.5: after --force-new-cluster the node's overlay network agent stays off
         # ("cannot create a swarm scoped network when swarm is not active" for every task and
         # attachable container there, 10 minutes on) until the engine restarts (moby/moby#36860,
@@ -213,8 +215,7 @@ def restore(run: Run, specs: list[HostSpec], file=None, yes=False, force=False, 
         h.change("restart engine", raftcmd.stop_engine_cmd(), timeout=120,
                  reason="so the overlay network agent starts under the restored cluster")
         _start_unlocked(h, key)
-        h.wait(f"{h.name} to manage the restored swarm after the restart",
-               lambda: h.probe(raftcmd.NODES_ANSWER)["manager"], timeout=180, interval=1)
+        h.wait(f"{h.name} to manage the restored swarm after the restart", manages, timeout=180, interval=1)
         locked, _ = raftcmd.autolock_of(h.probe(facts.docker_info())["docker_info"])
         h.ok("restored", "services, configs, secrets, networks and node labels are back"
                          f"{'; autolock on, the same unlock key' if locked else ''}; NOT restored: standalone "

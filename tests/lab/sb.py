@@ -10,6 +10,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from swarmbook.engine import CONFLICT, CONFLICT_TRIES
+
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -89,11 +91,11 @@ def ssh(lab, host, command: str, *, check: bool = True, port: int | None = None)
     port = recorded_port(lab, addr) if port is None else port
     argv = ["ssh", "-i", str(lab.key), "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
             "-o", "LogLevel=ERROR", "-o", "ConnectTimeout=5", "-p", str(port), f"root@{addr}", command]
-    for attempt in range(4):  # swarm refused a write as out of sequence (nothing written): again, as swarmbook does
+    for attempt in range(1, CONFLICT_TRIES + 1):  # swarm refused a write as out of sequence: again, as swarmbook does
         p = subprocess.run(argv, capture_output=True, text=True, timeout=300)
-        if p.returncode == 0 or "update out of sequence" not in p.stderr:
+        if p.returncode == 0 or CONFLICT not in p.stderr or attempt == CONFLICT_TRIES:
             break
-        time.sleep(attempt + 1)
+        time.sleep(attempt)
     if check and p.returncode != 0:
         raise AssertionError(f"{addr}: {command!r} failed ({p.returncode}): {p.stderr.strip()}")
     return p
